@@ -1,0 +1,102 @@
+"""`verity analyze VIDEO... [--json PATH] [--detectors a,b]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from core.errors import CancelledError, VerityError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="analyse video files and write the analysis JSON")
+    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="a file for one video, a folder for several")
+    p.add_argument("--detectors", default=None, help="comma-separated detector names (default: all)")
+    p.add_argument("--blink-threshold", type=float, default=None, help="use the card's fixed EAR threshold (e.g. 0.2) instead of the adaptive one")
+    p.add_argument("--work-dir", type=Path, default=None, help="where face passes are stored (default: user cache)")
+    p.add_argument("--case", type=int, default=None, help="store the analysis in this case (see `verity case`)")
+    p.set_defaults(func=run)
+
+
+def _json_target(arg: Path | None, video: Path, several: bool) -> Path | None:
+    if arg is None:
+        return None
+    if several or arg.is_dir() or str(arg).endswith(("/", "\\")):
+        return arg / f"{video.name}.json"
+    return arg
+
+
+def summary_line(video: Path, result: dict[str, Any]) -> str:
+    ev = result["evidence"]["video"]
+    faces = result["faces"]
+    parts = [f"{video.name}: {ev['frame_count']} frames, {ev['fps']:.3f} fps{' (VFR)' if ev['variable_frame_rate'] else ''}"]
+    if not faces:
+        parts.append("no face found")
+    for f in faces:
+        rate = f["blink_rate_per_min"]
+        parts.append(
+            f"face {f['track_id']}: frames {f['first_frame']}-{f['last_frame']}, {len(f['blinks'])} blinks"
+            + (f" ({rate:.1f}/min)" if rate is not None else "")
+        )
+    for name, d in result["detectors"].items():
+        parts.append(f"{name}: {d['status']}" + (f" {d['prediction']}" if d.get("prediction") else "") + (f" ({d['note']})" if d["status"] != "ok" and d.get("note") else ""))
+    finding = result.get("finding")
+    if finding:
+        parts.append(f"finding: {finding['value']}")
+    return "; ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.pipeline import AnalysisOptions, analyze
+    from core.signals.blinks import BlinkParams
+
+    options = AnalysisOptions(work_dir=args.work_dir)
+    if args.detectors:
+        options.detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
+        from core import detectors
+
+        unknown = [d for d in options.detectors if d not in detectors.available()]
+        if unknown:
+            raise VerityError(f"unknown detector(s): {', '.join(unknown)} (known: {', '.join(detectors.available()) or 'none'})")
+    if args.blink_threshold is not None:
+        options.blinks = BlinkParams(mode="fixed", fixed_threshold=args.blink_threshold)
+    several = len(args.videos) > 1
+    if args.json is not None and several:
+        args.json.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for video in args.videos:
+        bar = tqdm(total=100, desc=video.name, unit="%", leave=False, file=sys.stderr, disable=None)
+
+        def progress(stage: str, fraction: float, message: str = "", bar: tqdm = bar) -> None:
+            bar.set_postfix_str(stage)
+            bar.n = round(100 * fraction)
+            bar.refresh()
+
+        try:
+            if args.case is not None:
+                from core.cases.analysis import analyze_into_case  # the case store (its own issue)
+
+                result = analyze_into_case(args.db, args.case, video, options, progress)
+            else:
+                result = analyze(video, options, progress)
+        except CancelledError:
+            raise
+        except VerityError as exc:
+            bar.close()
+            print(f"verity: error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        finally:
+            bar.close()
+        print(summary_line(video, result))
+        target = _json_target(args.json, video, several)
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(result, indent=1))
+    return 1 if failures else 0

@@ -1,0 +1,148 @@
+"""The common detector contract: an `AnalysisContext` in, a `DetectorResult` out.
+
+Scores are probabilities of manipulation (1 = manipulated) wherever a detector gives one.
+Detectors that need trained weights report `unavailable` (with the reason) when the verified
+weights are missing: they never score with random weights.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from core.evidence.probe import EvidenceInfo
+from core.face.facepass import FacePass
+from core.progress import CancelToken, ProgressCallback, no_progress
+
+STATUSES = ("ok", "unavailable", "failed")
+
+
+@dataclass
+class Segment:
+    start_frame: int
+    end_frame: int  # inclusive
+    score: float | None
+    reason: str
+    track_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DetectorResult:
+    # seed-compatible fields (model cards' JSON)
+    prediction: str | None = None  # e.g. "REAL"/"FAKE" as the cards say, or "inconclusive"
+    confidence: float | None = None
+    processing_time: float = 0.0
+    note: str = ""
+    frame_count: int = 0
+    frames_analyzed: int = 0
+    frame_predictions: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    visualization_path: str | None = None
+    # Verity's additions
+    detector: str = ""
+    status: str = "ok"  # ok / unavailable / failed
+    weights_sha256: dict[str, str] = field(default_factory=dict)  # weight entry name -> sha256
+    parameters: dict[str, Any] = field(default_factory=dict)
+    segments: list[Segment] = field(default_factory=list)
+    per_track: dict[str, Any] = field(default_factory=dict)  # track id -> detector-specific details
+    curves: dict[str, Any] = field(default_factory=dict)  # timeline series (lists), for the GUI/report
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["segments"] = [s.to_dict() if isinstance(s, Segment) else s for s in self.segments]
+        return _jsonable(d)
+
+    @classmethod
+    def unavailable(cls, detector: str, reason: str, **kw: Any) -> DetectorResult:
+        return cls(detector=detector, status="unavailable", note=reason, **kw)
+
+    @classmethod
+    def failed(cls, detector: str, reason: str, **kw: Any) -> DetectorResult:
+        return cls(detector=detector, status="failed", note=reason, **kw)
+
+
+def _jsonable(obj: Any) -> Any:
+    """numpy scalars/arrays and NaN -> plain JSON values (NaN becomes null)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+@dataclass
+class AnalysisContext:
+    """What a detector may read. Audio and frames are loaded lazily and shared between detectors."""
+
+    path: Path
+    evidence: EvidenceInfo
+    sha256: str
+    facepass: FacePass
+    blinks: dict[int, list[Any]]  # track id -> BlinkEvent list
+    parameters: dict[str, Any] = field(default_factory=dict)  # per-detector parameters by name
+    progress: ProgressCallback = no_progress
+    cancel: CancelToken | None = None
+    work_dir: Path | None = None
+
+    @cached_property
+    def audio(self) -> Any:
+        """16 kHz mono audio (core.audio.AudioTrack) or None when the evidence has no audio."""
+        from core.audio import load_audio
+
+        if self.evidence.audio is None:
+            return None
+        return load_audio(self.path)
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None:
+            self.cancel.raise_if_cancelled()
+
+
+class Detector:
+    """Subclass, set `name`, implement `run`; register with `@register`."""
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    needs_weights: ClassVar[bool] = False
+    needs_faces: ClassVar[bool] = True  # skipped as `unavailable` when the face pass found none
+    default_params: ClassVar[dict[str, Any]] = {}
+
+    def params(self, ctx: AnalysisContext) -> dict[str, Any]:
+        return {**self.default_params, **ctx.parameters.get(self.name, {})}
+
+    def run(self, ctx: AnalysisContext) -> DetectorResult:
+        raise NotImplementedError
+
+    def __call__(self, ctx: AnalysisContext) -> DetectorResult:
+        """Run with timing; an unexpected exception becomes a `failed` result, never a crash."""
+        t0 = time.perf_counter()
+        try:
+            result = self.run(ctx)
+        except Exception as exc:  # noqa: BLE001 - one detector must not take the analysis down
+            from core.errors import CancelledError
+
+            if isinstance(exc, CancelledError):
+                raise
+            result = DetectorResult.failed(self.name, f"{type(exc).__name__}: {exc}")
+        result.detector = self.name
+        result.processing_time = round(time.perf_counter() - t0, 4)
+        result.frame_count = result.frame_count or ctx.facepass.frame_count
+        if not result.parameters:
+            result.parameters = self.params(ctx)
+        return result

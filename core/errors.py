@@ -1,0 +1,16 @@
+"""Errors an examiner sees as one clear line (the CLI prints them without a traceback)."""
+
+
+class VerityError(Exception):
+    """A failure with a message meant for the examiner."""
+
+
+class EvidenceError(VerityError):
+    """The evidence file cannot be read as media (missing, empty, corrupt, no video...)."""
+
+
+class CancelledError(VerityError):
+    """The examiner cancelled the work."""
+
+    def __init__(self, message: str = "cancelled by the examiner") -> None:
+        super().__init__(message)

@@ -1,0 +1,161 @@
+"""The one orchestration: evidence -> face pass -> blink events -> detectors -> analysis dict.
+
+Pure Python with a progress callback and a cancel token; the GUI runs it in a worker thread and
+tests call it directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import core
+from core import detectors as detector_registry
+from core.detectors.base import AnalysisContext, DetectorResult
+from core.evidence import probe, sha256_file
+from core.face.facepass import FacePass, FacePassParams, run_face_pass
+from core.paths import cache_dir
+from core.progress import CancelToken, ProgressCallback, no_progress
+from core.signals.blinks import BlinkParams, blink_rate_per_min, detect_blinks
+from core.video.reader import VideoReader
+
+SCHEMA = "verity.analysis/1"
+
+
+@dataclass
+class AnalysisOptions:
+    detectors: list[str] | None = None  # None: every registered detector
+    facepass: FacePassParams = field(default_factory=FacePassParams)
+    blinks: BlinkParams = field(default_factory=BlinkParams)
+    detector_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    work_dir: Path | None = None  # where the face pass is stored; default: the user cache
+    reuse_facepass: bool = True
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "facepass": self.facepass.to_dict(),
+            "blinks": self.blinks.to_dict(),
+            "detectors": self.detector_params,
+        }
+
+
+def facepass_path(sha256: str, params: FacePassParams, work_dir: Path | None) -> Path:
+    key = hashlib.sha256(json.dumps(params.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    return (work_dir or cache_dir()) / "facepass" / f"{sha256}-{key}.npz"
+
+
+def load_or_run_facepass(
+    path: Path, sha256: str, options: AnalysisOptions, progress: ProgressCallback, cancel: CancelToken | None
+) -> tuple[FacePass, Path]:
+    store = facepass_path(sha256, options.facepass, options.work_dir)
+    if options.reuse_facepass and store.is_file():
+        try:
+            fp = FacePass.load(store)
+            if fp.evidence_sha256 == sha256:
+                progress("faces", 1.0, "face pass reused")
+                return fp, store
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable cache: recompute
+    with VideoReader(path) as reader:
+        fp = run_face_pass(reader, options.facepass, progress, cancel)
+    fp.evidence_sha256 = sha256
+    fp.save(store)
+    return fp, store
+
+
+def faces_summary(fp: FacePass, blinks: dict[int, list[Any]]) -> list[dict[str, Any]]:
+    out = []
+    for t in fp.tracks:
+        events = blinks.get(t.track_id, [])
+        rate = blink_rate_per_min(len(events), len(t), fp.fps)
+        out.append(
+            {
+                "track_id": t.track_id,
+                "first_frame": t.first_frame,
+                "last_frame": t.last_frame,
+                "frames_with_face": len(t),
+                "blinks": [
+                    {k: v for k, v in e.to_dict().items() if k in ("start_frame", "apex_frame", "end_frame", "duration_s", "min_ear", "closed_left", "closed_right")}
+                    for e in events
+                ],
+                "blink_rate_per_min": None if rate is None else round(rate, 2),
+            }
+        )
+    return out
+
+
+def analyze(
+    path: str | os.PathLike[str],
+    options: AnalysisOptions | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    on_result: Callable[[str, DetectorResult], None] | None = None,
+    expected_sha256: str | None = None,
+) -> dict[str, Any]:
+    """Analyse one evidence file. Raises EvidenceError for files that cannot be analysed."""
+    from core.errors import EvidenceError
+
+    options = options or AnalysisOptions()
+    t0 = time.perf_counter()
+    path = Path(path)
+    info = probe(path)
+    sha = sha256_file(path, progress, cancel)
+    if expected_sha256 is not None and sha != expected_sha256:
+        raise EvidenceError(f"{path}: sha256 {sha} differs from the {expected_sha256} recorded at intake; analysis refused")
+
+    fp, store = load_or_run_facepass(path, sha, options, progress, cancel)
+    blinks = {t.track_id: detect_blinks(t.frames, t.ear, fp.fps, options.blinks)[0] for t in fp.tracks}
+
+    names = options.detectors if options.detectors is not None else list(detector_registry.available())
+    ctx = AnalysisContext(
+        path=path, evidence=info, sha256=sha, facepass=fp, blinks=blinks,
+        parameters=options.detector_params, progress=progress, cancel=cancel, work_dir=options.work_dir,
+    )
+    results: dict[str, Any] = {}
+    for k, name in enumerate(names):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        progress("detectors", k / max(len(names), 1), name)
+        detector = detector_registry.get(name)
+        if not fp.tracks and detector.needs_faces:
+            result = DetectorResult.unavailable(name, "no face found in the video", frame_count=fp.frame_count)
+        else:
+            result = detector(ctx)
+        results[name] = result.to_dict()
+        if on_result is not None:
+            on_result(name, result)
+    progress("detectors", 1.0, "done")
+
+    v = info.video
+    return {
+        "schema": SCHEMA,
+        "software": {"name": core.SOFTWARE_NAME, "version": core.__version__},
+        "evidence": {
+            "path": str(path.resolve()),
+            "sha256": sha,
+            "size_bytes": info.size_bytes,
+            "format": info.format,
+            "duration_s": info.duration_s,
+            "video": {
+                "codec": v.codec, "width": v.width, "height": v.height, "fps": round(v.fps, 4),
+                "real_frame_rate": v.real_frame_rate, "frame_count": v.frame_count,
+                "variable_frame_rate": v.variable_frame_rate, "start_time_s": v.start_time_s,
+            },
+            "audio": None if info.audio is None else {
+                "codec": info.audio.codec, "sample_rate": info.audio.sample_rate,
+                "channels": info.audio.channels, "start_time_s": info.audio.start_time_s,
+            },
+            "tags": info.tags,
+        },
+        "parameters": options.parameters(),
+        "facepass": {"path": str(store), "frames_with_face": fp.frames_with_face, "processing_time": round(fp.processing_time, 3)},
+        "faces": faces_summary(fp, blinks),
+        "detectors": results,
+        "processing_time": round(time.perf_counter() - t0, 3),
+    }

@@ -1,0 +1,145 @@
+"""The pts index: presentation timestamp and keyframe flag of every frame, in output order.
+
+Built from demuxed packets (no decoding, fast). When packets lack timestamps or repeat them
+(some MPEG-PS/AVI files) the index is built by decoding instead, which is always right.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from core.errors import EvidenceError
+
+
+@dataclass
+class FrameIndex:
+    stream_index: int
+    time_base: Fraction
+    pts: np.ndarray  # int64 (N,), strictly increasing
+    keyframe: np.ndarray  # bool (N,)
+    decoded: bool  # True when the index came from a full decode
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.pts.size)
+
+    @property
+    def times_s(self) -> np.ndarray:
+        return self.pts.astype(np.float64) * float(self.time_base)
+
+    @property
+    def start_time_s(self) -> float:
+        return float(self.times_s[0]) if self.pts.size else 0.0
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.pts.size < 2:
+            return None
+        t = self.times_s
+        return float(t[-1] - t[0] + np.median(np.diff(t)))
+
+    @property
+    def average_fps(self) -> float:
+        d = self.duration_s
+        return float(self.pts.size / d) if d else 0.0
+
+    @property
+    def variable_frame_rate(self) -> bool:
+        """True when frame intervals vary by more than 10% of the median (beyond rounding)."""
+        if self.pts.size < 3:
+            return False
+        d = np.diff(self.pts)
+        med = float(np.median(d))
+        tol = max(0.1 * med, 1.0)
+        return bool(np.any(np.abs(d - med) > tol))
+
+    def frame_at_time(self, t_s: float) -> int:
+        """Index of the frame shown at time t (the last frame whose pts <= t)."""
+        i = int(np.searchsorted(self.times_s, t_s + 1e-9, side="right")) - 1
+        return min(max(i, 0), self.frame_count - 1)
+
+    def keyframe_at_or_before(self, i: int) -> int:
+        keys = np.flatnonzero(self.keyframe[: i + 1])
+        return int(keys[-1]) if keys.size else 0
+
+
+def _from_packets(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> FrameIndex | None:
+    pts: list[int] = []
+    keys: list[bool] = []
+    for packet in container.demux(stream):
+        if packet.size == 0:  # the flush packet at the end
+            continue
+        if packet.pts is None:
+            return None
+        pts.append(packet.pts)
+        keys.append(bool(packet.is_keyframe))
+    if not pts:
+        return None
+    order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
+    p = np.asarray(pts, dtype=np.int64)[order]
+    if np.any(np.diff(p) <= 0):
+        return None
+    k = np.asarray(keys, dtype=bool)[order]
+    k[0] = True  # decoding always starts somewhere: treat the first frame as a seek point
+    return FrameIndex(stream.index, stream.time_base, p, k, decoded=False)
+
+
+def _from_decoding(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> FrameIndex:
+    pts: list[int] = []
+    keys: list[bool] = []
+    last = -1
+    try:
+        for frame in container.decode(stream):
+            p = frame.pts if frame.pts is not None else last + 1
+            if p <= last:  # missing or repeated timestamps: keep the output order
+                p = last + 1
+            pts.append(p)
+            keys.append(bool(frame.key_frame))
+            last = p
+    except av.FFmpegError:
+        pass  # a truncated file: keep the frames that decoded
+    tb = stream.time_base or Fraction(1, 1)
+    k = np.asarray(keys, dtype=bool)
+    if k.size:
+        k[0] = True
+    return FrameIndex(stream.index, tb, np.asarray(pts, dtype=np.int64), k, decoded=True)
+
+
+def _decoder_agrees(container: av.container.InputContainer, stream: av.video.stream.VideoStream, index: FrameIndex) -> bool:
+    """Spot-check on a freshly opened container: the decoder's first frames carry the index's
+    first timestamps."""
+    got: list[int | None] = []
+    try:
+        for frame in container.decode(stream):
+            got.append(frame.pts)
+            if len(got) >= 3:
+                break
+    except av.FFmpegError:
+        return False
+    n = min(len(got), index.frame_count)
+    return n > 0 and all(g == int(e) for g, e in zip(got[:n], index.pts[:n]))
+
+
+def build_index(path: str | os.PathLike[str]) -> FrameIndex:
+    from core.evidence.probe import open_container
+
+    # Each step opens the file afresh: seeking back to 0 is not reliable in every container
+    # (MPEG-PS lands on a later GOP).
+    with open_container(path) as container:
+        if not container.streams.video:
+            raise EvidenceError(f"{path}: no video stream")
+        try:
+            index = _from_packets(container, container.streams.video[0])
+        except av.FFmpegError:
+            index = None  # truncated or corrupt packets: decode what can be decoded
+    if index is not None:
+        with open_container(path) as container:
+            if _decoder_agrees(container, container.streams.video[0], index):
+                return index
+    with open_container(path) as container:
+        return _from_decoding(container, container.streams.video[0])

@@ -1,0 +1,157 @@
+"""Frame-exact reader: `frame(i)` seeks to the keyframe before i and decodes forward to i."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+
+from core.errors import EvidenceError
+from core.evidence.probe import open_container
+from core.video.index import FrameIndex, build_index
+
+# Pixel formats whose first plane is luma: the face pass reads it without conversion.
+_PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv410p", "yuv411p", "nv12"}
+
+
+def to_array(frame: av.VideoFrame, fmt: str = "rgb24") -> np.ndarray:
+    """RGB (H, W, 3) uint8, or luma (H, W) uint8 for fmt='gray'."""
+    if fmt == "gray" and frame.format.name in _PLANAR_YUV:
+        plane = frame.planes[0]
+        buf = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+        return buf[:, : frame.width]
+    return frame.to_ndarray(format=fmt)
+
+
+class VideoReader:
+    """Random and sequential access to one video stream, numbered in decoder output order.
+
+    Not thread-safe: give each thread its own reader (they share nothing but the file).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], index: FrameIndex | None = None) -> None:
+        self.path = Path(path)
+        self.index = index if index is not None else build_index(self.path)
+        if self.index.frame_count == 0:
+            raise EvidenceError(f"{self.path}: no decodable video frames")
+        self._open()
+        self._pts_to_i = {int(p): i for i, p in enumerate(self.index.pts)}
+        self._decoder: Iterator[av.VideoFrame] | None = None
+        self._next_i: int | None = None  # index the live decoder will output next
+
+    def _open(self) -> None:
+        self._container = open_container(self.path)
+        self._stream = next(s for s in self._container.streams.video if s.index == self.index.stream_index)
+        self._stream.thread_type = "AUTO"
+        self._decoder = None
+        self._next_i = None
+
+    def _rewind(self) -> None:
+        """Back to frame 0 by reopening: seek(0) is not exact in every container (MPEG-PS)."""
+        self._container.close()
+        self._open()
+        self._decoder = self._frames()
+        self._next_i = 0
+
+    # -- properties -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.index.frame_count
+
+    @property
+    def frame_count(self) -> int:
+        return self.index.frame_count
+
+    @property
+    def fps(self) -> float:
+        return self.index.average_fps
+
+    @property
+    def width(self) -> int:
+        return self._stream.codec_context.width
+
+    @property
+    def height(self) -> int:
+        return self._stream.codec_context.height
+
+    def time_of(self, i: int) -> float:
+        """Presentation time of frame i in seconds (stream clock, not shifted to zero)."""
+        return float(self.index.pts[i] * self.index.time_base)
+
+    # -- decoding ---------------------------------------------------------------------------
+    def _frames(self) -> Iterator[av.VideoFrame]:
+        return self._container.decode(self._stream)
+
+    def _seek_decoder(self, i: int) -> None:
+        """Position the decoder so the next frame it outputs is frame i (or earlier)."""
+        k = self.index.keyframe_at_or_before(i)
+        if k == 0:
+            self._rewind()
+            return
+        else:
+            self._container.seek(int(self.index.pts[k]), stream=self._stream, backward=True, any_frame=False)
+        self._decoder = self._frames()
+        self._next_i = None
+
+    def _identify(self, frame: av.VideoFrame, fallback: int | None) -> int | None:
+        if frame.pts is not None and not self.index.decoded:
+            return self._pts_to_i.get(int(frame.pts))
+        if frame.pts is not None and int(frame.pts) in self._pts_to_i:
+            return self._pts_to_i[int(frame.pts)]
+        return fallback
+
+    def _decode_to(self, i: int) -> av.VideoFrame:
+        if not 0 <= i < self.frame_count:
+            raise IndexError(f"frame {i} out of range 0..{self.frame_count - 1}")
+        # Reuse the live decoder when i is just ahead of it (stepping forward, strided reads).
+        if self._decoder is None or self._next_i is None or not (self._next_i <= i < self._next_i + 64):
+            self._seek_decoder(i)
+        for _ in range(2):
+            assert self._decoder is not None
+            try:
+                for frame in self._decoder:
+                    j = self._identify(frame, self._next_i)
+                    if j is None:
+                        continue
+                    self._next_i = j + 1
+                    if j == i:
+                        return frame
+                    if j > i:
+                        break  # seek landed after i: fall through to a slower path
+            except av.FFmpegError:
+                pass
+            # Seek overshot or the container cannot seek precisely: decode from the start.
+            self._rewind()
+        raise EvidenceError(f"{self.path}: frame {i} could not be decoded")
+
+    def frame(self, i: int, fmt: str = "rgb24") -> np.ndarray:
+        """Frame i as an array (RGB by default). Exact: the same pixels as sequential decoding."""
+        return to_array(self._decode_to(i), fmt).copy()
+
+    def iter_frames(
+        self, start: int = 0, stop: int | None = None, step: int = 1, fmt: str = "rgb24"
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (i, frame) for i in range(start, stop, step), decoding forward once.
+
+        Arrays for fmt='gray' may be views into the decoder's buffer: copy to keep them.
+        """
+        stop = self.frame_count if stop is None else min(stop, self.frame_count)
+        if step < 1:
+            raise ValueError("step must be >= 1")
+        if start >= stop:
+            return
+        if start == 0:
+            self._rewind()
+        for i in range(start, stop, step):
+            yield i, to_array(self._decode_to(i), fmt)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
