@@ -1,0 +1,106 @@
+"""Shared fixtures. Every test runs with its own data/cache/weights folders (never the user's)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = tmp_path_factory.mktemp("verity-user")
+    for var, sub in (("VERITY_DATA_DIR", "data"), ("VERITY_CACHE_DIR", "cache"), ("VERITY_WEIGHTS_DIR", "weights")):
+        monkeypatch.setenv(var, str(base / sub))
+
+
+@pytest.fixture(scope="session")
+def media() -> Path:
+    """../shared/media (the real clips); tests that need it skip with the reason when absent."""
+    if not (MEDIA / "MANIFEST.tsv").is_file():
+        pytest.skip(f"test media not found at {MEDIA} (expected ../shared/media beside the project)")
+    return MEDIA
+
+
+def media_clips(*folders: str) -> list[Path]:
+    """All video clips under the given media folders (for parametrisation; empty when absent)."""
+    exts = {".mp4", ".mpg", ".avi", ".mov", ".mkv"}
+    out: list[Path] = []
+    for folder in folders or ("real", "fake"):
+        d = MEDIA / folder
+        if d.is_dir():
+            out += sorted(p for p in d.iterdir() if p.suffix.lower() in exts)
+    return out
+
+
+def write_video(
+    path: Path,
+    frames: np.ndarray | list[np.ndarray],
+    fps: int | Fraction = 25,
+    codec: str = "libx264",
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+    audio_offset_s: float = 0.0,
+) -> Path:
+    """Write RGB uint8 frames (and optional mono float audio) with PyAV: synthetic test media."""
+    import av
+
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(codec, rate=fps)
+        vs.width, vs.height = w, h
+        vs.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            vs.options = {"crf": "18", "g": "12"}
+        as_ = None
+        if audio is not None:
+            as_ = out.add_stream("aac", rate=sample_rate)
+            as_.layout = "mono"
+        for f in frames:
+            for packet in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        if as_ is not None and audio is not None:
+            pcm = np.asarray(audio, np.float32)
+            start = int(round(audio_offset_s * sample_rate))
+            for k in range(0, pcm.size, 1024):
+                chunk = pcm[k : k + 1024]
+                af = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="flt", layout="mono")
+                af.sample_rate = sample_rate
+                af.pts = start + k
+                for packet in as_.encode(af):
+                    out.mux(packet)
+            for packet in as_.encode():
+                out.mux(packet)
+    return path
+
+
+@pytest.fixture
+def make_video(tmp_path: Path) -> Callable[..., Path]:
+    """make_video(name, frames, **kw) -> path of a synthetic clip in tmp_path."""
+
+    def make(name: str, frames: np.ndarray | list[np.ndarray], **kw: object) -> Path:
+        return write_video(tmp_path / name, frames, **kw)  # type: ignore[arg-type]
+
+    return make
+
+
+def gradient_frames(n: int = 30, w: int = 96, h: int = 64) -> np.ndarray:
+    """A moving colour gradient: a valid video with no face in it."""
+    x = np.linspace(0, 255, w, dtype=np.float32)[None, :, None]
+    y = np.linspace(0, 255, h, dtype=np.float32)[:, None, None]
+    out = np.empty((n, h, w, 3), np.uint8)
+    for i in range(n):
+        out[i] = np.clip(np.concatenate([x + 0 * y + i * 3, y + 0 * x, (x + y) / 2 + 0 * x], axis=2) % 256, 0, 255).astype(np.uint8)
+    return out
