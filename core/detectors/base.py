@@ -49,6 +49,9 @@ class DetectorResult:
     # Verity's additions
     detector: str = ""
     status: str = "ok"  # ok / unavailable / failed
+    # This detector's own reading for fusion, on the examiner's scale: "consistent" /
+    # "inconsistent" / "inconclusive", or None when it gives no reading (a pure measurement).
+    assessment: str | None = None
     weights_sha256: dict[str, str] = field(default_factory=dict)  # weight entry name -> sha256
     parameters: dict[str, Any] = field(default_factory=dict)
     segments: list[Segment] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""torch nn.Modules only, one file per architecture."""

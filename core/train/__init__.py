@@ -1,0 +1,1 @@
+"""Dataset preparation, training and evaluation of the learned detectors (one module each)."""
