@@ -1,0 +1,194 @@
+"""Blink-event quality against the hand labels in ../shared/media/labels.
+
+Usage:  python tests/bench/blinks.py [--media DIR] [--verbose] [--clip SUBSTRING]
+
+For every labelled clip: run (or reuse from the user cache) the one face pass, detect blinks
+with the adaptive default and with the EyeBlink card's fixed EAR 0.2, and score events against
+the labels. Prints per-clip counts and precision / recall / F1, then overall figures separately
+for real/ and fake/ clips (micro-averaged over events).
+
+Matching (labels/README.md: a detection counts as found when its event overlaps a labelled
+event's onset..offset):
+- detections and labelled blinks are paired one-to-one by overlap (maximum bipartite matching),
+  so one detection spanning a double blink finds only one of them, and a blink split into two
+  detections gives one true positive and one false positive (it would double the blink rate);
+- a detection left unpaired that overlaps a `partial` label (lids down but not to half) is
+  neither TP nor FP: whether such a movement is a blink is the labeller's judgement call;
+  `partial` labels never count as misses;
+- a detection left unpaired that overlaps an `unusable` range or an `other_events` closure is
+  ignored (the lid state there is unknown / not a blink by definition, but not provably open);
+- every other unpaired detection is a false positive; every unpaired blink label a miss.
+Events from all face tracks of a clip are pooled (the labelled clips show one person).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from core.evidence import sha256_file
+from core.face.facepass import FacePass
+from core.pipeline import AnalysisOptions, load_or_run_facepass
+from core.progress import no_progress
+from core.signals.blinks import BlinkEvent, BlinkParams, detect_blinks
+
+MEDIA = Path(__file__).resolve().parents[3] / "shared" / "media"
+
+Span = tuple[int, int]
+
+
+@dataclass
+class Score:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    neutral: int = 0  # detections on partial labels / unusable frames
+    fp_spans: list[Span] = field(default_factory=list)
+    fn_spans: list[Span] = field(default_factory=list)
+
+    def add(self, other: Score) -> None:
+        self.tp += other.tp
+        self.fp += other.fp
+        self.fn += other.fn
+        self.neutral += other.neutral
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def _overlaps(a: Span, b: Span) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def _span(item: object) -> Span:
+    """A label range: {"onset", "offset"} event or an inclusive [a, b] pair."""
+    if isinstance(item, dict):
+        return int(item["onset"]), int(item["offset"])
+    a, b = item  # type: ignore[misc]
+    return int(a), int(b)
+
+
+def score_events(detections: list[Span], labels: dict) -> Score:
+    blinks = [_span(b) for b in labels.get("blinks", [])]
+    partial = [_span(b) for b in labels.get("partial", [])]
+    ignore = [_span(b) for b in labels.get("unusable", [])] + [_span(b) for b in labels.get("other_events", [])]
+    s = Score()
+    paired_d: set[int] = set()
+    paired_l: set[int] = set()
+    if detections and blinks:
+        overlap = np.array([[_overlaps(d, lab) for lab in blinks] for d in detections], float)
+        rows, cols = linear_sum_assignment(-overlap)
+        for r, c in zip(rows, cols):
+            if overlap[r, c] > 0:
+                paired_d.add(int(r))
+                paired_l.add(int(c))
+    s.tp = len(paired_d)
+    for k, d in enumerate(detections):
+        if k in paired_d:
+            continue
+        if any(_overlaps(d, p) for p in partial + ignore):
+            s.neutral += 1
+        else:
+            s.fp += 1
+            s.fp_spans.append(d)
+    s.fn_spans = [b for k, b in enumerate(blinks) if k not in paired_l]
+    s.fn = len(s.fn_spans)
+    return s
+
+
+def clip_events(fp: FacePass, params: BlinkParams) -> list[BlinkEvent]:
+    events: list[BlinkEvent] = []
+    for t in fp.tracks:
+        events += detect_blinks(t.frames, t.ear, fp.fps, params)[0]
+    return sorted(events, key=lambda e: e.start_frame)
+
+
+def _fmt(s: Score) -> str:
+    return f"{s.tp:3d} {s.fp:3d} {s.fn:3d} {s.neutral:3d}  {s.precision:5.2f} {s.recall:5.2f} {s.f1:5.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--media", type=Path, default=MEDIA)
+    ap.add_argument("--clip", default="", help="only clips whose path contains this")
+    ap.add_argument("--verbose", "-v", action="store_true", help="list missed and false events")
+    args = ap.parse_args(argv)
+    label_dir = args.media / "labels"
+    if not label_dir.is_dir():
+        print(f"no labels at {label_dir}", file=sys.stderr)
+        return 2
+    options = AnalysisOptions()
+    methods = {"adaptive": BlinkParams(), "fixed0.2": BlinkParams(mode="fixed", fixed_threshold=0.2)}
+    totals = {(g, m): Score() for g in ("real", "fake") for m in methods}
+    no_blink_fp: dict[str, list[tuple[str, int]]] = {m: [] for m in methods}
+    head = f"{'clip':42s} {'frames':>6s} {'face':>5s} {'lab':>3s} {'par':>3s} | " + " | ".join(
+        f"{m:^30s}" for m in methods
+    )
+    sub = f"{'':42s} {'':6s} {'':5s} {'':3s} {'':3s} | " + " | ".join(
+        f"{'TP  FP  FN neu  P     R     F1':30s}" for _ in methods
+    )
+    print(head)
+    print(sub)
+    t_all = time.perf_counter()
+    for lab_path in sorted(label_dir.glob("*.json")):
+        labels = json.loads(lab_path.read_text())
+        clip = args.media / labels["clip"]
+        if args.clip not in labels["clip"]:
+            continue
+        if not clip.is_file():
+            print(f"{labels['clip']}: clip missing, skipped", file=sys.stderr)
+            continue
+        group = labels["clip"].split("/")[0]
+        fp, _ = load_or_run_facepass(clip, sha256_file(clip), options, no_progress, None)
+        cells = []
+        details = []
+        for m, params in methods.items():
+            events = clip_events(fp, params)
+            s = score_events([(e.start_frame, e.end_frame) for e in events], labels)
+            totals[(group, m)].add(s)
+            if not labels.get("blinks"):
+                no_blink_fp[m].append((labels["clip"], s.fp))
+            cells.append(_fmt(s))
+            if args.verbose:
+                dets = ", ".join(f"{e.start_frame}-{e.end_frame}" for e in events)
+                details.append(f"    {m}: detected [{dets}]  missed {s.fn_spans}  false {s.fp_spans}")
+        coverage = fp.frames_with_face / max(fp.frame_count, 1)
+        print(
+            f"{labels['clip']:42s} {fp.frame_count:6d} {coverage:5.0%} {len(labels.get('blinks', [])):3d} "
+            f"{len(labels.get('partial', [])):3d} | " + " | ".join(cells)
+        )
+        for line in details:
+            print(line)
+    print()
+    for g in ("real", "fake"):
+        line = " | ".join(f"{m}: {_fmt(totals[(g, m)])}" for m in methods)
+        print(f"overall {g:4s} (TP FP FN neutral P R F1)  {line}")
+    for m in methods:
+        worst = max((n for _, n in no_blink_fp[m]), default=None)
+        if worst is None:
+            print(f"{m}: no labelled clip without blinks")
+        else:
+            print(f"{m}: most false blinks on a clip labelled without blinks: {worst}")
+    print(f"({time.perf_counter() - t_all:.1f} s; face passes cached under the user cache)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
