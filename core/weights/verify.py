@@ -1,0 +1,176 @@
+"""Finding a checkpoint file and checking its sha256 against the manifest.
+
+Hashes are cached by (path, size, mtime) in the user cache folder so a 1.7 GB checkpoint is not
+re-hashed on every start; any change to the file's size or mtime forces a fresh hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.paths import cache_dir
+from core.weights.manifest import WeightEntry, WeightsError, entry, manifest, project_dir, user_dir
+
+log = logging.getLogger("verity.weights")
+
+CHUNK = 1 << 20
+CACHE_FILE = "weights_sha256.json"
+STATES = ("found", "missing", "bad_hash", "unverified")
+
+
+@dataclass
+class WeightStatus:
+    name: str
+    state: str  # "found" | "missing" | "bad_hash" | "unverified"
+    path: Path | None
+    sha256: str | None  # the file's actual sha256 (None when missing)
+    reason: str  # examiner-readable
+
+    @property
+    def ok(self) -> bool:
+        """Found and its sha256 matches the manifest."""
+        return self.state == "found"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "state": self.state, "path": str(self.path) if self.path else None, "sha256": self.sha256, "reason": self.reason}
+
+
+def _hash_file(path: Path) -> str:
+    """Streamed sha256 (the one place that reads a checkpoint's bytes for hashing)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _cache_path() -> Path:
+    return cache_dir() / CACHE_FILE
+
+
+def _read_cache() -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(_cache_path().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _write_cache(cache: dict[str, dict[str, Any]]) -> None:
+    path = _cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only cache only costs a re-hash next time
+        log.debug("cannot write the weights hash cache %s: %s", path, exc)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file, from the cache when its size and mtime are unchanged."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = str(path)
+    cache = _read_cache()
+    hit = cache.get(key)
+    if hit and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns and isinstance(hit.get("sha256"), str):
+        return hit["sha256"]
+    digest = _hash_file(path)
+    cache = _read_cache()  # re-read: another process may have added entries while we hashed
+    cache[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+    _write_cache(cache)
+    return digest
+
+
+def remember_sha256(path: Path, digest: str) -> None:
+    """Prime the cache for a file we have just written (its hash is already known)."""
+    path = path.resolve()
+    st = path.stat()
+    cache = _read_cache()
+    cache[str(path)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+    _write_cache(cache)
+
+
+def candidates(e: WeightEntry) -> list[Path]:
+    """Where the entry's file may lie, in lookup order: project weights/, then the user folder."""
+    p = Path(e.file).expanduser()
+    if p.is_absolute():
+        return [p]
+    return [project_dir() / p, user_dir() / p]
+
+
+def check_file(name: str, path: Path, expected: str | None, prefix: str | None = None) -> WeightStatus:
+    """Status of one file against an expected sha256 (None: nothing to compare with)."""
+    try:
+        digest = file_sha256(path)
+    except OSError as exc:
+        return WeightStatus(name, "missing", path, None, f"cannot read {path}: {exc}")
+    if expected is not None:
+        if digest == expected.lower():
+            return WeightStatus(name, "found", path, digest, f"sha256 verified ({path})")
+        reason = f"{path.name}: sha256 {digest} does not match the expected {expected.lower()}; refused"
+        log.error("weights %s refused: %s (%s)", name, reason, path)
+        return WeightStatus(name, "bad_hash", path, digest, reason)
+    if prefix and not digest.startswith(prefix.lower()):
+        reason = f"{path.name}: sha256 {digest} does not start with the published prefix {prefix.lower()}; refused"
+        log.error("weights %s refused: %s (%s)", name, reason, path)
+        return WeightStatus(name, "bad_hash", path, digest, reason)
+    return WeightStatus(
+        name,
+        "unverified",
+        path,
+        digest,
+        f"{path.name} found but no sha256 is recorded for it; if it is the right file, record it with "
+        f"'verity weights import {path} --name {name} --confirm'",
+    )
+
+
+def status(name: str) -> WeightStatus:
+    """Status of a manifest entry: the first verified file in lookup order, else the first problem."""
+    e = entry(name)
+    first: WeightStatus | None = None
+    for path in candidates(e):
+        if not path.is_file():
+            continue
+        st = check_file(name, path, e.sha256, e.sha256_prefix)
+        if st.ok:
+            return st
+        first = first or st
+    if first is not None:
+        return first
+    where = " or ".join(str(p.parent) for p in candidates(e))
+    return WeightStatus(
+        name,
+        "missing",
+        None,
+        None,
+        f"{e.file} not found in {where}; bring it with 'verity weights import PATH' (see weights/README.md)",
+    )
+
+
+def verified_path(name: str) -> Path:
+    """The entry's file, only when it is present and its sha256 matches; else WeightsError(reason)."""
+    st = status(name)
+    if not st.ok or st.path is None:
+        raise WeightsError(f"weights {name!r} unavailable: {st.reason}")
+    return st.path
+
+
+def all_status() -> dict[str, WeightStatus]:
+    return {name: status(name) for name in manifest()}
+
+
+def detectors_disabled() -> dict[str, list[str]]:
+    """Detector -> names of its required entries that are missing, unverified or fail their hash."""
+    out: dict[str, list[str]] = {}
+    for name, e in manifest().items():
+        if e.required and not status(name).ok:
+            out.setdefault(e.detector, []).append(name)
+    return out
