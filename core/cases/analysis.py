@@ -1,0 +1,108 @@
+"""Analyse evidence into a case: intake, re-hash, run the pipeline, store every result as it lands."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.cases.store import CaseStore
+from core.detectors.base import DetectorResult
+from core.errors import CancelledError, EvidenceError
+from core.progress import CancelToken, ProgressCallback, no_progress
+
+
+def case_work_dir(store: CaseStore, case_id: int) -> Path:
+    """Derived data (face passes) of a case, in a folder beside the case file."""
+    return store.path.parent / f"{store.path.stem}-work" / f"case-{case_id}"
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+def analyze_evidence(
+    store: CaseStore,
+    evidence_id: int,
+    options: Any = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    on_result: Callable[[str, DetectorResult], None] | None = None,
+    actor: str | None = None,
+    rehash: bool = True,
+) -> dict[str, Any]:
+    """Re-hash, run the pipeline on one evidence item and store the run; returns the analysis dict
+    with `case` = {case_id, evidence_id, run_id} added. Refuses (EvidenceError) a changed file."""
+    from core.pipeline import AnalysisOptions, analyze
+
+    options = options or AnalysisOptions()
+    ev = store.get_evidence(evidence_id)
+    if options.work_dir is None:
+        options.work_dir = case_work_dir(store, ev["case_id"])
+    if rehash:
+        sha = store.verify_evidence(evidence_id, "analysis", actor, progress, cancel)  # audit row either way
+    else:
+        sha = ev["sha256"]  # hashed at intake a moment ago; the pipeline still checks it before reading
+    detectors = options.detectors if options.detectors is not None else None
+    if detectors is None:
+        from core import detectors as registry
+
+        detectors = list(registry.available())
+    run_id = store.start_run(evidence_id, options.parameters(), detectors, sha, actor)
+
+    def store_result(name: str, result: DetectorResult) -> None:
+        store.add_result(run_id, name, result)
+        store.add_segments(run_id, name, result.segments)
+        if on_result is not None:
+            on_result(name, result)
+
+    try:
+        analysis = analyze(ev["path"], options, progress, cancel, on_result=store_result, expected_sha256=ev["sha256"])
+    except CancelledError:
+        store.finish_run(run_id, "cancelled", error="cancelled by the examiner", actor=actor)
+        raise
+    except EvidenceError as exc:
+        # the pipeline hashes again right before reading: a file changed in between lands here
+        store.audit(ev["case_id"], "analysis refused", "evidence", evidence_id, {"reason": str(exc), "run_id": run_id}, actor)
+        store.finish_run(run_id, "failed", error=str(exc), actor=actor)
+        raise
+    except BaseException as exc:
+        store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}", actor=actor)
+        raise
+    fp_path = analysis.get("facepass", {}).get("path")
+    summary = {k: v for k, v in analysis.items() if k != "detectors"}  # results live in their own table
+    store.finish_run(
+        run_id, "done", analysis=summary, finding=analysis.get("finding"),
+        facepass_path=fp_path, facepass_sha256=_file_sha256(Path(fp_path)) if fp_path else None, actor=actor,
+    )
+    analysis["case"] = {"case_id": ev["case_id"], "evidence_id": evidence_id, "run_id": run_id}
+    return analysis
+
+
+def analyze_into_case(
+    db_path: str | os.PathLike[str] | None,
+    case_id: int,
+    video: str | os.PathLike[str],
+    options: Any = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    on_result: Callable[[str, DetectorResult], None] | None = None,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """`verity analyze VIDEO --case ID`: import the file if new (hash at intake), then analyse it."""
+    with CaseStore(db_path) as store:
+        store.get_case(case_id)
+        known = store.find_evidence(case_id, video)
+        if known is not None:
+            return analyze_evidence(store, known["id"], options, progress, cancel, on_result, actor)
+        ev = store.import_evidence(case_id, video, actor=actor, progress=progress, cancel=cancel)
+        return analyze_evidence(store, ev["id"], options, progress, cancel, on_result, actor, rehash=False)

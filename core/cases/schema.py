@@ -1,0 +1,131 @@
+"""Tables of the case store and the migrations between schema versions.
+
+The schema version lives in `PRAGMA user_version`. `MIGRATIONS[k]` brings a file from version k
+to k + 1; opening a file runs every missing step in one transaction each, so an old case file
+is upgraded in place and a half-done upgrade never stays behind. A file written by a newer
+Verity (user_version > len(MIGRATIONS)) is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+from core.errors import VerityError
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["cases"].create(
+        {
+            "id": int, "number": str, "title": str, "examiner": str, "request_id": str, "description": str,
+            "created_at": str, "created_by": str,
+            # head of this case's audit chain, moved in the same transaction as each audit row:
+            # removing the newest audit rows then also needs this edited to go unnoticed
+            "audit_head_seq": int, "audit_head_hash": str,
+        },
+        pk="id",
+        not_null={"number", "created_at"},
+        defaults={"audit_head_seq": 0},
+    )
+    db["cases"].create_index(["number"], unique=True)
+    db["evidence"].create(
+        {
+            "id": int, "case_id": int, "name": str, "path": str, "sha256": str, "size_bytes": int, "probe": str,
+            "imported_at": str, "imported_by": str, "label": str,
+        },
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+        not_null={"case_id", "path", "sha256", "imported_at"},
+    )
+    db["evidence"].create_index(["case_id", "path"], unique=True)
+    db["runs"].create(
+        {
+            "id": int, "case_id": int, "evidence_id": int, "status": str, "started_at": str, "finished_at": str,
+            "actor": str, "software_name": str, "software_version": str, "parameters": str, "detectors_asked": str,
+            "evidence_sha256": str,  # hash measured when this run started
+            "pid": int, "host": str, "proc_start": str,  # who runs it: to tell a live run from a dead one
+            "facepass_path": str, "facepass_sha256": str, "analysis": str, "finding": str, "error": str,
+        },
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id"), ("evidence_id", "evidence", "id")],
+        not_null={"case_id", "evidence_id", "status", "started_at"},
+    )
+    db["runs"].create_index(["evidence_id"])
+    db["runs"].create_index(["status"])
+    db["results"].create(
+        {
+            "id": int, "run_id": int, "detector": str, "status": str, "prediction": str, "confidence": float,
+            "assessment": str, "weights_sha256": str, "result": str, "stored_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+        not_null={"run_id", "detector", "status", "result"},
+    )
+    db["results"].create_index(["run_id", "detector"], unique=True)
+    db["segments"].create(
+        {
+            "id": int, "run_id": int, "detector": str, "track_id": int, "start_frame": int, "end_frame": int,
+            "score": float, "reason": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+        not_null={"run_id", "detector", "start_frame", "end_frame"},
+    )
+    db["segments"].create_index(["run_id"])
+    db["bookmarks"].create(
+        {
+            "id": int, "case_id": int, "evidence_id": int, "frame": int, "track_id": int, "note": str,
+            "created_at": str, "author": str,
+        },
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id"), ("evidence_id", "evidence", "id")],
+        not_null={"case_id", "evidence_id", "frame", "created_at"},
+    )
+    db["bookmarks"].create_index(["evidence_id", "frame"])
+    # The audit log is written with plain SQL: AUTOINCREMENT (ids are never reused) and triggers
+    # that refuse UPDATE and DELETE. The triggers stop accidents; the hash chain detects the rest.
+    db.execute(
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            case_id INTEGER REFERENCES cases(id),
+            seq INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            object_type TEXT,
+            object_id INTEGER,
+            details TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE UNIQUE INDEX idx_audit_case_seq ON audit(case_id, seq)")
+    db.execute("CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
+    db.execute("CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Bring the file to SCHEMA_VERSION; returns the version it had before."""
+    before = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if before > SCHEMA_VERSION:
+        raise VerityError(
+            f"{db.conn.execute('PRAGMA database_list').fetchone()[2]}: case file has schema version {before}, "
+            f"this Verity knows up to {SCHEMA_VERSION}; open it with a newer Verity"
+        )
+    for version in range(before, SCHEMA_VERSION):
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            # someone else may have migrated while we waited for the write lock
+            if int(db.conn.execute("PRAGMA user_version").fetchone()[0]) == version:
+                MIGRATIONS[version](db)
+                db.conn.execute(f"PRAGMA user_version = {version + 1}")
+            db.conn.execute("COMMIT")
+        except BaseException:
+            db.conn.execute("ROLLBACK")
+            raise
+    return before

@@ -1,0 +1,464 @@
+"""`CaseStore`: the one SQLite case file (see core/cases/__init__.py for the API overview)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+import core
+from core.cases.audit import GENESIS, VerifyResult, details_json, row_hash, verify_chain
+from core.cases.liveness import host_name, process_start, run_alive
+from core.cases.schema import migrate
+from core.errors import EvidenceError, VerityError
+from core.paths import data_dir
+from core.progress import CancelToken, ProgressCallback, no_progress
+
+RUN_STATUSES = ("running", "done", "failed", "cancelled", "interrupted")
+_JSON_COLUMNS = {"probe", "parameters", "detectors_asked", "analysis", "finding", "weights_sha256", "result", "details"}
+
+
+def default_db_path() -> Path:
+    return data_dir() / "cases.sqlite"
+
+
+def now_iso() -> str:
+    """Local time with its UTC offset, e.g. 2026-11-21T10:32:29.123+00:00."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return "unknown"
+
+
+def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    out = dict(row)
+    for k in _JSON_COLUMNS & out.keys():
+        if isinstance(out[k], str):
+            out[k] = json.loads(out[k])
+    return out
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+class CaseStore:
+    """One case file. Safe to share between threads (writes are serialised by a lock) and between
+    processes (SQLite WAL, `BEGIN IMMEDIATE` for every write, 30 s busy timeout)."""
+
+    def __init__(self, db_path: str | os.PathLike[str] | None = None, *, actor: str | None = None, recover: bool = True) -> None:
+        self.path = Path(db_path) if db_path is not None else default_db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.default_actor = actor
+        self._lock = threading.RLock()
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            raise VerityError(f"{self.path}: not a Verity case file that can be opened ({exc})") from exc
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
+        self.db = sqlite_utils.Database(conn)
+        try:
+            self.schema_version_before = migrate(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise VerityError(f"{self.path}: not a Verity case file that can be opened ({exc})") from exc
+        self.interrupted_on_open: list[int] = self.recover_interrupted() if recover else []
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    def __enter__(self) -> CaseStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction; IMMEDIATE so the read-then-write of the audit head cannot race."""
+        with self._lock:
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.conn.execute("ROLLBACK")
+                raise
+            self.db.conn.execute("COMMIT")
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> dict[str, Any] | None:
+        with self._lock:
+            cur = self.db.conn.execute(sql, params)
+            row = cur.fetchone()
+            if row is None:
+                return None
+            return _decode(dict(zip([d[0] for d in cur.description], row)))
+
+    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self.db.conn.execute(sql, params)
+            cols = [d[0] for d in cur.description]
+            return [_decode(dict(zip(cols, r))) for r in cur.fetchall()]  # type: ignore[misc]
+
+    def actor_for(self, case_id: int | None, actor: str | None = None) -> str:
+        """Who acts: the explicit actor, else the store's, else the case's examiner, else the OS user."""
+        if actor:
+            return actor
+        if self.default_actor:
+            return self.default_actor
+        if case_id is not None:
+            row = self._one("SELECT examiner FROM cases WHERE id = ?", (case_id,))
+            if row and row["examiner"]:
+                return str(row["examiner"])
+        return os_user()
+
+    # -- audit log ----------------------------------------------------------------------------
+    def _append_audit(
+        self, case_id: int | None, action: str, object_type: str | None, object_id: int | None,
+        details: dict[str, Any] | None, actor: str | None,
+    ) -> dict[str, Any]:
+        """Append one row; call inside `_write()` so the row and what it records commit together."""
+        conn = self.db.conn
+        if case_id is None:
+            last = conn.execute("SELECT seq, hash FROM audit WHERE case_id IS NULL ORDER BY seq DESC LIMIT 1").fetchone()
+        else:
+            last = conn.execute("SELECT seq, hash FROM audit WHERE case_id = ? ORDER BY seq DESC LIMIT 1", (case_id,)).fetchone()
+        seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+        row: dict[str, Any] = {
+            "case_id": case_id, "seq": seq, "at": now_iso(), "actor": self.actor_for(case_id, actor), "action": action,
+            "object_type": object_type, "object_id": object_id, "details": details_json(details), "prev_hash": prev,
+        }
+        row["hash"] = row_hash(row)
+        cur = conn.execute(
+            "INSERT INTO audit (case_id, seq, at, actor, action, object_type, object_id, details, prev_hash, hash) "
+            "VALUES (:case_id, :seq, :at, :actor, :action, :object_type, :object_id, :details, :prev_hash, :hash)",
+            row,
+        )
+        row["id"] = cur.lastrowid
+        if case_id is not None:
+            conn.execute("UPDATE cases SET audit_head_seq = ?, audit_head_hash = ? WHERE id = ?", (seq, row["hash"], case_id))
+        return row
+
+    def audit(
+        self, case_id: int | None, action: str, object_type: str | None = None, object_id: int | None = None,
+        details: dict[str, Any] | None = None, actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Record one event (e.g. the GUI's exhibit export) in the case's audit log."""
+        with self._write():
+            return _decode(self._append_audit(case_id, action, object_type, object_id, details, actor))  # type: ignore[return-value]
+
+    def audit_log(self, case_id: int | None) -> list[dict[str, Any]]:
+        if case_id is None:
+            return self._all("SELECT * FROM audit WHERE case_id IS NULL ORDER BY seq, id")
+        return self._all("SELECT * FROM audit WHERE case_id = ? ORDER BY seq, id", (case_id,))
+
+    def verify_audit(self, case_id: int) -> VerifyResult:
+        """Check the case's hash chain; the result names the first broken row."""
+        case = self.get_case(case_id)
+        with self._lock:
+            cur = self.db.conn.execute("SELECT * FROM audit WHERE case_id = ? ORDER BY seq, id", (case_id,))
+            cols = [d[0] for d in cur.description]
+            rows = [dict(zip(cols, r)) for r in cur.fetchall()]  # raw: details hashed as stored text
+        return verify_chain(rows, case["audit_head_seq"], case["audit_head_hash"])
+
+    # -- cases --------------------------------------------------------------------------------
+    def create_case(
+        self, number: str, title: str = "", examiner: str = "", request_id: str = "", description: str = "", actor: str | None = None
+    ) -> int:
+        number = (number or "").strip()
+        if not number:
+            raise VerityError("a case needs a number")
+        if self._one("SELECT id FROM cases WHERE number = ?", (number,)):
+            raise VerityError(f"case number {number!r} already exists in {self.path}")
+        with self._write() as db:
+            case_id = int(
+                db["cases"].insert(
+                    {
+                        "number": number, "title": title, "examiner": examiner, "request_id": request_id, "description": description,
+                        "created_at": now_iso(), "created_by": actor or examiner or os_user(), "audit_head_seq": 0, "audit_head_hash": None,
+                    }
+                ).last_pk
+            )
+            self._append_audit(
+                case_id, "case created", "case", case_id,
+                {"number": number, "title": title, "examiner": examiner, "request_id": request_id, "software": f"{core.SOFTWARE_NAME} {core.__version__}"},
+                actor,
+            )
+        return case_id
+
+    def get_case(self, case_id: int) -> dict[str, Any]:
+        row = self._one("SELECT * FROM cases WHERE id = ?", (int(case_id),))
+        if row is None:
+            raise VerityError(f"no case with id {case_id} in {self.path}")
+        return row
+
+    def find_case(self, number: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM cases WHERE number = ?", (number,))
+
+    def list_cases(self) -> list[dict[str, Any]]:
+        return self._all(
+            "SELECT c.*, (SELECT COUNT(*) FROM evidence e WHERE e.case_id = c.id) AS evidence_count, "
+            "(SELECT COUNT(*) FROM runs r WHERE r.case_id = c.id) AS run_count FROM cases c ORDER BY c.id"
+        )
+
+    # -- evidence -----------------------------------------------------------------------------
+    def import_evidence(
+        self, case_id: int, path: str | os.PathLike[str], label: str = "", actor: str | None = None,
+        progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
+    ) -> dict[str, Any]:
+        """Hash (SHA-256) and probe the file and record it; returns the evidence row.
+
+        Importing a path already in the case returns its row when the content is unchanged and
+        refuses (EvidenceError + audit row) when the file changed since intake. The file is only read.
+        """
+        from core.evidence import probe, sha256_file
+
+        self.get_case(case_id)
+        p = Path(path)
+        resolved = str(p.resolve())
+        try:
+            info = probe(p)
+            sha = sha256_file(p, progress, cancel)
+        except EvidenceError as exc:
+            self.audit(case_id, "evidence import refused", "evidence", None, {"path": resolved, "reason": str(exc)}, actor)
+            raise
+        existing = self._one("SELECT * FROM evidence WHERE case_id = ? AND path = ?", (case_id, resolved))
+        if existing is not None:
+            if existing["sha256"] != sha:
+                self._hash_mismatch(existing, sha, "import", actor)
+            return existing
+        with self._write() as db:
+            eid = int(
+                db["evidence"].insert(
+                    {
+                        "case_id": case_id, "name": p.name, "path": resolved, "sha256": sha, "size_bytes": info.size_bytes,
+                        "probe": _dumps(info.to_dict()), "imported_at": now_iso(), "imported_by": self.actor_for(case_id, actor), "label": label,
+                    }
+                ).last_pk
+            )
+            self._append_audit(
+                case_id, "evidence imported", "evidence", eid,
+                {"path": resolved, "name": p.name, "sha256": sha, "size_bytes": info.size_bytes, "format": info.format,
+                 "frame_count": info.video.frame_count, "fps": round(info.video.fps, 4)},
+                actor,
+            )
+        return self.get_evidence(eid)
+
+    def _hash_mismatch(self, ev: dict[str, Any], sha_now: str, when: str, actor: str | None) -> None:
+        self.audit(
+            ev["case_id"], f"{when} refused: evidence hash mismatch", "evidence", ev["id"],
+            {"path": ev["path"], "sha256_intake": ev["sha256"], "sha256_now": sha_now}, actor,
+        )
+        raise EvidenceError(
+            f"evidence {ev['id']} ({ev['name']}) has changed since intake: sha256 now {sha_now}, "
+            f"at intake {ev['sha256']}; {when} refused (recorded in the audit log)"
+        )
+
+    def verify_evidence(
+        self, evidence_id: int, when: str, actor: str | None = None,
+        progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
+    ) -> str:
+        """Re-hash the file; audit the check; refuse (EvidenceError) when missing or changed."""
+        from core.evidence import sha256_file
+
+        ev = self.get_evidence(evidence_id)
+        p = Path(ev["path"])
+        if not p.is_file():
+            self.audit(ev["case_id"], f"{when} refused: evidence file missing", "evidence", ev["id"], {"path": ev["path"]}, actor)
+            raise EvidenceError(f"evidence {ev['id']} ({ev['name']}): file not found at {ev['path']}; {when} refused (recorded in the audit log)")
+        sha = sha256_file(p, progress, cancel)
+        if sha != ev["sha256"]:
+            self._hash_mismatch(ev, sha, when, actor)
+        self.audit(ev["case_id"], f"evidence re-hashed before {when}", "evidence", ev["id"], {"sha256": sha, "match": True}, actor)
+        return sha
+
+    def get_evidence(self, evidence_id: int) -> dict[str, Any]:
+        row = self._one("SELECT * FROM evidence WHERE id = ?", (int(evidence_id),))
+        if row is None:
+            raise VerityError(f"no evidence with id {evidence_id} in {self.path}")
+        return row
+
+    def find_evidence(self, case_id: int, path: str | os.PathLike[str]) -> dict[str, Any] | None:
+        """The case's evidence item at this path, or None."""
+        return self._one("SELECT * FROM evidence WHERE case_id = ? AND path = ?", (case_id, str(Path(path).resolve())))
+
+    def evidence_for(self, case_id: int) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM evidence WHERE case_id = ? ORDER BY id", (case_id,))
+
+    # -- runs -----------------------------------------------------------------------------------
+    def start_run(
+        self, evidence_id: int, parameters: dict[str, Any], detectors: list[str] | None, evidence_sha256: str, actor: str | None = None
+    ) -> int:
+        ev = self.get_evidence(evidence_id)
+        with self._write() as db:
+            run_id = int(
+                db["runs"].insert(
+                    {
+                        "case_id": ev["case_id"], "evidence_id": evidence_id, "status": "running", "started_at": now_iso(),
+                        "actor": self.actor_for(ev["case_id"], actor), "software_name": core.SOFTWARE_NAME, "software_version": core.__version__,
+                        "parameters": _dumps(parameters), "detectors_asked": _dumps(detectors), "evidence_sha256": evidence_sha256,
+                        "pid": os.getpid(), "host": host_name(), "proc_start": process_start(),
+                    }
+                ).last_pk
+            )
+            self._append_audit(
+                ev["case_id"], "analysis started", "run", run_id,
+                {"evidence_id": evidence_id, "sha256": evidence_sha256, "detectors": detectors, "software_version": core.__version__},
+                actor,
+            )
+        return run_id
+
+    def finish_run(
+        self, run_id: int, status: str, *, analysis: dict[str, Any] | None = None, finding: dict[str, Any] | None = None,
+        facepass_path: str | None = None, facepass_sha256: str | None = None, error: str | None = None, actor: str | None = None,
+    ) -> None:
+        if status not in RUN_STATUSES or status == "running":
+            raise ValueError(f"bad final run status {status!r}")
+        run = self.get_run(run_id)
+        fields: dict[str, Any] = {"status": status, "finished_at": now_iso(), "error": error}
+        if analysis is not None:
+            fields["analysis"] = _dumps(analysis)
+        if finding is not None:
+            fields["finding"] = _dumps(finding)
+        if facepass_path is not None:
+            fields["facepass_path"], fields["facepass_sha256"] = facepass_path, facepass_sha256
+        with self._write() as db:
+            db["runs"].update(run_id, fields)
+            details: dict[str, Any] = {"status": status}
+            if finding is not None:
+                details["finding"] = finding.get("value")
+            if error:
+                details["error"] = error
+            self._append_audit(run["case_id"], f"analysis {status}", "run", run_id, details, actor)
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        row = self._one("SELECT * FROM runs WHERE id = ?", (int(run_id),))
+        if row is None:
+            raise VerityError(f"no run with id {run_id} in {self.path}")
+        return row
+
+    def runs_for(self, *, case_id: int | None = None, evidence_id: int | None = None) -> list[dict[str, Any]]:
+        if evidence_id is not None:
+            return self._all("SELECT * FROM runs WHERE evidence_id = ? ORDER BY id", (evidence_id,))
+        if case_id is not None:
+            return self._all("SELECT * FROM runs WHERE case_id = ? ORDER BY id", (case_id,))
+        return self._all("SELECT * FROM runs ORDER BY id")
+
+    def latest_run(self, evidence_id: int, status: str = "done") -> dict[str, Any] | None:
+        return self._one("SELECT * FROM runs WHERE evidence_id = ? AND status = ? ORDER BY id DESC LIMIT 1", (evidence_id, status))
+
+    def recover_interrupted(self) -> list[int]:
+        """Mark `running` runs whose process is gone as `interrupted` (see core/cases/liveness.py)."""
+        marked = []
+        for run in self._all("SELECT id, case_id, pid, host, proc_start FROM runs WHERE status = 'running'"):
+            if run_alive(run["pid"], run["host"], run["proc_start"]) is not False:
+                continue
+            with self._write() as db:
+                # re-check inside the write lock: another process may have finished or marked it
+                still = db.conn.execute("SELECT status FROM runs WHERE id = ?", (run["id"],)).fetchone()
+                if not still or still[0] != "running":
+                    continue
+                db["runs"].update(run["id"], {"status": "interrupted", "finished_at": now_iso(), "error": "the analysis process ended without finishing"})
+                self._append_audit(
+                    run["case_id"], "analysis interrupted", "run", run["id"],
+                    {"pid": run["pid"], "host": run["host"], "found_by_pid": os.getpid()}, None,
+                )
+            marked.append(run["id"])
+        return marked
+
+    # -- results and segments ------------------------------------------------------------------
+    def add_result(self, run_id: int, detector: str, result: Any) -> int:
+        """Store one detector's result (a DetectorResult or its dict) as it lands; replaces a previous one."""
+        d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+        conf = d.get("confidence")
+        with self._write() as db:
+            rid = db["results"].insert(
+                {
+                    "run_id": run_id, "detector": detector, "status": d.get("status", "ok"), "prediction": d.get("prediction"),
+                    "confidence": float(conf) if isinstance(conf, (int, float)) else None, "assessment": d.get("assessment"),
+                    "weights_sha256": _dumps(d.get("weights_sha256") or {}), "result": _dumps(d), "stored_at": now_iso(),
+                },
+                replace=True,
+            ).last_pk
+        return int(rid)
+
+    def add_segments(self, run_id: int, detector: str, segments: list[Any]) -> None:
+        rows = []
+        for s in segments:
+            s = s.to_dict() if hasattr(s, "to_dict") else dict(s)
+            score = s.get("score")
+            rows.append(
+                {
+                    "run_id": run_id, "detector": detector, "track_id": s.get("track_id"), "start_frame": int(s["start_frame"]),
+                    "end_frame": int(s["end_frame"]), "score": float(score) if isinstance(score, (int, float)) else None,
+                    "reason": s.get("reason", ""),
+                }
+            )
+        with self._write() as db:
+            db.conn.execute("DELETE FROM segments WHERE run_id = ? AND detector = ?", (run_id, detector))
+            if rows:
+                db["segments"].insert_all(rows)
+
+    def results_for(self, run_id: int) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM results WHERE run_id = ? ORDER BY detector", (run_id,))
+
+    def segments_for(self, run_id: int, detector: str | None = None) -> list[dict[str, Any]]:
+        if detector is not None:
+            return self._all("SELECT * FROM segments WHERE run_id = ? AND detector = ? ORDER BY start_frame, id", (run_id, detector))
+        return self._all("SELECT * FROM segments WHERE run_id = ? ORDER BY start_frame, detector, id", (run_id,))
+
+    # -- bookmarks ------------------------------------------------------------------------------
+    def add_bookmark(self, evidence_id: int, frame: int, note: str = "", track_id: int | None = None, actor: str | None = None) -> int:
+        ev = self.get_evidence(evidence_id)
+        author = self.actor_for(ev["case_id"], actor)
+        with self._write() as db:
+            bid = int(
+                db["bookmarks"].insert(
+                    {"case_id": ev["case_id"], "evidence_id": evidence_id, "frame": int(frame), "track_id": track_id, "note": note,
+                     "created_at": now_iso(), "author": author}
+                ).last_pk
+            )
+            self._append_audit(ev["case_id"], "bookmark added", "bookmark", bid, {"evidence_id": evidence_id, "frame": int(frame), "note": note}, actor)
+        return bid
+
+    def update_bookmark(self, bookmark_id: int, note: str, actor: str | None = None) -> None:
+        bm = self._get_bookmark(bookmark_id)
+        with self._write() as db:
+            db["bookmarks"].update(bookmark_id, {"note": note})
+            self._append_audit(bm["case_id"], "bookmark edited", "bookmark", bookmark_id, {"old_note": bm["note"], "note": note}, actor)
+
+    def delete_bookmark(self, bookmark_id: int, actor: str | None = None) -> None:
+        bm = self._get_bookmark(bookmark_id)
+        with self._write() as db:
+            db.conn.execute("DELETE FROM bookmarks WHERE id = ?", (bookmark_id,))
+            self._append_audit(bm["case_id"], "bookmark deleted", "bookmark", bookmark_id, {"frame": bm["frame"], "note": bm["note"]}, actor)
+
+    def _get_bookmark(self, bookmark_id: int) -> dict[str, Any]:
+        row = self._one("SELECT * FROM bookmarks WHERE id = ?", (int(bookmark_id),))
+        if row is None:
+            raise VerityError(f"no bookmark with id {bookmark_id}")
+        return row
+
+    def list_bookmarks(self, *, case_id: int | None = None, evidence_id: int | None = None) -> list[dict[str, Any]]:
+        if evidence_id is not None:
+            return self._all("SELECT * FROM bookmarks WHERE evidence_id = ? ORDER BY frame, id", (evidence_id,))
+        if case_id is not None:
+            return self._all("SELECT * FROM bookmarks WHERE case_id = ? ORDER BY evidence_id, frame, id", (case_id,))
+        return self._all("SELECT * FROM bookmarks ORDER BY id")

@@ -1,0 +1,131 @@
+"""`verity case new/list/show/verify/import/bookmark`: the case store from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from core.errors import VerityError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("case", help="create, list, show and verify cases (see --db)")
+    cs = p.add_subparsers(dest="case_command", metavar="ACTION")
+    new = cs.add_parser("new", help="create a case; prints its id")
+    new.add_argument("--number", required=True, help="the case number (unique in the case file)")
+    new.add_argument("--title", default="")
+    new.add_argument("--examiner", default="", help="examiner's name (actor of the case's audit rows)")
+    new.add_argument("--request", default="", dest="request_id", help="request / submission identifier")
+    new.add_argument("--description", default="")
+    new.set_defaults(func=_new)
+    ls = cs.add_parser("list", help="list the cases")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(func=_list)
+    show = cs.add_parser("show", help="a case's evidence, runs, bookmarks and audit log")
+    show.add_argument("case_id", type=int, metavar="ID")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=_show)
+    ver = cs.add_parser("verify", help="check the audit log's hash chain; names the first broken row")
+    ver.add_argument("case_id", type=int, metavar="ID")
+    ver.set_defaults(func=_verify)
+    imp = cs.add_parser("import", help="hash, probe and record evidence files without analysing them")
+    imp.add_argument("case_id", type=int, metavar="ID")
+    imp.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
+    imp.add_argument("--actor", default=None, help="who imports (default: the case's examiner)")
+    imp.set_defaults(func=_import)
+    bm = cs.add_parser("bookmark", help="add an examiner note at a frame of an evidence item")
+    bm.add_argument("evidence_id", type=int, metavar="EID")
+    bm.add_argument("frame", type=int)
+    bm.add_argument("note")
+    bm.add_argument("--track", type=int, default=None, dest="track_id")
+    bm.set_defaults(func=_bookmark)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from core.cases import CaseStore
+
+    return CaseStore(args.db)
+
+
+def _new(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        print(store.create_case(args.number, args.title, args.examiner, args.request_id, args.description))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        cases = store.list_cases()
+        if args.json:
+            print(json.dumps(cases, indent=1))
+            return 0
+        if not cases:
+            print(f"no cases in {store.path}")
+        for c in cases:
+            print(f"{c['id']:>4}  {c['number']:<20} {c['title'] or '-':<30} {c['examiner'] or '-':<20} "
+                  f"{c['evidence_count']} evidence, {c['run_count']} runs, created {c['created_at']}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        case = store.get_case(args.case_id)
+        evidence = store.evidence_for(args.case_id)
+        runs = store.runs_for(case_id=args.case_id)
+        bookmarks = store.list_bookmarks(case_id=args.case_id)
+        audit = store.audit_log(args.case_id)
+        if args.json:
+            for r in runs:
+                r["results"] = store.results_for(r["id"])
+            print(json.dumps({"case": case, "evidence": evidence, "runs": runs, "bookmarks": bookmarks, "audit": audit}, indent=1))
+            return 0
+        print(f"case {case['id']}: {case['number']}  {case['title']}")
+        print(f"  examiner {case['examiner'] or '-'}, request {case['request_id'] or '-'}, created {case['created_at']} by {case['created_by']}")
+        print(f"evidence ({len(evidence)}):")
+        for e in evidence:
+            print(f"  [{e['id']}] {e['name']}  sha256 {e['sha256']}  {e['size_bytes']} bytes  imported {e['imported_at']} by {e['imported_by']}")
+        print(f"runs ({len(runs)}):")
+        for r in runs:
+            finding = (r.get("finding") or {}).get("value", "-")
+            print(f"  [{r['id']}] evidence {r['evidence_id']}  {r['status']:<11} {r['started_at']} -> {r['finished_at'] or '...'}  "
+                  f"{r['software_name']} {r['software_version']}  finding: {finding}" + (f"  ({r['error']})" if r["error"] else ""))
+            for res in store.results_for(r["id"]):
+                conf = "" if res["confidence"] is None else f" {res['confidence']:.3f}"
+                print(f"      {res['detector']}: {res['status']} {res['prediction'] or ''}{conf}")
+        if bookmarks:
+            print(f"bookmarks ({len(bookmarks)}):")
+            for b in bookmarks:
+                print(f"  evidence {b['evidence_id']} frame {b['frame']}: {b['note']} ({b['author']}, {b['created_at']})")
+        print(f"audit log ({len(audit)} rows):")
+        for a in audit:
+            print(f"  {a['seq']:>4} {a['at']}  {a['actor']:<16} {a['action']}" + (f" {a['object_type']} {a['object_id']}" if a["object_type"] else ""))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        result = store.verify_audit(args.case_id)
+    if result.ok:
+        print(f"case {args.case_id}: {result.message}")
+        return 0
+    print(f"case {args.case_id}: AUDIT LOG BROKEN: {result.message}")
+    return 1
+
+
+def _import(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        for v in args.videos:
+            ev = store.import_evidence(args.case_id, v, actor=args.actor)
+            print(f"{ev['id']}\t{ev['sha256']}\t{ev['path']}")
+    return 0
+
+
+def _bookmark(args: argparse.Namespace) -> int:
+    if args.frame < 0:
+        raise VerityError("frame must be 0 or more")
+    with _store(args) as store:
+        print(store.add_bookmark(args.evidence_id, args.frame, args.note, args.track_id))
+    return 0
