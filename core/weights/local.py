@@ -20,6 +20,13 @@ def _stored_name(path: Path) -> str:
     return str(path)
 
 
+def _project_sha256(name: str) -> str | None:
+    from core.weights.manifest import _read_project
+
+    sha = _read_project().get(name, {}).get("sha256")
+    return sha.lower() if isinstance(sha, str) else None
+
+
 def register_local(
     name: str,
     path: str | Path,
@@ -54,6 +61,9 @@ def register_local(
         "sha256": digest,
         "size": path.stat().st_size,
     }
+    published = _project_sha256(name)
+    if published is not None and published != digest:
+        raise WeightsError(f"cannot register {name!r}: the project manifest publishes sha256 {published} for it, and {path.name} has {digest}")
     local = read_local()
     local[name] = record
     write_local(local)

@@ -106,30 +106,30 @@ def candidates(e: WeightEntry) -> list[Path]:
     return [project_dir() / p, user_dir() / p]
 
 
+def judge(name: str, digest: str, expected: str | None, prefix: str | None, label: str) -> tuple[str, str]:
+    """(state, reason) of a file with this sha256 against what the manifest knows; logs a refusal."""
+    if expected is not None:
+        if digest == expected.lower():
+            return "found", f"sha256 verified ({label})"
+        reason = f"{label}: sha256 {digest} does not match the expected {expected.lower()}; refused"
+    elif prefix and not digest.startswith(prefix.lower()):
+        reason = f"{label}: sha256 {digest} does not start with the published prefix {prefix.lower()}; refused"
+    else:
+        return "unverified", f"{label} found but no sha256 is recorded for it"
+    log.error("weights %s refused: %s", name, reason)
+    return "bad_hash", reason
+
+
 def check_file(name: str, path: Path, expected: str | None, prefix: str | None = None) -> WeightStatus:
     """Status of one file against an expected sha256 (None: nothing to compare with)."""
     try:
         digest = file_sha256(path)
     except OSError as exc:
         return WeightStatus(name, "missing", path, None, f"cannot read {path}: {exc}")
-    if expected is not None:
-        if digest == expected.lower():
-            return WeightStatus(name, "found", path, digest, f"sha256 verified ({path})")
-        reason = f"{path.name}: sha256 {digest} does not match the expected {expected.lower()}; refused"
-        log.error("weights %s refused: %s (%s)", name, reason, path)
-        return WeightStatus(name, "bad_hash", path, digest, reason)
-    if prefix and not digest.startswith(prefix.lower()):
-        reason = f"{path.name}: sha256 {digest} does not start with the published prefix {prefix.lower()}; refused"
-        log.error("weights %s refused: %s (%s)", name, reason, path)
-        return WeightStatus(name, "bad_hash", path, digest, reason)
-    return WeightStatus(
-        name,
-        "unverified",
-        path,
-        digest,
-        f"{path.name} found but no sha256 is recorded for it; if it is the right file, record it with "
-        f"'verity weights import {path} --name {name} --confirm'",
-    )
+    state, reason = judge(name, digest, expected, prefix, str(path))
+    if state == "unverified":
+        reason += f"; if it is the right file, record it with 'verity weights import {path} --name {name} --confirm'"
+    return WeightStatus(name, state, path, digest, reason)
 
 
 def status(name: str) -> WeightStatus:

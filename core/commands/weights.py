@@ -1,0 +1,101 @@
+"""`verity weights list | import | fetch`: what checkpoints are present, bring them in, download them.
+
+`fetch` is the only network access in Verity, and only on the examiner's request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+STATE_LABEL = {"found": "found", "missing": "MISSING", "bad_hash": "BAD HASH", "unverified": "UNVERIFIED"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("weights", help="list, import or fetch model weights (checkpoints)")
+    w_sub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+
+    p_list = w_sub.add_parser("list", help="status of every manifest entry and which detectors are unavailable")
+    p_list.add_argument("--json", action="store_true", help="machine-readable output")
+    p_list.set_defaults(func=cmd_list)
+
+    p_imp = w_sub.add_parser("import", help="copy checkpoint files into the user weights folder and verify them")
+    p_imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p_imp.add_argument("--name", help="manifest entry the file is for (default: recognised by sha256 or file name)")
+    p_imp.add_argument(
+        "--confirm",
+        action="store_true",
+        help="you confirm the file is the right one: record its sha256 for an entry whose hash the manifest does not know",
+    )
+    p_imp.add_argument("--detector", help="with --name and --confirm: detector of a new entry not in the manifest")
+    p_imp.add_argument("--kind", choices=("backbone", "head", "full"), help="kind of a new entry (default head)")
+    p_imp.set_defaults(func=cmd_import)
+
+    p_fetch = w_sub.add_parser("fetch", help="on a connected machine: download the public backbones into a folder to carry across")
+    p_fetch.add_argument("--dest", type=Path, required=True, help="folder to download into")
+    p_fetch.add_argument("--name", action="append", dest="names", metavar="NAME", help="entry to fetch (repeatable; default: all backbones)")
+    p_fetch.set_defaults(func=cmd_fetch)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from core.weights import all_status, detectors_disabled, manifest
+
+    entries = manifest()
+    statuses = all_status()
+    disabled = detectors_disabled()
+    if args.json:
+        out = {
+            "entries": [{**statuses[n].to_dict(), "detector": e.detector, "kind": e.kind, "required": e.required, "expected_sha256": e.sha256, "file": e.file} for n, e in entries.items()],
+            "detectors_unavailable": disabled,
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    for name, e in entries.items():
+        st = statuses[name]
+        need = "" if e.required else ", optional"
+        print(f"{name}  [{STATE_LABEL.get(st.state, st.state)}]  detector {e.detector} ({e.kind}{need})")
+        print(f"    file    {st.path or e.file}")
+        print(f"    sha256  {st.sha256 or '-'}" + ("" if e.sha256 is None or st.sha256 in (None, e.sha256) else f"  (expected {e.sha256})"))
+        if not st.ok:
+            print(f"    why     {st.reason}")
+    print()
+    if disabled:
+        print("Detectors unavailable for want of verified weights:")
+        for det, names in disabled.items():
+            print(f"  {det}: needs {', '.join(f'{n} ({STATE_LABEL[statuses[n].state].lower()})' for n in names)}")
+    else:
+        print("Every detector has its verified weights.")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from core.errors import VerityError
+    from core.weights.transfer import import_file
+
+    if args.name and len(args.paths) > 1:
+        print("verity: error: --name applies to one PATH at a time")
+        return 2
+    failures = 0
+    for path in args.paths:
+        try:
+            res = import_file(path, name=args.name, confirm=args.confirm, detector=args.detector, kind=args.kind)
+        except VerityError as exc:
+            print(f"{path}: {exc}")
+            failures += 1
+            continue
+        print(f"{path}: {res.message}")
+        if res.state != "found":
+            failures += 1
+    return 1 if failures else 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from core.weights.transfer import fetch
+
+    done = fetch(args.dest, args.names)  # WeightsError ("no network: ...") -> one line, exit 2
+    for e, path, sha in done:
+        note = "sha256 verified" if e.sha256 else f"sha256 {sha} (record it on the air-gapped machine with 'verity weights import {path.name} --name {e.name} --confirm')"
+        print(f"{e.name}: {path} — {note}")
+    print(f"Checksums written to {Path(args.dest) / 'SHA256SUMS'}; carry the folder across and run 'verity weights import' on each file.")
+    return 0
