@@ -1,0 +1,143 @@
+"""Overlays drawn over the frame: face boxes with track id, 68 landmarks, eye contours coloured
+by open/closed, mouth contour. One drawing routine serves the view (as graphics items, each
+toggled on its own) and the exports (painted into a QImage, in any thread).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPolygonF
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from desktop.review import Review
+
+KINDS = ("boxes", "landmarks", "eyes", "mouth")
+TITLES = {"boxes": "Face boxes", "landmarks": "68 landmarks", "eyes": "Eyes (open/closed)", "mouth": "Mouth contour"}
+
+BOX = QColor(80, 200, 255)
+LANDMARK = QColor(255, 220, 60)
+EYE_OPEN = QColor(60, 230, 90)
+EYE_CLOSED = QColor(255, 60, 60)
+MOUTH = QColor(255, 120, 220)
+FLAGGED = QColor(255, 80, 40)
+
+
+def _poly(points: object) -> QPolygonF:
+    return QPolygonF([QPointF(float(x), float(y)) for x, y in points])  # type: ignore[attr-defined]
+
+
+def draw_overlays(
+    painter: QPainter,
+    review: Review | None,
+    frame: int,
+    kinds: set[str] | tuple[str, ...],
+    track_id: int | None = None,
+    line_width: float = 0.0,
+) -> None:
+    """Paint the chosen overlay kinds for `frame` in image coordinates.
+
+    line_width 0 draws cosmetic (screen-pixel) lines, for the zoomable view; exports pass a width
+    in image pixels. track_id None draws every track.
+    """
+    if review is None:
+        return
+    cosmetic = line_width <= 0
+    flagged = review.segment_at(frame) is not None
+
+    def pen(color: QColor, width: float = 1.0) -> QPen:
+        p = QPen(color)
+        p.setCosmetic(cosmetic)
+        p.setWidthF((1.5 * width) if cosmetic else line_width * width)
+        return p
+
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    for tv in review.tracks:
+        if track_id is not None and tv.track_id != track_id:
+            continue
+        row = tv.row(frame)
+        if row is None:
+            continue
+        lm = tv.track.landmarks[row]
+        if "boxes" in kinds:
+            x0, y0, x1, y1 = (float(v) for v in tv.track.boxes[row])
+            painter.setPen(pen(FLAGGED if flagged else BOX, 1.3))
+            painter.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+            size = max(10.0, (y1 - y0) * 0.16) if not cosmetic else 11.0
+            font = QFont()
+            font.setPixelSize(int(size)) if not cosmetic else font.setPointSizeF(size)
+            painter.setFont(font)
+            label = f"face {tv.track_id}" + ("  detected" if bool(tv.track.detected[row]) else "")
+            painter.setPen(pen(FLAGGED if flagged else BOX))
+            if cosmetic:
+                # Text at a fixed screen size: draw it untransformed at the mapped corner.
+                corner = painter.transform().map(QPointF(x0, y0))
+                painter.save()
+                painter.resetTransform()
+                painter.drawText(corner + QPointF(0, -4), label)
+                painter.restore()
+            else:
+                painter.drawText(QPointF(x0, y0 - size * 0.3), label)
+        if "landmarks" in kinds:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(LANDMARK)
+            r = 1.2 if cosmetic else max(1.0, line_width)
+            if cosmetic:
+                scale = max(painter.transform().m11(), 1e-6)
+                r = 1.6 / scale
+            for x, y in lm:
+                painter.drawEllipse(QPointF(float(x), float(y)), r, r)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+        if "eyes" in kinds:
+            closed = tv.eyes_closed(row)
+            for k, sl in enumerate((slice(36, 42), slice(42, 48))):
+                painter.setPen(pen(EYE_CLOSED if closed[k] else EYE_OPEN, 1.2))
+                painter.drawPolygon(_poly(lm[sl]))
+        if "mouth" in kinds:
+            painter.setPen(pen(MOUTH, 1.1))
+            painter.drawPolygon(_poly(lm[48:60]))
+            painter.drawPolygon(_poly(lm[60:68]))
+    painter.restore()
+
+
+def render_frame(rgb: object, review: Review | None, frame: int, kinds: set[str] | tuple[str, ...], track_id: int | None = None) -> QImage:
+    """The frame as a QImage with overlays burned in at image resolution (thread-safe)."""
+    import numpy as np
+
+    arr = np.ascontiguousarray(rgb)
+    h, w = arr.shape[:2]
+    image = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).convertToFormat(QImage.Format.Format_RGB32)
+    if kinds and review is not None:
+        painter = QPainter(image)
+        draw_overlays(painter, review, frame, kinds, track_id, line_width=max(1.0, h / 540.0))
+        painter.end()
+    return image
+
+
+class OverlayItem(QGraphicsItem):
+    """One overlay kind over the frame item; hidden or shown on its own."""
+
+    def __init__(self, kind: str, owner: OverlayHost) -> None:
+        super().__init__()
+        self.kind = kind
+        self.owner = owner
+        self.setZValue(10)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
+        return self.owner.image_rect()
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        # Every face is drawn; the track selector only chooses whose values the status bar shows.
+        draw_overlays(painter, self.owner.review, self.owner.frame_index, (self.kind,), None)
+
+
+class OverlayHost:
+    """What overlay items read: the review, the frame shown and the chosen face track."""
+
+    review: Review | None = None
+    frame_index: int = 0
+    track_filter: int | None = None
+
+    def image_rect(self) -> QRectF:  # pragma: no cover - overridden by the player
+        return QRectF()

@@ -1,0 +1,252 @@
+"""What the player and timeline show, read from one analysis dict (no Qt here).
+
+Landmarks, EAR and mouth aperture come from the stored face pass (`facepass.path`); nothing is
+recomputed from pixels. Detector output is read generically from each result's `segments` and
+`curves`, so a new detector appears on the timeline without GUI changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.face.facepass import FacePass, FaceTrack
+from core.signals.blinks import BlinkParams, detect_blinks
+
+
+@dataclass
+class TrackView:
+    """One face track with the per-row values the GUI needs."""
+
+    track: FaceTrack
+    threshold: np.ndarray  # (M,) EAR threshold used per row
+    blinks: list[dict[str, Any]]  # start_frame, apex_frame, end_frame, ...
+    in_blink: np.ndarray  # (M,) bool: row inside a blink event
+
+    @property
+    def track_id(self) -> int:
+        return self.track.track_id
+
+    def row(self, frame: int) -> int | None:
+        return self.track.row_of(frame)
+
+    def eyes_closed(self, row: int) -> tuple[bool, bool]:
+        """(image-left, image-right) eye closed: inside a blink, or EAR under the threshold."""
+        ear = self.track.ear[row]
+        thr = float(self.threshold[row])
+        blink = bool(self.in_blink[row])
+        return (blink or bool(ear[0] < thr), blink or bool(ear[1] < thr))
+
+
+@dataclass
+class SegmentView:
+    detector: str
+    start_frame: int
+    end_frame: int  # inclusive
+    score: float | None
+    reason: str
+    track_id: int | None = None
+
+
+@dataclass
+class Series:
+    """A detector curve on the frame axis: bars (start/end per value) or a line (frame per value)."""
+
+    detector: str
+    name: str
+    kind: str  # "bars" or "line"
+    x0: np.ndarray  # start frame (bars) or frame (line)
+    x1: np.ndarray  # end frame inclusive (bars); equal to x0 for lines
+    y: np.ndarray
+    track_id: int | None = None
+
+    def value_at(self, frame: int) -> float | None:
+        if self.kind == "bars":
+            hit = np.flatnonzero((self.x0 <= frame) & (frame <= self.x1))
+            if hit.size == 0:
+                return None
+            v = self.y[hit[-1]]
+        else:
+            k = int(np.searchsorted(self.x0, frame))
+            if k >= self.x0.size or self.x0[k] != frame:
+                return None
+            v = self.y[k]
+        return None if not np.isfinite(v) else float(v)
+
+
+_START = ("start_frame", "start", "frame_start", "starts", "start_frames")
+_END = ("end_frame", "end", "frame_end", "ends", "end_frames")
+_FRAME = ("frames", "frame", "frame_index", "x")
+_VALUE = ("score", "scores", "value", "values", "y", "probability", "prob", "p_fake")
+
+
+def _first(d: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for k in keys:
+        if k in d and d[k] is not None:
+            return d[k]
+    return None
+
+
+def _array(v: Any) -> np.ndarray:
+    return np.array([np.nan if x is None else x for x in v], dtype=np.float64)
+
+
+def parse_curve(detector: str, name: str, value: Any, frame_count: int) -> list[Series]:
+    """Turn one `curves` entry into series. Understood shapes:
+
+    - {"start_frame": [...], "end_frame": [...], "score": [...]}  -> bars
+    - [{"start_frame": a, "end_frame": b, "score": s}, ...]        -> bars
+    - {"frames": [...], "values": [...]}                           -> line
+    - [v0, v1, ...] with one value per frame                        -> line
+    - {"<sub name>": <any of the above>, ...}                       -> one series per entry
+    Anything else is skipped (it stays in the JSON report).
+    """
+    track_id = None
+    if isinstance(value, dict):
+        track_id = value.get("track_id") if isinstance(value.get("track_id"), int) else None
+        starts, ends, frames, ys = _first(value, _START), _first(value, _END), _first(value, _FRAME), _first(value, _VALUE)
+        if isinstance(starts, list) and isinstance(ys, list) and len(starts) == len(ys) and ys:
+            ends = ends if isinstance(ends, list) and len(ends) == len(ys) else starts
+            return [Series(detector, name, "bars", _array(starts), _array(ends), _array(ys), track_id)]
+        if isinstance(frames, list) and isinstance(ys, list) and len(frames) == len(ys) and ys:
+            order = np.argsort(_array(frames), kind="stable")
+            x = _array(frames)[order]
+            return [Series(detector, name, "line", x, x, _array(ys)[order], track_id)]
+        out: list[Series] = []
+        for sub, v in value.items():
+            if isinstance(v, (dict, list)):
+                out += parse_curve(detector, f"{name}/{sub}", v, frame_count)
+        return out
+    if isinstance(value, list) and value:
+        if all(isinstance(v, dict) for v in value):
+            s = [_first(v, _START) for v in value]
+            e = [_first(v, _END) for v in value]
+            y = [_first(v, _VALUE) for v in value]
+            if all(x is not None for x in s) and all(not isinstance(v, (list, dict)) for v in y):
+                e = [b if b is not None else a for a, b in zip(s, e)]
+                return [Series(detector, name, "bars", _array(s), _array(e), _array(y))]
+            return []
+        if all(v is None or isinstance(v, (int, float)) for v in value) and len(value) == frame_count:
+            x = np.arange(frame_count, dtype=np.float64)
+            return [Series(detector, name, "line", x, x, _array(value))]
+    return []
+
+
+@dataclass
+class Review:
+    """Everything shown for one analysed clip."""
+
+    analysis: dict[str, Any]
+    facepass: FacePass | None
+    tracks: list[TrackView] = field(default_factory=list)
+    segments: list[SegmentView] = field(default_factory=list)
+    series: list[Series] = field(default_factory=list)
+
+    @property
+    def frame_count(self) -> int:
+        if self.facepass is not None:
+            return self.facepass.frame_count
+        return int(self.analysis.get("evidence", {}).get("video", {}).get("frame_count") or 0)
+
+    def track(self, track_id: int) -> TrackView | None:
+        return next((t for t in self.tracks if t.track_id == track_id), None)
+
+    def sorted_segments(self) -> list[SegmentView]:
+        return sorted(self.segments, key=lambda s: (s.start_frame, s.end_frame))
+
+    def next_segment(self, frame: int) -> SegmentView | None:
+        return next((s for s in self.sorted_segments() if s.start_frame > frame), None)
+
+    def previous_segment(self, frame: int) -> SegmentView | None:
+        before = [s for s in self.sorted_segments() if s.start_frame < frame]
+        return before[-1] if before else None
+
+    def segment_at(self, frame: int) -> SegmentView | None:
+        hits = [s for s in self.segments if s.start_frame <= frame <= s.end_frame]
+        return max(hits, key=lambda s: s.score if s.score is not None else -1.0) if hits else None
+
+    def window_scores(self, frame: int, track_id: int | None = None) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for s in self.series:
+            if track_id is not None and s.track_id is not None and s.track_id != track_id:
+                continue
+            v = s.value_at(frame)
+            if v is not None:
+                out[f"{s.detector}:{s.name}"] = v
+        return out
+
+
+def blink_params(analysis: dict[str, Any]) -> BlinkParams:
+    p = analysis.get("parameters", {}).get("blinks") or {}
+    known = {k: v for k, v in p.items() if k in BlinkParams.__dataclass_fields__}
+    return BlinkParams(**known)
+
+
+def build_review(analysis: dict[str, Any], facepass: FacePass | None = None) -> Review:
+    """Read the face pass named in the analysis (unless given) and the detectors' output."""
+    if facepass is None:
+        fp_path = (analysis.get("facepass") or {}).get("path")
+        if fp_path and Path(fp_path).is_file():
+            try:
+                facepass = FacePass.load(fp_path)
+            except (OSError, ValueError, KeyError):
+                facepass = None
+    review = Review(analysis, facepass)
+    faces = {f["track_id"]: f for f in analysis.get("faces", [])}
+    if facepass is not None:
+        params = blink_params(analysis)
+        for t in facepass.tracks:
+            events = faces.get(t.track_id, {}).get("blinks")
+            thr: np.ndarray
+            if events is None:
+                evs, thr = detect_blinks(t.frames, t.ear, facepass.fps, params)
+                events = [e.to_dict() for e in evs]
+            else:
+                # Only the per-row threshold is derived (cheap, from stored EAR, same parameters).
+                _, thr = detect_blinks(t.frames, t.ear, facepass.fps, params)
+            in_blink = np.zeros(len(t), bool)
+            for e in events:
+                in_blink |= (t.frames >= e["start_frame"]) & (t.frames <= e["end_frame"])
+            review.tracks.append(TrackView(t, np.asarray(thr, np.float64), list(events), in_blink))
+    n = review.frame_count
+    for name, d in (analysis.get("detectors") or {}).items():
+        for s in d.get("segments") or []:
+            try:
+                review.segments.append(
+                    SegmentView(name, int(s["start_frame"]), int(s["end_frame"]), s.get("score"), str(s.get("reason", "")), s.get("track_id"))
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+        for cname, cval in (d.get("curves") or {}).items():
+            review.series += parse_curve(name, cname, cval, n)
+    return review
+
+
+def audio_envelope(path: str | Path, times_s: np.ndarray) -> np.ndarray | None:
+    """RMS of the 16 kHz mono audio over each video frame's interval (None without audio).
+
+    Frame i covers [t_i, t_{i+1}); times are stream times, aligned by the audio's start time.
+    Runs in a worker thread: decoding audio is too slow for the GUI thread.
+    """
+    from core.audio import load_audio
+    from core.errors import EvidenceError
+
+    try:
+        track = load_audio(path)
+    except EvidenceError:
+        return None
+    if track.samples.size == 0 or times_s.size == 0:
+        return None
+    sr = track.sample_rate
+    step = float(np.median(np.diff(times_s))) if times_s.size > 1 else 1.0 / 25
+    edges = np.append(times_s, times_s[-1] + step)
+    idx = np.clip(np.round((edges - track.start_time_s) * sr).astype(np.int64), 0, track.samples.size)
+    sq = np.concatenate([[0.0], np.cumsum(track.samples.astype(np.float64) ** 2)])
+    counts = np.diff(idx)
+    sums = sq[idx[1:]] - sq[idx[:-1]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rms = np.sqrt(np.where(counts > 0, sums / np.maximum(counts, 1), np.nan))
+    return rms.astype(np.float32)
