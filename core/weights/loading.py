@@ -46,9 +46,13 @@ def _resolve(source: str | Path, expected_sha256: str | None) -> Path:
     return path
 
 
-def _refused_global(message: str) -> str:
+def _refusal_cause(message: str) -> str:
+    """What torch's restricted unpickler refused, from its error text, in a few words."""
     m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message) or re.search(r"GLOBAL ([\w.]+)", message)
-    return m.group(1) if m else "an object outside torch's allow-list"
+    if m:
+        return m.group(1)
+    m = re.search(r"WeightsUnpickler error:\s*(.+)", message)
+    return m.group(1).strip().rstrip(".") if m else "a construct outside torch's allow-list"
 
 
 def load_state_dict(source: str | Path, expected_sha256: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -66,7 +70,7 @@ def load_state_dict(source: str | Path, expected_sha256: str | None = None) -> t
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        what = _refused_global(str(exc))
+        what = _refusal_cause(str(exc))
         log.error("checkpoint %s refused: unpickling needs %s", path, what)
         raise WeightsError(
             f"{path.name} refused: loading it would need to run arbitrary code ({what}); only plain tensors are accepted"

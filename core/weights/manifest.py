@@ -68,8 +68,12 @@ class WeightEntry:
 
 
 def project_dir() -> Path:
-    """The project's weights/ folder (beside core/)."""
-    return Path(__file__).resolve().parents[2] / "weights"
+    """The project's weights/ folder (beside core/), holding manifest.toml.
+
+    VERITY_PROJECT_WEIGHTS_DIR replaces it: a packaged build that keeps the manifest elsewhere,
+    and tests that must not depend on files a developer dropped into weights/.
+    """
+    return Path(os.environ.get("VERITY_PROJECT_WEIGHTS_DIR") or Path(__file__).resolve().parents[2] / "weights")
 
 
 def user_dir() -> Path:

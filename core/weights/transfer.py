@@ -7,10 +7,10 @@ air-gapped machine gets a clear "no network" error at once instead of a hang.
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import os
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -136,21 +136,31 @@ def check_network(hosts: list[str], timeout: float = RESOLVE_TIMEOUT_S) -> None:
     """Raise WeightsError('no network ...') unless every host resolves within `timeout` seconds.
 
     getaddrinfo has no timeout of its own and can block far longer on an air-gapped machine, so
-    it runs in a daemon thread and is abandoned when the deadline passes.
+    each look-up runs in a daemon thread that is abandoned (never waited for, not even at exit)
+    when the deadline passes.
     """
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(hosts)), thread_name_prefix="verity-dns")
-    try:
-        futures = {h: pool.submit(socket.getaddrinfo, h, 443, 0, socket.SOCK_STREAM) for h in hosts}
-        deadline = time.monotonic() + timeout
-        for host, fut in futures.items():
+    results: dict[str, BaseException | None] = {}
+    threads = []
+    for host in hosts:
+
+        def resolve(h: str = host) -> None:
             try:
-                fut.result(timeout=max(0.0, deadline - time.monotonic()))
-            except concurrent.futures.TimeoutError:
-                raise WeightsError(f"no network: {host} did not resolve within {timeout:g} s; run 'verity weights fetch' on a connected machine and carry the folder across") from None
-            except OSError as exc:
-                raise WeightsError(f"no network: cannot resolve {host} ({exc}); run 'verity weights fetch' on a connected machine and carry the folder across") from None
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+                socket.getaddrinfo(h, 443, 0, socket.SOCK_STREAM)
+                results[h] = None
+            except BaseException as exc:  # noqa: BLE001 - reported below as "no network"
+                results[h] = exc
+
+        t = threading.Thread(target=resolve, name=f"verity-dns-{host}", daemon=True)
+        t.start()
+        threads.append((host, t))
+    deadline = time.monotonic() + timeout
+    hint = "run 'verity weights fetch' on a connected machine and carry the folder across (see weights/README.md)"
+    for host, t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+        if host not in results:
+            raise WeightsError(f"no network: {host} did not resolve within {timeout:g} s; {hint}")
+        if results[host] is not None:
+            raise WeightsError(f"no network: cannot resolve {host} ({results[host]}); {hint}")
 
 
 def download(e: WeightEntry, dest_dir: Path, timeout: float = SOCKET_TIMEOUT_S) -> tuple[Path, str]:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def _write_cache(cache: dict[str, dict[str, Any]]) -> None:
     path = _cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(cache, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:  # a read-only cache only costs a re-hash next time
@@ -80,13 +81,19 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     key = str(path)
     cache = _read_cache()
     hit = cache.get(key)
-    if hit and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns and isinstance(hit.get("sha256"), str):
+    if hit and hit.get("stamp") == _stamp(st) and isinstance(hit.get("sha256"), str):
         return hit["sha256"]
     digest = _hash_file(path)
     cache = _read_cache()  # re-read: another process may have added entries while we hashed
-    cache[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+    cache[key] = {"stamp": _stamp(st), "sha256": digest}
     _write_cache(cache)
     return digest
+
+
+def _stamp(st: os.stat_result) -> list[int]:
+    """What must be unchanged for a cached hash to stand: size, mtime, and the inode (a file
+    replaced by another of the same size within one clock tick still gets a new inode)."""
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 def remember_sha256(path: Path, digest: str) -> None:
@@ -94,7 +101,7 @@ def remember_sha256(path: Path, digest: str) -> None:
     path = path.resolve()
     st = path.stat()
     cache = _read_cache()
-    cache[str(path)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+    cache[str(path)] = {"stamp": _stamp(st), "sha256": digest}
     _write_cache(cache)
 
 
