@@ -1,0 +1,132 @@
+"""Blink physiology: per face track, the blinks measured against published human norms.
+
+No trained weights. Reads the face pass (EAR per eye) and the blink events the pipeline found
+with the adaptive threshold; `core.signals.physiology` holds the measurements, the norms with
+their sources and the rules that turn them into this detector's reading (`assessment`).
+Scores are not probabilities here: every number is a measurement with its unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+
+from core.detectors import register
+from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segment
+from core.signals.blinks import detect_blinks
+from core.signals.physiology import NORMS, PhysiologyParams, TrackPhysiology, assess, measure_track, per_eye_baseline
+
+_FLAG_TEXT = {
+    "incomplete": "incomplete blink",
+    "one_eyed": "one-eyed blink",
+    "out_of_step": "eyes out of step",
+    "too_long": "blink too long",
+    "too_short": "blink too short",
+}
+
+
+def _params(d: dict[str, Any]) -> PhysiologyParams:
+    names = {f.name for f in fields(PhysiologyParams)} - {"blinks"}
+    return PhysiologyParams(**{k: v for k, v in d.items() if k in names})
+
+
+def combine(readings: list[str]) -> str:
+    """Detector-level reading from the tracks': one face inconsistent makes the evidence so."""
+    if "inconsistent" in readings:
+        return "inconsistent"
+    if readings and all(r == "consistent" for r in readings):
+        return "consistent"
+    return "inconclusive"
+
+
+@register
+class BlinkPhysiology(Detector):
+    name = "blink_physiology"
+    title = "Blink physiology (rate, duration, completeness, asymmetry vs human norms)"
+    needs_weights = False
+    default_params = {k: v for k, v in PhysiologyParams().to_dict().items() if k != "blinks"}
+
+    def run(self, ctx: AnalysisContext) -> DetectorResult:
+        p = _params(self.params(ctx))
+        fp = ctx.facepass
+        fps = fp.fps
+        if fps <= 0:
+            return DetectorResult.unavailable(self.name, "the video has no usable frame rate")
+        per_track: dict[str, Any] = {}
+        segments: list[Segment] = []
+        curves: dict[str, Any] = {}
+        readings: list[str] = []
+        measured: list[TrackPhysiology] = []
+        for t in fp.tracks:
+            ctx.check_cancel()
+            events = ctx.blinks.get(t.track_id)
+            if events is None:
+                events = detect_blinks(t.frames, t.ear, fps, p.blinks)[0]
+            tp = measure_track(t.track_id, t.frames, t.ear, t.landmarks, events, fps, p)
+            value, reasons = assess(tp, p)
+            readings.append(value)
+            measured.append(tp)
+            per_track[str(t.track_id)] = {"assessment": value, "reasons": reasons, **tp.to_dict()}
+            for b in tp.blinks:
+                for flag in b.flags:
+                    segments.append(Segment(b.start_frame, b.end_frame, None, _reason(flag, b, p), t.track_id))
+            base = per_eye_baseline(t.frames, np.asarray(t.ear, np.float64), fps, p.blinks)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                closure = 1.0 - np.asarray(t.ear, np.float64) / base
+            frames = t.frames.tolist()
+            curves[f"lid closure, image-left eye (track {t.track_id})"] = {"frames": frames, "values": np.round(closure[:, 0], 4).tolist(), "track_id": t.track_id}
+            curves[f"lid closure, image-right eye (track {t.track_id})"] = {"frames": frames, "values": np.round(closure[:, 1], 4).tolist(), "track_id": t.track_id}
+            if tp.blinks:
+                curves[f"blink completeness (track {t.track_id})"] = {
+                    "start_frame": [b.start_frame for b in tp.blinks],
+                    "end_frame": [b.end_frame for b in tp.blinks],
+                    "score": [b.completeness for b in tp.blinks],
+                    "track_id": t.track_id,
+                }
+        if not measured:
+            return DetectorResult.unavailable(self.name, "no face track to measure")
+        value = combine(readings)
+        main = max(measured, key=lambda m: m.visible_s)
+        note = f"{value}: " + "; ".join(
+            f"track {tid}: {d['assessment']} ({'; '.join(d['reasons']) or 'no anomaly'})" for tid, d in per_track.items()
+        )
+        return DetectorResult(
+            assessment=value,
+            note=note,
+            frames_analyzed=int(sum(round(m.visible_s * fps) for m in measured)),
+            metrics={
+                "main_track": main.track_id,
+                "visible_s": main.visible_s,
+                "blink_count": main.n_blinks,
+                "blink_rate_per_min": main.rate_per_min,
+                "observed_blinks_per_min": main.observed_per_min,
+                "rate_ci95_per_min": main.rate_ci95_per_min,
+                "mean_duration_ms": main.mean_duration_ms,
+                "ibi_mean_s": main.ibi_mean_s,
+                "ibi_cv": main.ibi_cv,
+                "longest_no_blink_s": main.longest_no_blink_s,
+                "mean_completeness": main.mean_completeness,
+                "mean_asymmetry": main.mean_asymmetry,
+                "flag_counts": main.flag_counts,
+                "norms": NORMS,
+            },
+            per_track=per_track,
+            segments=segments,
+            curves=curves,
+        )
+
+
+def _reason(flag: str, b: Any, p: PhysiologyParams) -> str:
+    text = _FLAG_TEXT[flag]
+    if flag == "incomplete":
+        return f"{text}: deeper eye closes {b.completeness:.0%} of its open level (< {p.incomplete_below:.0%})"
+    if flag == "one_eyed":
+        return f"{text}: closure left {b.closure_left:.0%}, right {b.closure_right:.0%} (asymmetry {b.asymmetry:.2f})"
+    if flag == "out_of_step":
+        return f"{text}: image-left eye {b.lag_ms:+.0f} ms relative to image-right"
+    src = NORMS["duration"]["source"]
+    if flag == "too_long":
+        return f"{text}: {b.duration_ms:.0f} ms (norm {p.min_duration_ms:.0f}-{p.max_duration_ms:.0f} ms, {src})"
+    return f"{text}: {b.duration_ms:.0f} ms (norm {p.min_duration_ms:.0f}-{p.max_duration_ms:.0f} ms, {src})"

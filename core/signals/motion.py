@@ -1,0 +1,199 @@
+"""Landmark motion of one face track after removing rigid head motion.
+
+1. Normalise: every frame's 68 landmarks are mapped by a similarity transform (Procrustes:
+   translation, rotation, uniform scale) onto a canonical face, fitted on anchor points that do
+   not move with speech or expression (nose 27-35, the four eye corners). The canonical face is
+   the track's own mean shape (two rounds of generalised Procrustes), scaled so that the outer
+   eye corners (36, 45) are 1 apart: every distance below is in units of that inter-ocular
+   distance (IOD); "‰ IOD" is a thousandth of it.
+2. Per region (brows, eyes, nose, mouth, jaw) and frame:
+   velocity = mean point speed in IOD/s, and flicker = mean distance of each point from the
+   midpoint of its previous and next positions (‰ IOD): zero for steady or uniform motion,
+   large when a point jumps back and forth from frame to frame.
+3. Head motion = speed of the rigid transform itself (anchor centroid in IOD/s plus rotation).
+   Landmark noise grows with head motion (blur, out-of-plane turns the 2D transform cannot
+   remove), so the flicker expected for a window is predicted from its head speed by a robust
+   Theil-Sen line over the track's windows; what is left is flicker "not explained by head
+   motion".
+4. Per window (1 s, hop 0.5 s):
+   - irregularity = max over regions of observed / expected flicker: 1 means as steady as the
+     rest of this clip at this head speed, 2 means twice as jittery. It is relative to the same
+     face in the same clip, so it finds stretches that differ from the rest (a spliced or
+     regenerated segment, a shimmering boundary); a clip manipulated uniformly from start to
+     end shows no irregular window by this measure.
+   - mouth-jaw coupling = correlation of lip opening (62-66) with chin drop (33-8) while the
+     mouth is moving; speech moves both together. `jaw_ratio` = chin-drop spread / lip-opening
+     spread. A lip-sync generator that regenerates the lips on a rigid jaw gives coupling near 0
+     and a small jaw ratio.
+   These are measurements with the scales above, not probabilities: no data set calibrated them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import theilslopes
+
+ANCHORS = np.r_[27:36, 36, 39, 42, 45]
+REGIONS: dict[str, np.ndarray] = {
+    "brows": np.arange(17, 27),
+    "eyes": np.arange(36, 48),
+    "nose": np.arange(27, 36),
+    "mouth": np.arange(48, 68),
+    "jaw": np.arange(0, 17),
+}
+
+
+@dataclass
+class MotionParams:
+    window_s: float = 1.0
+    hop_s: float = 0.5
+    irregular_above: float = 2.0  # window flicker this many times what head motion explains
+    mouth_moving_std: float = 0.02  # lip-opening spread (IOD) that counts as a moving mouth
+    decoupled_below: float = 0.2  # coupling under this while the mouth moves ...
+    rigid_jaw_ratio: float = 0.3  # ... and the chin moves less than this share of the lips
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity (Umeyama) mapping src (K, 2) onto dst: scale, rotation, translation."""
+    ms, md = src.mean(0), dst.mean(0)
+    s, d = src - ms, dst - md
+    u, sig, vt = np.linalg.svd(d.T @ s)
+    sign = np.ones(2)
+    sign[1] = np.sign(np.linalg.det(u @ vt)) or 1.0
+    rot = u @ np.diag(sign) @ vt
+    var = float((s**2).sum())
+    scale = float((sig * sign).sum() / var) if var > 0 else 1.0
+    return scale, rot, md - scale * rot @ ms
+
+
+def _canonical(shape: np.ndarray) -> np.ndarray:
+    out = shape - shape[ANCHORS].mean(0)
+    iod = np.linalg.norm(out[45] - out[36])
+    return out / iod if iod > 0 else out
+
+
+def align(landmarks: np.ndarray, rounds: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Landmarks (M, 68, 2) -> aligned (M, 68, 2) in IOD units, and the transforms (M, 4):
+    scale, rotation angle (rad), translation x, y (image pixels)."""
+    lm = np.asarray(landmarks, np.float64)
+    ref = _canonical(np.median(lm, axis=0))
+    aligned = np.empty_like(lm)
+    params = np.zeros((lm.shape[0], 4))
+    for _ in range(rounds):
+        for i, pts in enumerate(lm):
+            c, rot, t = similarity(pts[ANCHORS], ref[ANCHORS])
+            aligned[i] = c * pts @ rot.T + t
+            params[i] = c, np.arctan2(rot[1, 0], rot[0, 0]), t[0], t[1]
+        ref = _canonical(aligned.mean(axis=0))
+    return aligned, params
+
+
+@dataclass
+class TrackMotion:
+    frames: np.ndarray  # (M,) frame numbers
+    velocity: dict[str, np.ndarray]  # region -> (M,) IOD/s (NaN where the previous frame is missing)
+    flicker: dict[str, np.ndarray]  # region -> (M,) ‰ IOD (NaN at gaps and ends)
+    head_speed: np.ndarray  # (M,) IOD/s of the anchor centroid plus rotation (rad/s ~ IOD/s)
+    lip_opening: np.ndarray  # (M,) IOD
+    chin_drop: np.ndarray  # (M,) IOD
+    windows: list[dict[str, Any]]
+
+
+def measure_motion(frames: np.ndarray, landmarks: np.ndarray, fps: float, params: MotionParams | None = None) -> TrackMotion:
+    p = params or MotionParams()
+    frames = np.asarray(frames)
+    m = frames.size
+    aligned, tf = align(landmarks)
+    prev_ok = np.r_[False, np.diff(frames) == 1]  # row k-1 is frame k's predecessor
+    next_ok = np.r_[np.diff(frames) == 1, False]
+    velocity: dict[str, np.ndarray] = {}
+    flicker: dict[str, np.ndarray] = {}
+    step = np.full((m, 68), np.nan)
+    step[1:] = np.linalg.norm(aligned[1:] - aligned[:-1], axis=2)
+    step[~prev_ok] = np.nan
+    dev = np.full((m, 68), np.nan)
+    if m >= 3:
+        dev[1:-1] = np.linalg.norm(aligned[1:-1] - (aligned[:-2] + aligned[2:]) / 2, axis=2)
+    dev[~(prev_ok & next_ok)] = np.nan
+    for name, idx in REGIONS.items():
+        velocity[name] = step[:, idx].mean(axis=1) * fps
+        flicker[name] = dev[:, idx].mean(axis=1) * 1000.0
+    flicker["anchors"] = dev[:, ANCHORS].mean(axis=1) * 1000.0
+    # head motion in canonical units: image displacement of the anchor centroid divided by the
+    # face's image scale (1 / transform scale = IOD in pixels), plus rotation speed
+    centroid = np.einsum("mkd->md", np.asarray(landmarks, np.float64)[:, ANCHORS]) / ANCHORS.size
+    head = np.full(m, np.nan)
+    if m >= 2:
+        move = np.linalg.norm(np.diff(centroid, axis=0), axis=1) * tf[1:, 0]
+        turn = np.abs(np.angle(np.exp(1j * np.diff(tf[:, 1]))))
+        head[1:] = (move + turn) * fps
+    head[~prev_ok] = np.nan
+    lip = np.linalg.norm(aligned[:, 62] - aligned[:, 66], axis=1)
+    chin = np.linalg.norm(aligned[:, 8] - aligned[:, 33], axis=1)
+    windows = _windows(frames, flicker, head, lip, chin, fps, p)
+    return TrackMotion(frames, velocity, flicker, head, lip, chin, windows)
+
+
+def _nanmedian(x: np.ndarray) -> float:
+    return float(np.nanmedian(x)) if np.isfinite(x).any() else float("nan")
+
+
+def _windows(
+    frames: np.ndarray, flicker: dict[str, np.ndarray], head: np.ndarray, lip: np.ndarray, chin: np.ndarray, fps: float, p: MotionParams
+) -> list[dict[str, Any]]:
+    w = max(3, int(round(p.window_s * fps)))
+    hop = max(1, int(round(p.hop_s * fps)))
+    out: list[dict[str, Any]] = []
+    for a in range(0, max(frames.size - w + 1, 0), hop):
+        b = a + w
+        if frames[b - 1] - frames[a] != w - 1:  # the window spans a gap in the track
+            continue
+        row: dict[str, Any] = {"start_frame": int(frames[a]), "end_frame": int(frames[b - 1]), "head_speed": _nanmedian(head[a:b])}
+        row["flicker"] = {r: _nanmedian(v[a:b]) for r, v in flicker.items()}
+        ls, cs = float(np.std(lip[a:b])), float(np.std(chin[a:b]))
+        row["lip_std"] = ls
+        row["jaw_ratio"] = cs / ls if ls > 0 else None
+        row["coupling"] = float(np.corrcoef(lip[a:b], chin[a:b])[0, 1]) if ls >= p.mouth_moving_std and cs > 0 else None
+        out.append(row)
+    _irregularity(out, p)
+    return out
+
+
+def _irregularity(windows: list[dict[str, Any]], p: MotionParams) -> None:
+    """Observed / expected flicker per region and window, expected from head speed (Theil-Sen)."""
+    if not windows:
+        return
+    head = np.array([w["head_speed"] for w in windows])
+    for w in windows:
+        w["irregularity"] = {}
+    for region in REGIONS:
+        f = np.array([w["flicker"][region] for w in windows])
+        ok = np.isfinite(f) & np.isfinite(head)
+        if ok.sum() >= 4 and np.ptp(head[ok]) > 0:
+            slope, icpt, _, _ = theilslopes(f[ok], head[ok])
+            slope = max(slope, 0.0)  # more head motion never predicts less noise
+            if slope == 0.0:
+                icpt = float(np.median(f[ok]))
+        else:
+            slope, icpt = 0.0, float(np.median(f[ok])) if ok.any() else float("nan")
+        floor = max(float(np.median(f[ok])) * 0.25, 1e-6) if ok.any() else 1e-6
+        for k, w in enumerate(windows):
+            expected = max(icpt + slope * head[k], floor) if np.isfinite(head[k]) else max(icpt, floor)
+            w["irregularity"][region] = float(f[k] / expected) if np.isfinite(f[k]) else None
+    for w in windows:
+        vals = {r: v for r, v in w["irregularity"].items() if v is not None}
+        w["score"] = max(vals.values()) if vals else None
+        w["region"] = max(vals, key=vals.__getitem__) if vals else None
+        w["irregular"] = w["score"] is not None and w["score"] >= p.irregular_above
+        w["decoupled"] = (
+            w["coupling"] is not None
+            and w["coupling"] < p.decoupled_below
+            and w["jaw_ratio"] is not None
+            and w["jaw_ratio"] < p.rigid_jaw_ratio
+        )
