@@ -13,6 +13,7 @@ import logging
 import os
 import pickle
 import re
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,7 +69,9 @@ def load_state_dict(source: str | Path, expected_sha256: str | None = None) -> t
     import torch
 
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "looks like a TorchScript archive": reported below as an error
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         what = _refusal_cause(str(exc))
         log.error("checkpoint %s refused: unpickling needs %s", path, what)
@@ -76,7 +79,13 @@ def load_state_dict(source: str | Path, expected_sha256: str | None = None) -> t
             f"{path.name} refused: loading it would need to run arbitrary code ({what}); only plain tensors are accepted"
         ) from None
     except Exception as exc:  # noqa: BLE001 - corrupt zip, truncated file, TorchScript archive...
-        raise WeightsError(f"{path.name} cannot be loaded as a weights-only checkpoint: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        text = str(exc)
+        if "TorchScript" in text:
+            raise WeightsError(
+                f"{path.name} is a TorchScript archive, which cannot be loaded without running its code; use a plain state dict or safetensors"
+            ) from None
+        first = re.split(r"(?<=[.!?])\s|\n", text, maxsplit=1)[0] if text else ""  # torch's advice to drop weights_only is not for us
+        raise WeightsError(f"{path.name} cannot be loaded as a weights-only checkpoint: {type(exc).__name__}: {first}") from None
     if not isinstance(obj, dict):
         raise WeightsError(f"{path.name} holds a {type(obj).__name__}, not a state dict")
     return obj, {}
