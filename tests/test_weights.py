@@ -260,7 +260,7 @@ def test_import_verifies_known_hash_and_refuses_wrong_file(project: Path, tmp_pa
 def test_import_without_known_hash_needs_confirmation(project: Path, tmp_path: Path) -> None:
     src = tmp_path / "ckpt.pth"
     torch.save({"model": small_state()}, src)
-    res = import_file(src, name="lipfd_ckpt")
+    res = import_file(src)  # recognised by its upstream name ckpt.pth
     assert res.state == "unverified" and res.sha256 in res.message and "--confirm" in res.message
     assert status("lipfd_ckpt").state == "unverified" and "lipfd" in detectors_disabled()
     with pytest.raises(WeightsError):

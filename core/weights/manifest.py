@@ -48,6 +48,7 @@ class WeightEntry:
     # A known prefix of the sha256 (torchvision puts the first 8 hex digits in its file names):
     # not enough to trust a file, enough to refuse a wrong one on import.
     sha256_prefix: str | None = None
+    upstream_file: str | None = None  # the name the file has where it is published (recognised on import)
     origin: str = "project"  # "project" (weights/manifest.toml) or "local" (user manifest)
 
     def to_dict(self) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def _pick_entry(src: Path, digest: str, entries: dict[str, WeightEntry]) -> Weig
     by_hash = [e for e in entries.values() if e.sha256 == digest]
     if len(by_hash) == 1:
         return by_hash[0]
-    by_file = [e for e in entries.values() if Path(e.file).name == src.name]
+    by_file = [e for e in entries.values() if src.name in (Path(e.file).name, e.upstream_file)]
     if len(by_file) == 1:
         return by_file[0]
     raise WeightsError(f"cannot tell which weights entry {src.name} is (sha256 {digest}); name it with --name NAME (see 'verity weights list')")
