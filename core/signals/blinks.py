@@ -1,9 +1,22 @@
-"""Blink events from the eye aspect ratio of one face track.
+"""Blink events from the eye aspect ratio (EAR) of one face track.
 
-The EyeBlink card closes an eye at EAR < 0.2. People whose open-eye EAR is low (narrow eyes,
-looking down, glasses) then "blink" all the time, and people with wide eyes hide short blinks.
-The default threshold is adaptive instead: a fraction of the track's own open-eye baseline
-(a running upper percentile of EAR). The card's fixed 0.2 stays available (mode="fixed").
+The EyeBlink card calls an eye closed at EAR < 0.2. People whose open-eye EAR is low (narrow
+eyes, looking down, low resolution) then "blink" all the time, and people with wide eyes hide
+short blinks. The default is adaptive instead (see docs/blinks.md for the measurements):
+
+1. open-eye baseline: a running median of the EAR over the frames judged open in a window of
+   `baseline_window_s` (first guess: a running upper percentile; frames below the closing
+   threshold are then left out), so long closures and half-closed stretches do not drag it down,
+   while slow changes (gaze down, head pitch) are followed;
+2. closing: EAR < `closed_ratio` x baseline; a closure is a run of such frames;
+3. double blinks: two closures are one blink unless the EAR between them climbs back at least
+   `reopen_fraction` of the way from the shallower closure's minimum to the baseline (the
+   labelling rule "reopen to at least about half");
+4. edges: from each closure, walk outwards while the EAR keeps rising and is still below
+   `edge_ratio` x baseline: start = lids begin to come down, end = lids back near open.
+
+The card's fixed 0.2 stays available (mode="fixed": runs of frames with EAR < fixed_threshold,
+as the card counts them). Frame gaps in a track split it into segments handled separately.
 """
 
 from __future__ import annotations
@@ -12,19 +25,26 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import percentile_filter
+from scipy.signal import find_peaks
 
 
 @dataclass
 class BlinkParams:
     mode: str = "adaptive"  # "adaptive" (relative to the open-eye baseline) or "fixed" (card)
     fixed_threshold: float = 0.2  # the card's EAR threshold, used when mode == "fixed"
-    closed_ratio: float = 0.75  # adaptive: closed when EAR < closed_ratio * baseline
-    baseline_window_s: float = 4.0  # running window of the open-eye baseline
-    baseline_percentile: float = 80.0
+    min_depth: float = 0.3  # adaptive: a dip must fall this fraction below its shoulders
+    max_ratio: float = 0.8  # ... and below max_ratio * open baseline
+    shoulder_window_s: float = 1.0  # how far to look for a dip's shoulders
+    edge_fraction: float = 0.8  # event edges: where the EAR is back this far up to the shoulder
+    reopen_fraction: float = 0.5  # two dips are two blinks when the EAR climbs this far back between
+    min_reopen_s: float = 0.05  # ... for at least this long
+    closed_ratio: float = 0.65  # frames below closed_ratio * first baseline guess are not "open"
+    baseline_window_s: float = 2.0  # running window of the open-eye baseline
+    baseline_percentile: float = 80.0  # first guess of the open level (before closed frames are left out)
     min_frames: int = 1  # frames below threshold needed to call a blink
-    max_gap_frames: int = 1  # short rises above threshold inside one blink are merged
-    edge_ratio: float = 0.9  # event start/end: where EAR recovers above edge_ratio * baseline
+    min_segment_s: float = 0.5  # shorter stretches of track give no events (no baseline to trust)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -33,117 +53,219 @@ class BlinkParams:
 @dataclass
 class BlinkEvent:
     start_frame: int
-    apex_frame: int
+    apex_frame: int  # frame of minimum mean EAR
     end_frame: int
-    duration_s: float
-    min_ear: float
-    closed_left: bool  # the image-left eye crossed its own threshold
-    closed_right: bool
+    duration_s: float  # (end - start + 1) frames at the track's fps
+    min_ear: float  # mean EAR of both eyes at the apex
+    closed_left: bool  # image-left eye (points 36-41) crossed its own closing threshold
+    closed_right: bool  # image-right eye (points 42-47)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _segments(frames: np.ndarray) -> list[tuple[int, int]]:
-    """Row ranges [a, b) over which the frame numbers are consecutive (no gap in the track)."""
+def mean_ear(ear_lr: np.ndarray) -> np.ndarray:
+    """Mean EAR of both eyes per row; the other eye's alone where one is missing (NaN)."""
+    ear_lr = np.asarray(ear_lr, np.float64).reshape(-1, 2)
+    out = np.full(ear_lr.shape[0], np.nan)
+    ok = np.isfinite(ear_lr)
+    n = ok.sum(axis=1)
+    has = n > 0
+    out[has] = np.where(ok, ear_lr, 0.0).sum(axis=1)[has] / n[has]
+    return out
+
+
+def _segments(frames: np.ndarray, valid: np.ndarray) -> list[tuple[int, int]]:
+    """Row ranges [a, b) of consecutive frame numbers with a valid EAR (gaps split the track)."""
     if frames.size == 0:
         return []
-    breaks = np.flatnonzero(np.diff(frames) != 1) + 1
-    starts = np.concatenate([[0], breaks])
-    ends = np.concatenate([breaks, [frames.size]])
-    return list(zip(starts.tolist(), ends.tolist()))
+    cut = np.ones(frames.size + 1, bool)
+    cut[1:-1] = (np.diff(frames) != 1) | ~valid[1:] | ~valid[:-1]
+    out = []
+    starts = np.flatnonzero(cut[:-1])
+    for k, a in enumerate(starts):
+        b = int(starts[k + 1]) if k + 1 < starts.size else frames.size
+        if valid[a]:
+            out.append((int(a), b))
+    return out
+
+
+def _window(n: int, fps: float, seconds: float) -> int:
+    """Odd window length in frames, at least 3 and no longer than needed for n rows."""
+    size = max(3, int(round(seconds * fps)) | 1)
+    return min(size, max(3, (2 * n - 1) | 1))
 
 
 def open_baseline(ear: np.ndarray, fps: float, params: BlinkParams) -> np.ndarray:
-    """Running upper percentile of EAR: the eye's open level, following head pose slowly."""
-    size = max(3, int(round(params.baseline_window_s * fps)) | 1)
-    clean = np.where(np.isfinite(ear), ear, np.nanmedian(ear) if np.isfinite(ear).any() else 0.0)
-    return percentile_filter(clean, params.baseline_percentile, size=size, mode="nearest")
+    """The eye's open level per row: running median of the EAR over the frames judged open.
+
+    `ear` must be finite (one segment). A running upper percentile gives the first guess; frames
+    below the closing threshold of that guess are then left out, so a closure of up to about half
+    the window does not pull the baseline down.
+    """
+    ear = np.asarray(ear, np.float64)
+    if ear.size == 0:
+        return ear.copy()
+    size = _window(ear.size, fps, params.baseline_window_s)
+    first = percentile_filter(ear, params.baseline_percentile, size=size, mode="reflect")
+    openish = np.where(ear >= params.closed_ratio * first, ear, np.nan)
+    half = size // 2
+    padded = np.pad(openish, half, mode="reflect")
+    windows = sliding_window_view(padded, size)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: fall back below
+            base = np.nanmedian(windows, axis=1)
+    return np.where(np.isfinite(base), base, first)
 
 
-def _runs(mask: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
-    """Inclusive runs of True, merging runs separated by at most max_gap False values."""
-    idx = np.flatnonzero(mask)
-    if idx.size == 0:
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (first, last) index pairs of the runs of True."""
+    if not mask.any():
         return []
-    runs = []
-    a = b = int(idx[0])
-    for k in idx[1:]:
-        k = int(k)
-        if k - b - 1 <= max_gap:
-            b = k
-        else:
-            runs.append((a, b))
-            a = b = k
-    runs.append((a, b))
-    return runs
+    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
+
+
+def _longest_run(mask: np.ndarray) -> int:
+    return max((e - s + 1 for s, e in _runs(mask)), default=0)
+
+
+def _dips(seg: np.ndarray, base: np.ndarray, fps: float, params: BlinkParams) -> list[tuple[int, int, int]]:
+    """Closures of one segment as (start, apex, end) row indices (adaptive mode).
+
+    A local minimum of the EAR is a closure when it falls at least `min_depth` below the lower of
+    its two shoulders (the highest EAR on each side before the EAR gets lower still, within
+    `shoulder_window_s`: the dip's prominence) and below `max_ratio` x the open baseline. The
+    segment is padded with its baseline so closures cut by the start or end of the track count.
+    """
+    x = np.concatenate([[base[0]], seg, [base[-1]]])
+    wlen = max(3, int(round(params.shoulder_window_s * fps)) | 1)
+    apexes, props = find_peaks(-x, prominence=0.0, wlen=wlen)
+    dips: list[list[Any]] = []  # [start, apex, end, left shoulder, right shoulder] in x rows
+    for k, apex in enumerate(apexes):
+        apex = int(apex)
+        lo_i, hi_i = max(int(props["left_bases"][k]), 0), min(int(props["right_bases"][k]), x.size - 1)
+        shoulder = x[apex] + float(props["prominences"][k])
+        if x[apex] > (1.0 - params.min_depth) * shoulder or x[apex] > params.max_ratio * base[apex - 1]:
+            continue
+        # core: the frames around the apex that stay below half-way up to the shoulder
+        mid = x[apex] + 0.5 * (shoulder - x[apex])
+        s = e = apex
+        while s - 1 > lo_i and x[s - 1] < mid:
+            s -= 1
+        while e + 1 < hi_i and x[e + 1] < mid:
+            e += 1
+        # edges: walk on while the EAR keeps rising, until it is back near the shoulder
+        top = x[apex] + params.edge_fraction * (shoulder - x[apex])
+        while s - 1 > lo_i and x[s - 1] > x[s] and x[s - 1] < top:
+            s -= 1
+        while e + 1 < hi_i and x[e + 1] > x[e] and x[e + 1] < top:
+            e += 1
+        dips.append([s, apex, e, float(x[lo_i : apex + 1].max()), float(x[apex : hi_i + 1].max())])
+    # Two dips are one blink unless the lids reopen in between: the EAR climbs at least
+    # `reopen_fraction` of the way from the shallower dip back to the open level (the lower of the
+    # outer shoulders) and stays there for `min_reopen_s` (single-frame spikes are landmark noise).
+    need = max(1, int(np.ceil(params.min_reopen_s * fps)))
+    merged: list[list[Any]] = []
+    for d in dips:
+        if merged:
+            p = merged[-1]
+            shallow = max(x[p[1]], x[d[1]])
+            level = min(p[3], d[4])
+            between = x[p[1] + 1 : d[1]]
+            if _longest_run(between >= shallow + params.reopen_fraction * (level - shallow)) < need:
+                merged[-1] = [p[0], p[1] if x[p[1]] <= x[d[1]] else d[1], max(p[2], d[2]), p[3], d[4]]
+                continue
+            d[0] = max(d[0], p[2] + 1)
+        merged.append(d)
+    return [(s - 1, a - 1, e - 1) for s, a, e, _, _ in merged]
 
 
 def detect_blinks(
     frames: np.ndarray, ear_lr: np.ndarray, fps: float, params: BlinkParams | None = None
 ) -> tuple[list[BlinkEvent], np.ndarray]:
-    """Blink events for one track. Returns the events and the per-row threshold used."""
+    """Blink events for one track. Returns the events and the per-row closing threshold used.
+
+    frames: (M,) increasing frame numbers of the track; ear_lr: (M, 2) EAR of the image-left and
+    image-right eye (NaN where unknown). The threshold is NaN where no decision was made; in
+    adaptive mode it is the level a dip from the open baseline must reach, (1 - min_depth) x
+    baseline capped by max_ratio x baseline.
+    """
     params = params or BlinkParams()
-    frames = np.asarray(frames)
-    ear_lr = np.asarray(ear_lr, np.float64)
-    avg = np.nanmean(ear_lr, axis=1) if ear_lr.size else np.zeros(0)
-    threshold = np.full(avg.shape, params.fixed_threshold)
+    if params.mode not in ("adaptive", "fixed"):
+        raise ValueError(f"unknown blink mode {params.mode!r} (adaptive or fixed)")
+    frames = np.asarray(frames).reshape(-1)
+    ear_lr = np.asarray(ear_lr, np.float64).reshape(-1, 2)
+    if frames.size != ear_lr.shape[0]:
+        raise ValueError(f"{frames.size} frames but {ear_lr.shape[0]} EAR rows")
+    avg = mean_ear(ear_lr)
+    threshold = np.full(avg.shape, np.nan)
     events: list[BlinkEvent] = []
-    for a, b in _segments(frames):
+    min_rows = max(1, int(np.ceil(params.min_segment_s * fps))) if fps > 0 else 1
+    for a, b in _segments(frames, np.isfinite(avg)):
         seg = avg[a:b]
-        if params.mode == "adaptive":
-            base = open_baseline(seg, fps, params)
-            thr = params.closed_ratio * base
-            edge = params.edge_ratio * base
-            base_l = open_baseline(ear_lr[a:b, 0], fps, params)
-            base_r = open_baseline(ear_lr[a:b, 1], fps, params)
-            thr_l, thr_r = params.closed_ratio * base_l, params.closed_ratio * base_r
-        else:
+        eyes = ear_lr[a:b]
+        if params.mode == "fixed":
             thr = np.full(seg.shape, params.fixed_threshold)
-            edge = thr
-            thr_l = thr_r = thr
-        threshold[a:b] = thr
-        below = np.nan_to_num(seg, nan=np.inf) < thr
-        for s, e in _runs(below, params.max_gap_frames):
-            if int(below[s : e + 1].sum()) < params.min_frames:
+            thr_eye = np.stack([thr, thr], axis=1)
+            spans = [(s, s + int(np.argmin(seg[s : e + 1])), e) for s, e in _runs(seg < thr) if e - s + 1 >= params.min_frames]
+        else:
+            if seg.size < min_rows:
                 continue
-            # widen to where the lids are back near the open level
-            while s > 0 and seg[s - 1] < edge[s - 1]:
-                s -= 1
-            while e < seg.size - 1 and seg[e + 1] < edge[e + 1]:
-                e += 1
-            apex = s + int(np.nanargmin(seg[s : e + 1]))
-            left = ear_lr[a + s : a + e + 1, 0]
-            right = ear_lr[a + s : a + e + 1, 1]
+            base = open_baseline(seg, fps, params)
+            ratio = min(1.0 - params.min_depth, params.max_ratio)
+            thr = ratio * base
+            thr_eye = np.stack([ratio * _eye_baseline(eyes[:, k], seg, fps, params) for k in (0, 1)], axis=1)
+            spans = _dips(seg, base, fps, params)
+        threshold[a:b] = thr
+        for s, apex, e in spans:
+            closed = _eyes_closed(eyes, s, e, thr_eye, fps, params)
             events.append(
                 BlinkEvent(
                     start_frame=int(frames[a + s]),
                     apex_frame=int(frames[a + apex]),
                     end_frame=int(frames[a + e]),
-                    duration_s=float((e - s + 1) / fps) if fps else 0.0,
+                    duration_s=float((e - s + 1) / fps) if fps > 0 else 0.0,
                     min_ear=float(seg[apex]),
-                    closed_left=bool(np.nanmin(left) < np.min(thr_l[s : e + 1])),
-                    closed_right=bool(np.nanmin(right) < np.min(thr_r[s : e + 1])),
+                    closed_left=closed[0],
+                    closed_right=closed[1],
                 )
             )
-    events = _merge_overlapping(events, fps)
     return events, threshold
 
 
-def _merge_overlapping(events: list[BlinkEvent], fps: float) -> list[BlinkEvent]:
-    out: list[BlinkEvent] = []
-    for ev in sorted(events, key=lambda e: e.start_frame):
-        if out and ev.start_frame <= out[-1].end_frame:
-            prev = out[-1]
-            apex = prev if prev.min_ear <= ev.min_ear else ev
-            end = max(prev.end_frame, ev.end_frame)
-            out[-1] = BlinkEvent(
-                prev.start_frame, apex.apex_frame, end, (end - prev.start_frame + 1) / fps if fps else 0.0,
-                apex.min_ear, prev.closed_left or ev.closed_left, prev.closed_right or ev.closed_right,
-            )
-        else:
-            out.append(ev)
+def _eyes_closed(eyes: np.ndarray, s: int, e: int, thr_eye: np.ndarray, fps: float, params: BlinkParams) -> list[bool]:
+    """Which eye (image-left, image-right) closed during rows [s, e] of a segment.
+
+    Fixed mode: the eye's own EAR crossed the threshold. Adaptive: the eye's minimum fell
+    `min_depth` below the lower of its own shoulders (its highest EAR within half the shoulder
+    window before and after the event), the rule used for the mean of both eyes.
+    """
+    out = []
+    w = max(1, int(round(params.shoulder_window_s * fps / 2)))
+    for k in (0, 1):
+        inside = eyes[s : e + 1, k]
+        if not np.isfinite(inside).any():
+            out.append(False)
+            continue
+        low = float(np.nanmin(inside))
+        if params.mode == "fixed":
+            out.append(low < float(thr_eye[s, k]))
+            continue
+        sides = [eyes[max(0, s - w) : s, k], eyes[e + 1 : e + 1 + w, k]]
+        peaks = [float(np.nanmax(v)) for v in sides if np.isfinite(v).any()]
+        shoulder = min(peaks) if peaks else float(np.nanmax(thr_eye[s : e + 1, k]))
+        out.append(low <= (1.0 - params.min_depth) * shoulder)
     return out
+
+
+def _eye_baseline(eye: np.ndarray, fallback: np.ndarray, fps: float, params: BlinkParams) -> np.ndarray:
+    """One eye's open baseline; rows where that eye is unknown borrow the mean EAR."""
+    filled = np.where(np.isfinite(eye), eye, fallback)
+    return open_baseline(filled, fps, params)
 
 
 def blink_rate_per_min(n_blinks: int, frames_with_face: int, fps: float) -> float | None:

@@ -1,6 +1,6 @@
 """Blink-event quality against the hand labels in ../shared/media/labels.
 
-Usage:  python tests/bench/blinks.py [--media DIR] [--verbose] [--clip SUBSTRING]
+Usage:  python tests/bench/blinks.py [--media DIR] [--verbose] [--clip SUBSTRING] [--fresh]
 
 For every labelled clip: run (or reuse from the user cache) the one face pass, detect blinks
 with the adaptive default and with the EyeBlink card's fixed EAR 0.2, and score events against
@@ -19,6 +19,9 @@ event's onset..offset):
   ignored (the lid state there is unknown / not a blink by definition, but not provably open);
 - every other unpaired detection is a false positive; every unpaired blink label a miss.
 Events from all face tracks of a clip are pooled (the labelled clips show one person).
+Boundary error (detected start - labelled onset, detected end - labelled offset) is reported for
+the matched events. With --verbose each detection shows which eye closed: no mark = both,
+L / R = only the image-left / image-right eye, - = neither eye alone crossed its threshold.
 """
 
 from __future__ import annotations
@@ -52,12 +55,16 @@ class Score:
     neutral: int = 0  # detections on partial labels / unusable frames
     fp_spans: list[Span] = field(default_factory=list)
     fn_spans: list[Span] = field(default_factory=list)
+    start_err: list[int] = field(default_factory=list)  # detected start - labelled onset, per TP
+    end_err: list[int] = field(default_factory=list)  # detected end - labelled offset, per TP
 
     def add(self, other: Score) -> None:
         self.tp += other.tp
         self.fp += other.fp
         self.fn += other.fn
         self.neutral += other.neutral
+        self.start_err += other.start_err
+        self.end_err += other.end_err
 
     @property
     def precision(self) -> float:
@@ -99,6 +106,8 @@ def score_events(detections: list[Span], labels: dict) -> Score:
             if overlap[r, c] > 0:
                 paired_d.add(int(r))
                 paired_l.add(int(c))
+                s.start_err.append(detections[r][0] - blinks[c][0])
+                s.end_err.append(detections[r][1] - blinks[c][1])
     s.tp = len(paired_d)
     for k, d in enumerate(detections):
         if k in paired_d:
@@ -129,12 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--media", type=Path, default=MEDIA)
     ap.add_argument("--clip", default="", help="only clips whose path contains this")
     ap.add_argument("--verbose", "-v", action="store_true", help="list missed and false events")
+    ap.add_argument("--fresh", action="store_true", help="recompute the face passes (after face-pass code changes)")
     args = ap.parse_args(argv)
     label_dir = args.media / "labels"
     if not label_dir.is_dir():
         print(f"no labels at {label_dir}", file=sys.stderr)
         return 2
-    options = AnalysisOptions()
+    options = AnalysisOptions(reuse_facepass=not args.fresh)
     methods = {"adaptive": BlinkParams(), "fixed0.2": BlinkParams(mode="fixed", fixed_threshold=0.2)}
     totals = {(g, m): Score() for g in ("real", "fake") for m in methods}
     no_blink_fp: dict[str, list[tuple[str, int]]] = {m: [] for m in methods}
@@ -167,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                 no_blink_fp[m].append((labels["clip"], s.fp))
             cells.append(_fmt(s))
             if args.verbose:
-                dets = ", ".join(f"{e.start_frame}-{e.end_frame}" for e in events)
+                eyes = {(True, True): "", (True, False): "L", (False, True): "R", (False, False): "-"}
+                dets = ", ".join(f"{e.start_frame}-{e.end_frame}{eyes[(e.closed_left, e.closed_right)]}" for e in events)
                 details.append(f"    {m}: detected [{dets}]  missed {s.fn_spans}  false {s.fp_spans}")
         coverage = fp.frames_with_face / max(fp.frame_count, 1)
         print(
@@ -180,6 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     for g in ("real", "fake"):
         line = " | ".join(f"{m}: {_fmt(totals[(g, m)])}" for m in methods)
         print(f"overall {g:4s} (TP FP FN neutral P R F1)  {line}")
+    for g in ("real", "fake"):
+        parts = []
+        for m in methods:
+            t = totals[(g, m)]
+            if t.start_err:
+                parts.append(
+                    f"{m}: start-onset median {np.median(t.start_err):+.0f} (mean |err| {np.mean(np.abs(t.start_err)):.1f}), "
+                    f"end-offset median {np.median(t.end_err):+.0f} (mean |err| {np.mean(np.abs(t.end_err)):.1f}) frames"
+                )
+        print(f"boundaries {g}: " + " | ".join(parts))
     for m in methods:
         worst = max((n for _, n in no_blink_fp[m]), default=None)
         if worst is None:
