@@ -20,6 +20,7 @@ from core import detectors as detector_registry
 from core.detectors.base import AnalysisContext, DetectorResult
 from core.evidence import probe, sha256_file
 from core.face.facepass import FacePass, FacePassParams, run_face_pass
+from core.fusion import fuse
 from core.paths import cache_dir
 from core.progress import CancelToken, ProgressCallback, no_progress
 from core.signals.blinks import BlinkParams, blink_rate_per_min, detect_blinks
@@ -157,5 +158,6 @@ def analyze(
         "facepass": {"path": str(store), "frames_with_face": fp.frames_with_face, "processing_time": round(fp.processing_time, 3)},
         "faces": faces_summary(fp, blinks),
         "detectors": results,
+        "finding": fuse(results, [t.track_id for t in fp.tracks]),
         "processing_time": round(time.perf_counter() - t0, 3),
     }

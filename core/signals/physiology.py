@@ -180,12 +180,18 @@ def measure_blink(
 
 
 def per_eye_baseline(frames: np.ndarray, ear: np.ndarray, fps: float, bp: BlinkParams) -> np.ndarray:
-    """Open-eye EAR level of each eye (M, 2), computed per gap-free stretch like the blink events."""
+    """Open-eye EAR level of each eye (M, 2), computed per gap-free stretch like the blink events.
+
+    Rows where an eye is unknown are filled with the stretch's median for the baseline only (the
+    closure there stays NaN because the EAR is NaN)."""
     base = np.full(ear.shape, np.nan)
     breaks = np.flatnonzero(np.diff(frames) != 1) + 1
     for a, b in zip(np.r_[0, breaks], np.r_[breaks, frames.size]):
         for eye in (0, 1):
-            base[a:b, eye] = open_baseline(ear[a:b, eye], fps, bp)
+            x = ear[a:b, eye]
+            if not np.isfinite(x).any():
+                continue
+            base[a:b, eye] = open_baseline(np.where(np.isfinite(x), x, np.nanmedian(x)), fps, bp)
     return base
 
 
@@ -309,6 +315,8 @@ def assess(tp: TrackPhysiology, p: PhysiologyParams | None = None) -> tuple[str,
             if k / len(judged) >= p.pattern_fraction:
                 inconsistent = True
                 reasons.append(_pattern_reason(flag, k, judged, p))
+            elif k:
+                reasons.append(f"{k} of {len(judged)} blinks {flag.replace('_', '-')} (below the {p.pattern_fraction:.0%} of a pattern)")
     elif judged:
         for flag in PATTERN_FLAGS:
             k = sum(flag in b.flags for b in judged)
@@ -349,7 +357,7 @@ def _pattern_reason(flag: str, k: int, judged: list[BlinkMeasure], p: Physiology
         depth = np.mean([b.completeness for b in judged])
         return (
             f"{k} of {len(judged)} blinks incomplete: the deeper eye's EAR drops on average {depth:.0%} below its open "
-            f"level (< {p.incomplete_below:.0%}; full blinks on the labelled real clips drop 52-70%)"
+            f"level (< {p.incomplete_below:.0%})"
         )
     asym = np.mean([b.asymmetry for b in judged])
     return f"{k} of {len(judged)} blinks one-eyed: mean asymmetry {asym:.2f} (>= {p.one_eyed_above:g}; 0 = both eyes alike)"

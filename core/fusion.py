@@ -1,0 +1,184 @@
+"""Fusion: the detectors' readings -> the examiner's finding, per evidence and per face track.
+
+The finding is on the three-value scale of the SWGDE-style wording and never "FAKE"/"REAL":
+
+    consistent    the examined properties are consistent with an original recording
+    inconsistent  the examined properties are inconsistent with an original recording
+    inconclusive  the examination supports neither
+
+Each detector contributes its own `assessment` (one of the three values, or None for a pure
+measurement). The rules, applied in this order (version `RULES_VERSION`):
+
+1. A detector whose status is not `ok` does not count; it is listed under `unavailable` with its
+   reason.
+2. A learned detector (the registry says it needs weights, or its result carries weight hashes)
+   counts only when its status is `ok` and its result names the sha256 of the verified weights
+   it ran with; otherwise it is listed under `unavailable` ("weights not verified").
+3. A detector with no reading (assessment None) is listed under `measurements` and does not count.
+   `inconclusive` readings count as "no evidence either way": they never tip the finding.
+4. Disagreement: if at least one counted detector reads `inconsistent` and at least one reads
+   `consistent`, the finding is `inconclusive`, and both sides are given as reasons.
+5. `inconsistent` when at least `min_inconsistent` (1) counted detectors read `inconsistent`
+   and none reads `consistent`. A detector only reads `inconsistent` under its own documented,
+   conservative rule, so one such reading is enough to report it, with its reasons.
+6. `consistent` when at least `min_consistent` (2) counted detectors read `consistent` and none
+   reads `inconsistent`: the absence of artefacts in a single method is thin evidence of an
+   original.
+7. Otherwise `inconclusive` (thin evidence), with the reason.
+
+Per face track the same rules run on the readings detectors give for that track (their
+`per_track[<id>]["assessment"]`); a detector that gives no per-track reading counts only at the
+evidence level. At the evidence level a detector's reading is its `assessment`, or, when it gives
+only per-track readings, the combination of those (any track inconsistent -> inconsistent; all
+consistent -> consistent; else inconclusive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from core.detectors.base import DetectorResult
+
+RULES_VERSION = "verity.fusion/1"
+VALUES = ("consistent", "inconsistent", "inconclusive")
+STATEMENTS = {
+    "consistent": "The examined properties are consistent with an original recording.",
+    "inconsistent": "The examined properties are inconsistent with an original recording.",
+    "inconclusive": "The examination is inconclusive: it supports neither an original nor a manipulated recording.",
+}
+MAX_SEGMENTS = 5  # segments quoted per reason (the full list stays in the detector's result)
+
+
+@dataclass
+class FusionRules:
+    min_inconsistent: int = 1
+    min_consistent: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": RULES_VERSION, **asdict(self)}
+
+
+def _as_dict(result: DetectorResult | Mapping[str, Any]) -> dict[str, Any]:
+    return result.to_dict() if isinstance(result, DetectorResult) else dict(result)
+
+
+def learned_detectors() -> set[str]:
+    """Names of registered detectors that need trained weights."""
+    from core import detectors
+
+    return {name for name, cls in detectors.available().items() if cls.needs_weights}
+
+
+def _combine_tracks(per_track: Mapping[str, Any]) -> str | None:
+    readings = [v.get("assessment") for v in per_track.values() if isinstance(v, Mapping)]
+    readings = [r for r in readings if r in VALUES]
+    if not readings:
+        return None
+    if "inconsistent" in readings:
+        return "inconsistent"
+    if all(r == "consistent" for r in readings):
+        return "consistent"
+    return "inconclusive"
+
+
+def _segments(d: Mapping[str, Any], track_id: int | None) -> list[dict[str, Any]]:
+    segs = [s for s in d.get("segments") or [] if isinstance(s, Mapping)]
+    if track_id is not None:
+        segs = [s for s in segs if s.get("track_id") in (track_id, None)]
+    return [
+        {k: s.get(k) for k in ("start_frame", "end_frame", "reason", "score", "track_id")} for s in segs[:MAX_SEGMENTS]
+    ]
+
+
+def _text(d: Mapping[str, Any], track_key: str | None) -> str:
+    if track_key is not None:
+        tr = (d.get("per_track") or {}).get(track_key) or {}
+        reasons = tr.get("reasons") if isinstance(tr, Mapping) else None
+        if isinstance(reasons, list) and reasons:
+            return "; ".join(str(r) for r in reasons)
+    parts = [str(d.get("note") or "")]
+    if d.get("confidence") is not None:
+        parts.append(f"score {d['confidence']}")
+    return " ".join(p for p in parts if p)
+
+
+def _decide(readings: list[tuple[str, str, dict[str, Any]]], rules: FusionRules) -> tuple[str, dict[str, Any]]:
+    """readings: (detector, assessment, reason entry) of counted detectors -> value, rule reason."""
+    inc = [n for n, a, _ in readings if a == "inconsistent"]
+    con = [n for n, a, _ in readings if a == "consistent"]
+    if inc and con:
+        return "inconclusive", {
+            "detector": "fusion", "rule": "disagreement",
+            "text": f"detectors disagree: {', '.join(inc)} inconsistent, {', '.join(con)} consistent",
+        }
+    if len(inc) >= rules.min_inconsistent:
+        return "inconsistent", {"detector": "fusion", "rule": "inconsistent", "text": f"inconsistent per {', '.join(inc)}; no detector reads consistent"}
+    if len(con) >= rules.min_consistent:
+        return "consistent", {"detector": "fusion", "rule": "consistent", "text": f"consistent per {', '.join(con)}; no detector reads inconsistent"}
+    if con:
+        why = f"only {len(con)} detector(s) read consistent ({', '.join(con)}); {rules.min_consistent} needed"
+    elif readings:
+        why = "no detector found evidence either way (" + ", ".join(f"{n}: {a}" for n, a, _ in readings) + ")"
+    else:
+        why = "no detector gave a reading"
+    return "inconclusive", {"detector": "fusion", "rule": "thin evidence", "text": f"thin evidence: {why}"}
+
+
+def _fuse_one(
+    results: dict[str, dict[str, Any]], learned: Collection[str], rules: FusionRules, track_id: int | None
+) -> dict[str, Any]:
+    key = None if track_id is None else str(track_id)
+    unavailable: list[dict[str, Any]] = []
+    measurements: list[str] = []
+    counted: list[tuple[str, str, dict[str, Any]]] = []
+    for name, d in results.items():
+        status = d.get("status", "ok")
+        if status != "ok":
+            unavailable.append({"detector": name, "status": status, "reason": d.get("note") or status})
+            continue
+        if (name in learned or d.get("weights_sha256")) and not d.get("weights_sha256"):
+            unavailable.append({"detector": name, "status": "unverified", "reason": "learned detector without verified weights: not counted"})
+            continue
+        if key is None:
+            reading = d.get("assessment")
+            if reading is None:
+                reading = _combine_tracks(d.get("per_track") or {})
+        else:
+            tr = (d.get("per_track") or {}).get(key)
+            reading = tr.get("assessment") if isinstance(tr, Mapping) else None
+        if reading not in VALUES:
+            if key is None or reading is not None:
+                measurements.append(name)
+            continue
+        entry = {"detector": name, "assessment": reading, "text": _text(d, key), "segments": _segments(d, track_id)}
+        if track_id is not None:
+            entry["track_id"] = track_id
+        if d.get("weights_sha256"):
+            entry["weights_sha256"] = d["weights_sha256"]
+        counted.append((name, reading, entry))
+    value, rule_reason = _decide(counted, rules)
+    # the rule first, then the decisive readings, then the rest
+    order = {"inconsistent": 0, "consistent": 0, "inconclusive": 1}
+    reasons = [rule_reason] + [e for _, _, e in sorted(counted, key=lambda c: order[c[1]])]
+    out: dict[str, Any] = {"value": value, "statement": STATEMENTS[value], "reasons": reasons, "unavailable": unavailable}
+    if measurements:
+        out["measurements"] = measurements
+    return out
+
+
+def fuse(
+    results: Mapping[str, DetectorResult | Mapping[str, Any]],
+    track_ids: Iterable[int] = (),
+    rules: FusionRules | None = None,
+    learned: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """The finding for the analysis JSON: evidence level, plus `per_track` for each face track."""
+    rules = rules or FusionRules()
+    dicts = {name: _as_dict(r) for name, r in results.items()}
+    learned = learned_detectors() if learned is None else learned
+    finding = _fuse_one(dicts, learned, rules, None)
+    finding["per_track"] = {str(t): _fuse_one(dicts, learned, rules, int(t)) for t in track_ids}
+    finding["rules"] = rules.to_dict()
+    return finding
