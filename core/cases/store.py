@@ -164,18 +164,23 @@ class CaseStore:
         with self._write():
             return _decode(self._append_audit(case_id, action, object_type, object_id, details, actor))  # type: ignore[return-value]
 
-    def audit_log(self, case_id: int | None) -> list[dict[str, Any]]:
+    def audit_log(self, case_id: int | None, raw: bool = False) -> list[dict[str, Any]]:
+        """The case's audit rows in order; raw=True keeps `details` as the stored (hashed) JSON text."""
         if case_id is None:
-            return self._all("SELECT * FROM audit WHERE case_id IS NULL ORDER BY seq, id")
-        return self._all("SELECT * FROM audit WHERE case_id = ? ORDER BY seq, id", (case_id,))
+            sql, params = "SELECT * FROM audit WHERE case_id IS NULL ORDER BY seq, id", ()
+        else:
+            sql, params = "SELECT * FROM audit WHERE case_id = ? ORDER BY seq, id", (case_id,)
+        if not raw:
+            return self._all(sql, params)
+        with self._lock:
+            cur = self.db.conn.execute(sql, params)
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
 
     def verify_audit(self, case_id: int) -> VerifyResult:
         """Check the case's hash chain; the result names the first broken row."""
         case = self.get_case(case_id)
-        with self._lock:
-            cur = self.db.conn.execute("SELECT * FROM audit WHERE case_id = ? ORDER BY seq, id", (case_id,))
-            cols = [d[0] for d in cur.description]
-            rows = [dict(zip(cols, r)) for r in cur.fetchall()]  # raw: details hashed as stored text
+        rows = self.audit_log(case_id, raw=True)  # details hashed as the stored text
         return verify_chain(rows, case["audit_head_seq"], case["audit_head_hash"])
 
     # -- cases --------------------------------------------------------------------------------

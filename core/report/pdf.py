@@ -1,0 +1,519 @@
+"""The PDF report (reportlab), laid out after SWGDE practice for authentication reports.
+
+Sections: 1 case and request, 2 evidence (hashes at intake and at export), 3 tools, parameters
+and weights, 4 methods with references and known limits, 5 findings (observations only: results,
+plots, flagged segments, key frames, bookmarks), 6 interpretation, 7 limitations, 8 conclusion on
+the three-value scale, 9 chain of custody (the audit log). Every page carries the case number in
+its header and "page X of Y" in its footer. It reads only the report dict (built from the case
+store), the face pass files it names and the evidence frames for the key-frame images.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import matplotlib
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen import canvas as rl_canvas
+from reportlab.platypus import (
+    CondPageBreak,
+    Image,
+    KeepTogether,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from core.report import plots
+from core.report.methods import FACE_PASS, FUSION, method_for
+
+log = logging.getLogger(__name__)
+
+MAX_KEY_FRAMES = 6  # per evidence item: the highest-scoring flagged segments
+MAX_SEGMENT_ROWS = 40
+
+CONCLUSION_TEXT = {
+    "consistent": (
+        "Consistent with an original recording",
+        "The observations made with the methods described are consistent with an unaltered original recording of "
+        "the face(s) shown. This does not exclude a manipulation that these methods cannot detect.",
+    ),
+    "inconsistent": (
+        "Inconsistent with an original recording",
+        "The observations include features that the methods described associate with synthesised or altered faces "
+        "(see Findings). They are inconsistent with an unaltered original recording; other explanations for each "
+        "observation are discussed under Interpretation and Limitations.",
+    ),
+    "inconclusive": (
+        "Inconclusive",
+        "The observations neither support nor contradict that the recording is an unaltered original, with the "
+        "methods and material available.",
+    ),
+}
+
+_FONTS_DONE = False
+
+
+def _register_fonts() -> tuple[str, str, str, str]:
+    """DejaVu (shipped with matplotlib) covers names and paths in any script; Helvetica does not."""
+    global _FONTS_DONE
+    base = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    names = {"Dv": "DejaVuSans.ttf", "Dv-Bold": "DejaVuSans-Bold.ttf", "Dv-Oblique": "DejaVuSans-Oblique.ttf", "DvMono": "DejaVuSansMono.ttf"}
+    if not _FONTS_DONE:
+        try:
+            for name, file in names.items():
+                pdfmetrics.registerFont(TTFont(name, str(base / file)))
+            pdfmetrics.registerFontFamily("Dv", normal="Dv", bold="Dv-Bold", italic="Dv-Oblique", boldItalic="Dv-Bold")
+            _FONTS_DONE = True
+        except Exception:  # noqa: BLE001 - fall back to the PDF base fonts
+            return "Helvetica", "Helvetica-Bold", "Helvetica-Oblique", "Courier"
+    return "Dv", "Dv-Bold", "Dv-Oblique", "DvMono"
+
+
+def _styles() -> dict[str, ParagraphStyle]:
+    regular, bold, italic, mono = _register_fonts()
+    ss = getSampleStyleSheet()
+    s = {
+        "title": ParagraphStyle("title", parent=ss["Title"], fontName=bold, fontSize=16, leading=20, spaceAfter=4),
+        "subtitle": ParagraphStyle("subtitle", parent=ss["Normal"], fontName=regular, fontSize=10, alignment=TA_CENTER, textColor=colors.grey),
+        "h1": ParagraphStyle("h1", parent=ss["Heading1"], fontName=bold, fontSize=13, leading=16, spaceBefore=10, spaceAfter=5),
+        "h2": ParagraphStyle("h2", parent=ss["Heading2"], fontName=bold, fontSize=11, leading=14, spaceBefore=8, spaceAfter=4),
+        "h3": ParagraphStyle("h3", parent=ss["Heading3"], fontName=bold, fontSize=9.5, leading=12, spaceBefore=6, spaceAfter=3),
+        "body": ParagraphStyle("body", parent=ss["Normal"], fontName=regular, fontSize=9, leading=12, spaceAfter=4),
+        "small": ParagraphStyle("small", parent=ss["Normal"], fontName=regular, fontSize=7.5, leading=9.5),
+        "cell": ParagraphStyle("cell", parent=ss["Normal"], fontName=regular, fontSize=7.5, leading=9.5),
+        "cellb": ParagraphStyle("cellb", parent=ss["Normal"], fontName=bold, fontSize=7.5, leading=9.5),
+        "mono": ParagraphStyle("mono", parent=ss["Normal"], fontName=mono, fontSize=6.5, leading=8.5),
+        "caption": ParagraphStyle("caption", parent=ss["Normal"], fontName=italic, fontSize=7.5, leading=9.5, textColor=colors.HexColor("#444444"), spaceAfter=6),
+        "conclusion": ParagraphStyle("conclusion", parent=ss["Normal"], fontName=bold, fontSize=11, leading=14, spaceAfter=3),
+    }
+    s["_fonts"] = (regular, bold, italic, mono)  # type: ignore[assignment]
+    return s
+
+
+def _p(text: Any, style: ParagraphStyle) -> Paragraph:
+    return Paragraph(escape("" if text is None else str(text)).replace("\n", "<br/>"), style)
+
+
+def _details_text(details: str) -> str:
+    """An audit row's details as "key: value" lines (the exact JSON text is in the JSON report)."""
+    try:
+        d = json.loads(details)
+    except ValueError:
+        return details
+    if not isinstance(d, dict):
+        return details
+    parts = [f"{k}: {v if not isinstance(v, (dict, list)) else json.dumps(v, ensure_ascii=False)}" for k, v in d.items() if v not in (None, "", [], {})]
+    text = "; ".join(parts)
+    return text if len(text) <= 260 else text[:257] + "..."
+
+
+def _table(rows: list[list[Any]], widths: list[float], st: dict[str, Any], header: bool = True) -> Table:
+    cells = [[c if not isinstance(c, (str, int, float, type(None))) else _p(c, st["cellb"] if header and i == 0 else st["cell"]) for c in row]
+             for i, row in enumerate(rows)]
+    t = Table(cells, colWidths=widths, repeatRows=1 if header else 0, hAlign="LEFT")
+    style = [
+        ("GRID", (0, 0), (-1, -1), 0.3, colors.HexColor("#999999")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+    ]
+    if header:
+        style.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8")))
+    t.setStyle(TableStyle(style))
+    return t
+
+
+def _kv(pairs: list[tuple[str, Any]], st: dict[str, Any], width: float) -> Table:
+    rows = [[_p(k, st["cellb"]), v if isinstance(v, (Paragraph, Table)) else _p(v, st["cell"])] for k, v in pairs]
+    return _table(rows, [38 * mm, width - 38 * mm], st, header=False)
+
+
+def _image(png: bytes, width: float) -> Image:
+    from reportlab.lib.utils import ImageReader
+
+    w, h = ImageReader(io.BytesIO(png)).getSize()
+    return Image(io.BytesIO(png), width=width, height=width * h / w)
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+class _NumberedCanvas(rl_canvas.Canvas):
+    """Defers page output until the end so every page can say "page X of Y"."""
+
+    def __init__(self, *args: Any, header: tuple[str, str], fonts: tuple[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._saved: list[dict[str, Any]] = []
+        self._header = header
+        self._fonts = fonts
+
+    def showPage(self) -> None:  # noqa: N802 - reportlab's name
+        self._saved.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self) -> None:
+        total = len(self._saved)
+        for state in self._saved:
+            self.__dict__.update(state)
+            self._decorate(total)
+            super().showPage()
+        super().save()
+
+    def _decorate(self, total: int) -> None:
+        w, h = self._pagesize
+        regular, bold = self._fonts
+        self.saveState()
+        self.setStrokeColor(colors.HexColor("#888888"))
+        self.setLineWidth(0.4)
+        self.line(18 * mm, h - 14 * mm, w - 18 * mm, h - 14 * mm)
+        self.line(18 * mm, 13 * mm, w - 18 * mm, 13 * mm)
+        self.setFont(bold, 8)
+        self.drawString(18 * mm, h - 12 * mm, self._header[0])
+        self.setFont(regular, 8)
+        self.drawRightString(w - 18 * mm, h - 12 * mm, self._header[1])
+        self.drawString(18 * mm, 9 * mm, "Forensic video authentication report")
+        self.drawRightString(w - 18 * mm, 9 * mm, f"page {self._pageNumber} of {total}")
+        self.restoreState()
+
+
+def _facepass(run: dict[str, Any]) -> plots.FacePass | None:
+    fpi = run.get("facepass") or {}
+    path = fpi.get("path")
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        fp = plots.FacePass.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("face pass %s unreadable: %s", path, exc)
+        return None
+    expected = fpi.get("sha256")
+    if expected:
+        import hashlib
+
+        if hashlib.sha256(Path(path).read_bytes()).hexdigest() != expected:
+            log.warning("face pass %s changed since its run; not used in the report", path)
+            return None
+    return fp
+
+
+class _Builder:
+    def __init__(self, report: dict[str, Any]) -> None:
+        self.r = report
+        self.st = _styles()
+        self.width = A4[0] - 36 * mm
+        self.story: list[Any] = []
+        self.notes: list[str] = []  # limitations found while building (missing face pass, etc.)
+
+    def add(self, *flow: Any) -> None:
+        self.story.extend(flow)
+
+    def h1(self, text: str) -> None:
+        self.add(CondPageBreak(40 * mm), _p(text, self.st["h1"]))
+
+    def para(self, text: str, style: str = "body") -> None:
+        self.add(_p(text, self.st[style]))
+
+    # -- sections -------------------------------------------------------------------------------
+    def title(self) -> None:
+        c = self.r["case"]
+        self.add(_p("Forensic video authentication report", self.st["title"]))
+        self.add(_p(f"{self.r['software']['name']} {self.r['software']['version']} · generated {self.r['generated_at']}", self.st["subtitle"]), Spacer(1, 6 * mm))
+        self.h1("1. Case and request")
+        self.add(_kv([
+            ("Case number", c["number"]), ("Case title", c["title"] or "-"), ("Request identifier", c["request_id"] or "-"),
+            ("Examiner", c["examiner"] or "-"), ("Case opened", f"{c['created_at']} by {c['created_by'] or '-'}"),
+            ("Report generated", f"{self.r['generated_at']} by {self.r['generated_by']}"),
+            ("Items examined", ", ".join(f"#{e['id']} {e['name']}" for e in self.r["evidence"])),
+            ("Request", c.get("description") or "Examine the submitted video recording(s) for signs that the faces shown were synthesised or altered (deepfake, face swap, lip-sync), and report the observations and a conclusion on the three-value scale."),
+        ], self.st, self.width))
+
+    def evidence(self) -> None:
+        self.h1("2. Evidence items")
+        self.para("Each file was hashed (SHA-256) when it was imported and again when this report was exported. The files were only ever read.")
+        for e in self.r["evidence"]:
+            v = (e["probe"] or {}).get("video") or {}
+            a = (e["probe"] or {}).get("audio")
+            rows = [
+                ("File", e["name"]), ("Path at intake", e["path"]), ("Size", f"{e['size_bytes']:,} bytes"),
+                ("Container / video", f"{(e['probe'] or {}).get('format', '-')}; {v.get('codec', '-')} {v.get('width', '?')}x{v.get('height', '?')}, "
+                                      f"{_fmt(v.get('fps'))} fps, {v.get('frame_count', '?')} frames" + (" (variable frame rate)" if v.get("variable_frame_rate") else "")),
+                ("Audio", "none" if not a else f"{a.get('codec')} {a.get('sample_rate')} Hz, {a.get('channels')} ch"),
+                ("Imported", f"{e['imported_at']} by {e['imported_by'] or '-'}"),
+                ("SHA-256 at intake", Paragraph(e["sha256_intake"], self.st["mono"])),
+                ("SHA-256 at export", Paragraph(e["sha256_export"], self.st["mono"])),
+                ("Hashes match", "yes" if e["hash_match"] else "NO"),
+            ]
+            self.add(KeepTogether([_p(f"Item #{e['id']}: {e['name']}", self.st["h2"]), _kv(rows, self.st, self.width)]))
+
+    def tools(self) -> None:
+        self.h1("3. Tools, parameters and model weights")
+        sw = self.r["software"]
+        self.para(f"Software: {sw['name']} version {sw['version']} (this report). Each run below records the version that produced it.")
+        rows = [["Run", "Item", "Status", "Started / finished", "Software", "Detectors", "Evidence SHA-256 at run start"]]
+        for e in self.r["evidence"]:
+            for run in e["runs"]:
+                rows.append([
+                    f"#{run['id']}", f"#{e['id']}", run["status"], f"{run['started_at']}\n{run['finished_at'] or '-'}",
+                    f"{run['software']['name']} {run['software']['version']}",
+                    ", ".join(run["detectors_asked"] or []) or "none registered",
+                    Paragraph(run["evidence_sha256"], self.st["mono"]),
+                ])
+        if len(rows) > 1:
+            self.add(_table(rows, [11 * mm, 10 * mm, 16 * mm, 34 * mm, 20 * mm, 30 * mm, self.width - 121 * mm], self.st))
+        else:
+            self.para("No analysis run is recorded for these items.")
+        weights = [[f"#{run['id']}", det, name, Paragraph(sha, self.st["mono"])]
+                   for e in self.r["evidence"] for run in e["runs"] for det, entries in run["weights_sha256"].items() for name, sha in entries.items()]
+        self.add(_p("Model weights used", self.st["h3"]))
+        if weights:
+            self.add(_table([["Run", "Detector", "Weights", "SHA-256 (verified before loading)"], *weights], [11 * mm, 30 * mm, 35 * mm, self.width - 76 * mm], self.st))
+        else:
+            self.para("No learned model weights were used: every result in this report comes from weight-free measurements.")
+        self.add(_p("Parameters", self.st["h3"]))
+        seen: dict[str, list[int]] = {}
+        for e in self.r["evidence"]:
+            for run in e["runs"]:
+                seen.setdefault(json.dumps(run["parameters"], sort_keys=True, indent=1), []).append(run["id"])
+        for text, ids in seen.items():
+            self.para(f"Runs {', '.join('#' + str(i) for i in ids)}:", "small")
+            self.add(Paragraph(escape(text).replace("\n", "<br/>").replace(" ", "&nbsp;"), self.st["mono"]), Spacer(1, 2 * mm))
+
+    def methods(self) -> None:
+        self.h1("4. Methods")
+        names = sorted({d for e in self.r["evidence"] for run in e["runs"] for d in (run["results"] or {})})
+        for m in [FACE_PASS, *[method_for(n) for n in names], FUSION]:
+            block = [_p(m.title, self.st["h3"]), _p(m.summary, self.st["body"])]
+            if m.references:
+                block.append(_p("References: " + " ".join(f"[{k + 1}] {ref}" for k, ref in enumerate(m.references)), self.st["small"]))
+            block.append(_p("Known limits: " + " ".join(m.limits), self.st["small"]))
+            self.add(KeepTogether(block), Spacer(1, 2 * mm))
+
+    def findings(self) -> None:
+        self.h1("5. Findings (observations)")
+        self.para("This section reports what was measured, without interpretation. Scores are probabilities of manipulation "
+                  "(1 = manipulated) where a detector gives one; other values are measurements whose scale is stated.")
+        for e in self.r["evidence"]:
+            self.add(_p(f"Item #{e['id']}: {e['name']}", self.st["h2"]))
+            done = [r for r in e["runs"] if r["status"] == "done"]
+            others = [r for r in e["runs"] if r["status"] != "done"]
+            for r in others:
+                self.para(f"Run #{r['id']} ended with status '{r['status']}'" + (f": {r['error']}" if r["error"] else "") + "; its partial results are not used below.", "small")
+            if not done:
+                self.para("No finished analysis run for this item.")
+                continue
+            self._run_findings(e, done[-1])
+            if e["bookmarks"]:
+                self.add(_p("Examiner bookmarks", self.st["h3"]))
+                rows = [["Frame", "Face", "Note", "By / at"]] + [
+                    [b["frame"], _fmt(b["track_id"]), b["note"] or "", f"{b['author'] or '-'}\n{b['created_at']}"] for b in e["bookmarks"]
+                ]
+                self.add(_table(rows, [14 * mm, 12 * mm, self.width - 76 * mm, 50 * mm], self.st))
+
+    def _run_findings(self, e: dict[str, Any], run: dict[str, Any]) -> None:
+        st = self.st
+        self.para(f"From run #{run['id']} ({run['started_at']}). Earlier or unfinished runs are listed in section 3.", "small")
+        fp = _facepass(run)
+        faces = run.get("faces") or []
+        frame_count = int(((e["probe"] or {}).get("video") or {}).get("frame_count") or (fp.frame_count if fp else 0))
+        fps = float(((e["probe"] or {}).get("video") or {}).get("fps") or (fp.fps if fp else 25.0))
+        self.add(_p("Faces and blinks", st["h3"]))
+        if not faces:
+            self.para("No face was found in the video; face-based detectors could not measure anything.")
+        else:
+            rows = [["Face", "Frames", "Frames with face", "Blinks", "Blink rate (per min)"]]
+            for f in faces:
+                rows.append([f["track_id"], f"{f['first_frame']}-{f['last_frame']}", f["frames_with_face"], len(f["blinks"]),
+                             _fmt(f["blink_rate_per_min"], 1) if f["blink_rate_per_min"] is not None else "n/a (under 1 s of face)"])
+            self.add(_table(rows, [14 * mm, 30 * mm, 30 * mm, 20 * mm, self.width - 94 * mm], st))
+        # EAR timeline per face track
+        if fp is None and faces:
+            self.notes.append(f"Item #{e['id']}: the face pass file of run #{run['id']} is missing or changed, so the EAR plots and key-frame landmarks are omitted.")
+        if fp is not None:
+            from core.signals.blinks import BlinkParams
+
+            bp = (run["parameters"] or {}).get("blinks") or {}
+            params = BlinkParams(**{k: v for k, v in bp.items() if k in BlinkParams.__dataclass_fields__})
+            by_id = {f["track_id"]: f for f in faces}
+            for t in fp.tracks[:4]:
+                segs = [s for s in run["segments"] if s["track_id"] in (None, t.track_id)]
+                png = plots.ear_timeline(fp, t, params, by_id.get(t.track_id, {}).get("blinks"), segs)
+                self.add(KeepTogether([_image(png, self.width), _p(
+                    f"Figure: eye aspect ratio of face {t.track_id} over time, with the blink threshold (dashed), blink events (purple) "
+                    "and flagged segments of any detector (red).", st["caption"])]))
+            if len(fp.tracks) > 4:
+                self.notes.append(f"Item #{e['id']}: only the first 4 of {len(fp.tracks)} face tracks are plotted.")
+        # detector results
+        self.add(_p("Detector results", st["h3"]))
+        if not run["results"]:
+            self.para("No detector result was stored for this run (no detector was available in this installation).")
+        else:
+            rows = [["Detector", "Status", "Prediction", "Confidence", "Reading", "Frames analysed", "Note"]]
+            for name, res in run["results"].items():
+                rows.append([name, res["status"], res["prediction"] or "-", _fmt(res["confidence"]), res.get("assessment") or "-",
+                             f"{res['frames_analyzed']} / {res['frame_count']}", res["note"] or ""])
+            self.add(_table(rows, [28 * mm, 17 * mm, 19 * mm, 16 * mm, 20 * mm, 18 * mm, self.width - 118 * mm], st))
+            for name, res in run["results"].items():
+                metrics = {k: v for k, v in (res["metrics"] or {}).items() if isinstance(v, (int, float, str, bool)) or v is None}
+                if metrics:
+                    text = "; ".join(f"{k} = {_fmt(v)}" for k, v in list(metrics.items())[:30])
+                    self.add(_p(f"{name} metrics: {text}", st["small"]), Spacer(1, 1 * mm))
+        series = [s for name, res in run["results"].items() if res["status"] == "ok" for s in plots.series_of(name, res, frame_count)]
+        if series:
+            for k in range(0, len(series), 4):
+                png = plots.score_series(series[k:k + 4], run["segments"], fp, frame_count, fps)
+                self.add(KeepTogether([_image(png, self.width), _p(
+                    "Figure: per-window and per-frame series of the detectors over time; red shading marks that detector's flagged segments. "
+                    "P(manip.) panels are probabilities of manipulation; 'value' panels are measurements.", st["caption"])]))
+        # flagged segments and key frames
+        segs = run["segments"]
+        self.add(_p("Flagged segments", st["h3"]))
+        if not segs:
+            self.para("No detector flagged a segment.")
+            return
+        rows = [["Detector", "Face", "Frames", "Time (s)", "Score", "Reason"]]
+        to_t = plots.frame_to_time(fp) if fp is not None else (lambda i: i / fps)
+        for s in segs[:MAX_SEGMENT_ROWS]:
+            rows.append([s["detector"], _fmt(s["track_id"]), f"{s['start_frame']}-{s['end_frame']}",
+                         f"{to_t(s['start_frame']):.2f}-{to_t(s['end_frame'] + 1):.2f}", _fmt(s["score"]), s["reason"] or ""])
+        self.add(_table(rows, [28 * mm, 11 * mm, 20 * mm, 22 * mm, 14 * mm, self.width - 95 * mm], st))
+        if len(segs) > MAX_SEGMENT_ROWS:
+            self.para(f"... and {len(segs) - MAX_SEGMENT_ROWS} more segments (all are in the JSON report).", "small")
+        self._key_frames(e, segs, fp)
+
+    def _key_frames(self, e: dict[str, Any], segs: list[dict[str, Any]], fp: Any) -> None:
+        from core.video.reader import VideoReader
+
+        chosen = sorted(segs, key=lambda s: -(s["score"] if s["score"] is not None else -1))[:MAX_KEY_FRAMES]
+        chosen.sort(key=lambda s: s["start_frame"])
+        cells = []
+        try:
+            with VideoReader(e["path"]) as reader:
+                for s in chosen:
+                    frame = min((s["start_frame"] + s["end_frame"]) // 2, reader.frame_count - 1)
+                    png, caption = plots.key_frame(reader, frame, fp, s["track_id"], max_side=480)
+                    cells.append([_image(png, self.width / 2 - 4 * mm), _p(f"{s['detector']}, {caption}: middle of flagged frames {s['start_frame']}-{s['end_frame']}", self.st["caption"])])
+        except Exception as exc:  # noqa: BLE001 - a frame that cannot be read must not cost the whole report
+            self.notes.append(f"Item #{e['id']}: key frames could not be read ({type(exc).__name__}: {exc}).")
+        if not cells:
+            return
+        self.add(_p("Key frames of flagged segments (landmarks drawn)", self.st["h3"]))
+        rows = [[cells[k], cells[k + 1] if k + 1 < len(cells) else ""] for k in range(0, len(cells), 2)]
+        t = Table(rows, colWidths=[self.width / 2] * 2, hAlign="LEFT")
+        t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
+        self.add(t)
+
+    def interpretation(self) -> None:
+        self.h1("6. Interpretation")
+        self.para("How the observations above bear on the question, as combined by the fusion rules (section 4).")
+        for e in self.r["evidence"]:
+            done = [r for r in e["runs"] if r["status"] == "done"]
+            finding = done[-1]["finding"] if done else None
+            self.add(_p(f"Item #{e['id']}: {e['name']}", self.st["h3"]))
+            if finding is None:
+                self.para("No fused finding was recorded for this item.")
+                continue
+            for reason in finding.get("reasons") or []:
+                self.para("• " + (reason if isinstance(reason, str) else json.dumps(reason, ensure_ascii=False)))
+            for item in finding.get("unavailable") or []:
+                self.para("• not available: " + (item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)), "small")
+
+    def limitations(self) -> None:
+        self.h1("7. Limitations")
+        general = [
+            "The methods detect specific traces of face synthesis and lip-sync manipulation. A manipulation that leaves none of these traces is not found, "
+            "and no method used here authenticates the whole recording (splices, edits outside the face, metadata).",
+            "Compression, low resolution, poor light, small or turned faces reduce what can be measured; frames without a tracked face give no measurement.",
+            "Scores of learned detectors are only as reliable as their training data allow on material like this; they are reported only with verified weights.",
+        ]
+        for e in self.r["evidence"]:
+            for run in [r for r in e["runs"] if r["status"] == "done"][-1:]:
+                for name, res in run["results"].items():
+                    if res["status"] != "ok":
+                        general.append(f"Item #{e['id']}: detector {name} was {res['status']}" + (f": {res['note']}" if res["note"] else "") + ".")
+        for text in general + self.notes:
+            self.para("• " + text)
+
+    def conclusion(self) -> None:
+        self.h1("8. Conclusion")
+        self.para("Scale: consistent with an original recording / inconsistent with an original recording / inconclusive.", "small")
+        self.add(Spacer(1, 2 * mm))
+        names = {e["id"]: e["name"] for e in self.r["evidence"]}
+        for c in self.r["conclusions"]:
+            head, text = CONCLUSION_TEXT[c["value"]]
+            self.add(KeepTogether([
+                _p(f"Item #{c['evidence_id']} ({names.get(c['evidence_id'], '?')}): {head}", self.st["conclusion"]),
+                _p(text, self.st["body"]), _p(f"Basis: {c['basis']}.", self.st["small"]), Spacer(1, 3 * mm),
+            ]))
+
+    def custody(self) -> None:
+        self.add(PageBreak())
+        self.h1("9. Chain of custody (audit log)")
+        a = self.r["audit"]
+        self.para(
+            "Every action on the case is recorded in an append-only log; each row carries the SHA-256 of the previous row, so "
+            "an edit or deletion breaks the chain. Times are local with their UTC offset. "
+            f"Verification at export: {'intact' if a['verified'] else 'BROKEN'} ({a['message']})."
+        )
+        if a["head_hash"]:
+            self.add(_kv([("Head of the log", Paragraph(a["head_hash"], self.st["mono"]))], self.st, self.width))
+        rows = [["#", "Time", "Actor", "Action", "Object", "Details", "Row hash"]]
+        for row in a["rows"]:
+            details = _details_text(row["details"])
+            obj = f"{row['object_type']} {row['object_id'] if row['object_id'] is not None else ''}".strip() if row["object_type"] else "-"
+            rows.append([row["seq"], row["at"].replace("T", " "), row["actor"], row["action"], obj,
+                         _p(details, self.st["small"]), Paragraph(row["hash"][:12], self.st["mono"])])
+        self.add(Spacer(1, 2 * mm), _table(rows, [8 * mm, 24 * mm, 22 * mm, 28 * mm, 16 * mm, self.width - 117 * mm, 19 * mm], self.st))
+        self.para("Row hash: the first 12 hexadecimal digits of the row's SHA-256; the JSON report holds every row in full "
+                  "(with the exact text that was hashed), so the chain can be re-computed from it.", "small")
+
+    def build(self) -> list[Any]:
+        self.title()
+        self.evidence()
+        self.tools()
+        self.methods()
+        self.findings()
+        self.interpretation()
+        self.limitations()
+        self.conclusion()
+        self.custody()
+        return self.story
+
+
+def write_pdf(report: dict[str, Any], target: str | Path) -> Path:
+    """Render the report dict to a PDF at target (written to a .part file, then moved in place)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    b = _Builder(report)
+    story = b.build()
+    c = report["case"]
+    header = (f"Case {c['number']}", (c["title"] or "")[:70])
+    fonts = b.st["_fonts"]
+    tmp = target.with_name(target.name + ".part")
+    doc = SimpleDocTemplate(
+        str(tmp), pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=20 * mm, bottomMargin=18 * mm,
+        title=f"Case {c['number']}: forensic video authentication report", author=report["generated_by"],
+        subject="Forensic video authentication", creator=f"{report['software']['name']} {report['software']['version']}",
+    )
+    doc.build(story, canvasmaker=lambda *a, **k: _NumberedCanvas(*a, header=header, fonts=(fonts[0], fonts[1]), **k))  # type: ignore[index]
+    tmp.replace(target)
+    return target

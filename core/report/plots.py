@@ -1,0 +1,210 @@
+"""Report figures as PNG bytes in memory: EAR timeline, per-window score series, key frames.
+
+matplotlib runs on the Agg backend through its object API (no pyplot state, thread-safe enough
+for a worker thread); key frames are drawn with OpenCV on frames read by core.video.VideoReader.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from core.face.facepass import FacePass, FaceTrack
+from core.signals.blinks import BlinkParams, detect_blinks
+from core.video.reader import VideoReader
+
+DPI = 150
+SEGMENT_COLOUR = "#d62728"
+_REGIONS = [(0, 17), (17, 22), (22, 27), (27, 31), (31, 36), (36, 42), (42, 48), (48, 60), (60, 68)]
+_CLOSED = {(36, 42), (42, 48), (48, 60), (60, 68)}
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _shade(ax: Any, segments: list[dict[str, Any]], to_x: Any, label: bool = True) -> None:
+    for k, s in enumerate(segments):
+        ax.axvspan(to_x(s["start_frame"]), to_x(s["end_frame"] + 1), color=SEGMENT_COLOUR, alpha=0.15, lw=0,
+                   label="flagged segment" if label and k == 0 else None)
+
+
+def frame_to_time(fp: FacePass) -> Any:
+    """Frame index -> seconds from the first frame (frame_count maps to the end of the clip)."""
+    t = np.asarray(fp.times_s, float)
+    t0 = t[0] if t.size else 0.0
+    step = 1.0 / fp.fps if fp.fps else 0.04
+
+    def conv(i: float) -> float:
+        i = int(i)
+        if 0 <= i < t.size:
+            return float(t[i] - t0)
+        return float((t[-1] - t0) + (i - t.size + 1) * step) if t.size else i * step
+
+    return conv
+
+
+def ear_timeline(fp: FacePass, track: FaceTrack, params: BlinkParams, blinks: list[dict[str, Any]] | None,
+                 segments: list[dict[str, Any]]) -> bytes:
+    """EAR (left, right, mean) of one track with the blink threshold, blink events and flagged segments."""
+    to_t = frame_to_time(fp)
+    x = np.array([to_t(f) for f in track.frames])
+    ear = np.asarray(track.ear, float)
+    mean = np.nanmean(ear, axis=1)
+    events, threshold = detect_blinks(track.frames, track.ear, fp.fps, params)
+    if blinks is None:
+        blinks = [e.to_dict() for e in events]
+    fig = Figure(figsize=(7.2, 2.6))
+    ax = fig.add_subplot()
+    ax.plot(x, ear[:, 0], lw=0.6, color="#1f77b4", alpha=0.55, label="EAR image-left eye")
+    ax.plot(x, ear[:, 1], lw=0.6, color="#2ca02c", alpha=0.55, label="EAR image-right eye")
+    ax.plot(x, mean, lw=1.2, color="black", label="EAR mean")
+    ax.plot(x, threshold, lw=1.0, ls="--", color="#ff7f0e", label=f"blink threshold ({params.mode})")
+    _shade(ax, segments, to_t)
+    for k, b in enumerate(blinks):
+        ax.axvspan(to_t(b["start_frame"]), to_t(b["end_frame"] + 1), color="#9467bd", alpha=0.25, lw=0, label="blink" if k == 0 else None)
+        ax.plot([to_t(b["apex_frame"])], [b["min_ear"]], "v", color="#9467bd", ms=4)
+    ax.set_xlim(0, to_t(fp.frame_count))
+    ax.set_xlabel("time from first frame (s)")
+    ax.set_ylabel("eye aspect ratio")
+    ax.set_title(f"Face track {track.track_id}: EAR, threshold and {len(blinks)} blink event(s)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False)
+    return _png(fig)
+
+
+@dataclass
+class Series:
+    detector: str
+    name: str
+    start: np.ndarray  # first frame of each point (window)
+    end: np.ndarray  # last frame (inclusive); == start for per-frame values
+    values: np.ndarray
+    probability: bool  # a probability of manipulation (0..1) rather than a measurement
+
+
+def _num(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+
+
+def series_of(detector: str, result: dict[str, Any], frame_count: int) -> list[Series]:
+    """Every time series a result carries that can be placed on the frame axis."""
+    out: list[Series] = []
+    fps_rows = [p for p in result.get("frame_predictions") or [] if isinstance(p, dict) and "score" in p]
+    if fps_rows:
+        if all("start_frame" in p and "end_frame" in p for p in fps_rows):
+            s = np.array([p["start_frame"] for p in fps_rows], float)
+            e = np.array([p["end_frame"] for p in fps_rows], float)
+        elif all("frame" in p for p in fps_rows):
+            s = e = np.array([p["frame"] for p in fps_rows], float)
+        elif len(fps_rows) == frame_count:
+            s = e = np.arange(frame_count, dtype=float)
+        else:
+            s = e = None  # window indices without frame ranges: cannot be placed on the timeline
+        if s is not None:
+            out.append(Series(detector, "score per window" if (s != e).any() else "score per frame", s, e,
+                              np.array([_num(p["score"]) for p in fps_rows]), True))
+    for name, curve in (result.get("curves") or {}).items():
+        xs = ys = None
+        if isinstance(curve, list) and curve and len(curve) == frame_count and all(isinstance(v, (int, float, type(None))) for v in curve):
+            xs, ys = np.arange(frame_count, dtype=float), np.array([_num(v) for v in curve])
+        elif isinstance(curve, dict):
+            xk = next((k for k in ("frames", "frame", "x", "start_frame") if k in curve), None)
+            yk = next((k for k in ("values", "scores", "score", "y") if k in curve), None)
+            if xk and yk and isinstance(curve[xk], list) and isinstance(curve[yk], list) and len(curve[xk]) == len(curve[yk]) and curve[yk]:
+                if all(isinstance(v, (int, float, type(None))) for v in curve[yk]):
+                    xs, ys = np.array([_num(v) for v in curve[xk]]), np.array([_num(v) for v in curve[yk]])
+                    if isinstance(curve.get("end_frame"), list) and len(curve["end_frame"]) == len(xs):
+                        out.append(Series(detector, str(name), xs, np.array([_num(v) for v in curve["end_frame"]]), ys, False))
+                        continue
+        if xs is not None and ys is not None and np.isfinite(ys).any():
+            out.append(Series(detector, str(name), xs, xs, ys, False))
+    return out
+
+
+def score_series(series: list[Series], segments: list[dict[str, Any]], fp: FacePass | None, frame_count: int, fps: float) -> bytes:
+    """One panel per series on a shared time axis, flagged segments of that detector shaded."""
+    if fp is not None:
+        to_t = frame_to_time(fp)
+    else:
+        def to_t(i: float) -> float:
+            return float(i) / fps if fps else float(i)
+    n = len(series)
+    fig = Figure(figsize=(7.2, 1.45 * n + 0.6))
+    axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
+    for ax, s in zip(axes, series):
+        valid = np.isfinite(s.values)
+        if (s.start != s.end).any():
+            # windows: a step per window spanning its frames
+            for a, b, v in zip(s.start[valid], s.end[valid], s.values[valid]):
+                ax.hlines(v, to_t(a), to_t(b + 1), color="#1f77b4", lw=1.6)
+            centres = [(to_t(a) + to_t(b + 1)) / 2 for a, b in zip(s.start[valid], s.end[valid])]
+            ax.plot(centres, s.values[valid], lw=0.6, color="#1f77b4", alpha=0.5)
+        else:
+            ax.plot([to_t(f) for f in s.start[valid]], s.values[valid], lw=0.9, color="#1f77b4")
+        _shade(ax, [g for g in segments if g["detector"] == s.detector], to_t, label=False)
+        if s.probability:
+            ax.set_ylim(-0.02, 1.02)
+            ax.axhline(0.5, color="grey", lw=0.6, ls=":")
+        ax.set_ylabel("P(manip.)" if s.probability else "value", fontsize=7)
+        ax.set_title(f"{s.detector}: {s.name}", fontsize=8, loc="left")
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlim(0, to_t(frame_count))
+    axes[-1].set_xlabel("time from first frame (s); shaded: flagged segments of that detector", fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def key_frame(reader: VideoReader, frame: int, fp: FacePass | None, track_id: int | None, max_side: int = 640) -> tuple[bytes, str]:
+    """The evidence frame (read frame-exact) with the face's 68 landmarks drawn, cropped around the face(s)."""
+    import cv2
+
+    rgb = np.ascontiguousarray(reader.frame(frame))
+    img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    h, w = img.shape[:2]
+    thick = max(1, round(max(h, w) / 500))
+    boxes = []
+    caption = f"frame {frame}"
+    if fp is not None:
+        for t in fp.tracks:
+            if track_id is not None and t.track_id != track_id:
+                continue
+            row = t.row_of(frame)
+            if row is None:
+                continue
+            lm = t.landmarks[row]
+            boxes.append(t.boxes[row])
+            for a, b in _REGIONS:
+                pts = np.round(lm[a:b]).astype(np.int32).reshape(-1, 1, 2)
+                cv2.polylines(img, [pts], (a, b) in _CLOSED, (0, 255, 255), thick, cv2.LINE_AA)
+            for x, y in lm:
+                cv2.circle(img, (int(round(x)), int(round(y))), thick + 1, (0, 0, 255), -1, cv2.LINE_AA)
+            x0, y0 = int(t.boxes[row][0]), int(t.boxes[row][1])
+            cv2.putText(img, f"face {t.track_id}", (max(x0, 2), max(y0 - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick + 0.1, (0, 255, 255), thick)
+        if not boxes:
+            caption += " (no tracked face on this frame)"
+    if boxes:
+        b = np.array(boxes)
+        x0, y0, x1, y1 = b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()
+        side = max(x1 - x0, y1 - y0) * 1.8
+        if side < 0.7 * max(h, w):  # small face in a large frame: crop around it
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            half = max(side / 2, 80)
+            a, c = int(max(cx - half, 0)), int(min(cx + half, w))
+            bb, d = int(max(cy - half, 0)), int(min(cy + half, h))
+            img = img[bb:d, a:c]
+            caption += f", crop x {a}-{c}, y {bb}-{d} of {w}x{h}"
+    scale = max_side / max(img.shape[:2])
+    if scale < 1:
+        img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    ok, png = cv2.imencode(".png", img)
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return png.tobytes(), caption
