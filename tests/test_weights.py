@@ -131,6 +131,7 @@ def test_plain_torch_state_dict_loads_weights_only(tmp_path: Path) -> None:
     assert got["total_steps"] == 12 and torch.equal(got["model"]["lstm.weight"], sd["lstm.weight"])
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_torchscript_archive_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "scripted.pt"
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 1)), str(path))
@@ -336,3 +337,39 @@ def test_fetch_does_not_hang_on_a_stalled_resolver(monkeypatch: pytest.MonkeyPat
 def test_fetch_refuses_entries_without_direct_download(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["weights", "fetch", "--dest", str(tmp_path), "--name", "lipfd_ckpt"]) == 2
     assert "no direct download" in capsys.readouterr().err
+
+
+def test_fetch_downloads_checks_and_writes_sha256sums(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The download path itself, against a local HTTP server (no internet needed)."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    import functools
+    import http.server
+
+    served = tmp_path / "served"
+    served.mkdir()
+    good = served / "tiny-backbone.pth"
+    torch.save(small_state(), good)
+    prefix = verify._hash_file(good)[:8]
+    (served / "wrong.pth").write_bytes(b"not the published file")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        add_entry(project, "tiny_backbone", detector="demo", file=f"tiny-{prefix}.pth", kind="backbone", sha256_prefix=prefix, url=f"{base}/tiny-backbone.pth")
+        add_entry(project, "tampered_backbone", detector="demo", file="tampered.pth", kind="backbone", sha256_prefix="00000000", url=f"{base}/wrong.pth")
+        dest = tmp_path / "carry"
+        assert cli(["weights", "fetch", "--dest", str(dest), "--name", "tiny_backbone"]) == 0
+        fetched = dest / f"tiny-{prefix}.pth"
+        digest = verify._hash_file(fetched)
+        assert fetched.read_bytes() == good.read_bytes()
+        assert (dest / "SHA256SUMS").read_text() == f"{digest}  {fetched.name}\n"
+        assert "--confirm" in capsys.readouterr().out  # no full hash published: the examiner confirms on import
+        assert cli(["weights", "fetch", "--dest", str(dest), "--name", "tampered_backbone"]) == 2
+        assert "prefix 00000000" in capsys.readouterr().err
+        assert not (dest / "tampered.pth").exists() and not list(dest.glob("*.part"))
+    finally:
+        server.shutdown()
+        server.server_close()
