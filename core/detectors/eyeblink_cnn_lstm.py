@@ -321,24 +321,37 @@ _cache: dict[tuple[str, str, str], LoadedModel] = {}
 _cache_lock = threading.Lock()
 
 
-def load_model(device: str | None = None) -> LoadedModel:
-    """The verified head and the verified backbone it was trained on; WeightsError otherwise."""
-    from core.weights import WeightsError, load_state_dict, status
+def load_model(device: str | None = None, head: str | Path | None = None, head_sha256: str | None = None) -> LoadedModel:
+    """The verified head and the verified backbone it was trained on; WeightsError otherwise.
+
+    `head`: None for the manifest entry `eyeblink_lstm_head` (what analysis uses), or a file
+    (evaluation of a head not yet registered; checked against `head_sha256` when given).
+    """
+    from core.weights import WeightsError, file_sha256, load_state_dict, status
 
     device = device or default_device()
-    head_st = status(HEAD_WEIGHTS)
-    if not head_st.ok or head_st.path is None:
-        raise WeightsError(f"no verified EyeBlink head ({HEAD_WEIGHTS}): {head_st.reason}; train one with 'verity train eyeblink --data DIR'")
+    if head is None:
+        head_st = status(HEAD_WEIGHTS)
+        if not head_st.ok or head_st.path is None:
+            raise WeightsError(f"no verified EyeBlink head ({HEAD_WEIGHTS}): {head_st.reason}; train one with 'verity train eyeblink --data DIR'")
+        head_path, head_sha = head_st.path, str(head_st.sha256)
+    else:
+        head_path = Path(head)
+        if not head_path.is_file():
+            raise WeightsError(f"EyeBlink head not found: {head_path}")
+        head_sha = file_sha256(head_path)
+        if head_sha256 is not None and head_sha != head_sha256.lower():
+            raise WeightsError(f"{head_path.name}: sha256 {head_sha} does not match the expected {head_sha256.lower()}; refused")
     bb_st = status(BACKBONE_WEIGHTS)
     if not bb_st.ok or bb_st.path is None:
         raise WeightsError(f"no verified Xception backbone ({BACKBONE_WEIGHTS}): {bb_st.reason}")
-    key = (str(head_st.sha256), str(bb_st.sha256), device)
+    key = (head_sha, str(bb_st.sha256), device)
     with _cache_lock:
         if key in _cache:
             return _cache[key]
-        head_sd, meta = load_state_dict(head_st.path, expected_sha256=head_st.sha256)
+        head_sd, meta = load_state_dict(head_path, expected_sha256=head_sha)
         if meta.get("format") != HEAD_FORMAT:
-            raise WeightsError(f"{head_st.path.name} is not an EyeBlink head written by 'verity train eyeblink' (format {meta.get('format')!r})")
+            raise WeightsError(f"{head_path.name} is not an EyeBlink head written by 'verity train eyeblink' (format {meta.get('format')!r})")
         trained_on = (meta.get("backbone") or {}).get("sha256")
         if trained_on != bb_st.sha256:
             raise WeightsError(
@@ -352,7 +365,7 @@ def load_model(device: str | None = None) -> LoadedModel:
             head = build_head(head_sd, device)
         except (RuntimeError, KeyError, ValueError) as exc:
             raise WeightsError(f"the EyeBlink weights do not fit the model: {str(exc).splitlines()[0]}") from None
-        model = LoadedModel(backbone, head, Preprocessing.from_dict(meta.get("preprocessing", {})), str(head_st.sha256), str(bb_st.sha256), meta, device)
+        model = LoadedModel(backbone, head, Preprocessing.from_dict(meta.get("preprocessing", {})), head_sha, str(bb_st.sha256), meta, device)
         _cache.clear()  # keep one model in memory
         _cache[key] = model
         return model
@@ -448,7 +461,8 @@ class EyeBlinkCNNLSTM(Detector):
             # the LSTM can run on any length, but the head was only trained on one: say so
             prep.sequence_length = int(p["sequence_length"])
         params = {**p, "sequence_length": prep.sequence_length, "frame_skip": prep.frame_skip, "preprocessing": prep.to_dict(), "device": model.device}
-        params["head_training"] = {k: model.head_meta.get(k) for k in ("training_data", "metrics", "training") if k in model.head_meta}
+        training = {k: v for k, v in (model.head_meta.get("training") or {}).items() if k != "history"}
+        params["head_training"] = {"training_data": model.head_meta.get("training_data"), "metrics": model.head_meta.get("metrics"), "training": training}
         weights = {HEAD_WEIGHTS: model.head_sha256, BACKBONE_WEIGHTS: model.backbone_sha256}
 
         windows, found = windows_for(ctx.facepass, ctx.blinks, prep, p.get("tracks", "all"))
