@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 from desktop.review import Review
 
 KINDS = ("boxes", "landmarks", "eyes", "mouth")
+SHORT = {"boxes": "Boxes", "landmarks": "Landmarks", "eyes": "Eyes", "mouth": "Mouth"}
 TITLES = {"boxes": "Face boxes", "landmarks": "68 landmarks", "eyes": "Eyes (open/closed)", "mouth": "Mouth contour"}
 
 BOX = QColor(80, 200, 255)
@@ -68,7 +69,7 @@ def draw_overlays(
             font = QFont()
             font.setPixelSize(int(size)) if not cosmetic else font.setPointSizeF(size)
             painter.setFont(font)
-            label = f"face {tv.track_id}" + ("  detected" if bool(tv.track.detected[row]) else "")
+            label = f"face {tv.track_id}"
             painter.setPen(pen(FLAGGED if flagged else BOX))
             if cosmetic:
                 # Text at a fixed screen size: draw it untransformed at the mapped corner.

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QStyle,
     QStyleOptionGraphicsItem,
     QToolButton,
     QVBoxLayout,
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from core.video.index import FrameIndex
 from desktop.frame_loader import FrameLoader
-from desktop.overlays import KINDS, TITLES, OverlayHost, OverlayItem
+from desktop.overlays import KINDS, SHORT, TITLES, OverlayHost, OverlayItem
 from desktop.review import Review
 from desktop.timecode import format_timecode, parse_position
 
@@ -156,9 +157,11 @@ class Player(QWidget, OverlayHost):
         self._build_actions()
 
     # -- UI ---------------------------------------------------------------------------------
-    def _button(self, text: str, tip: str, slot: Callable[[], None]) -> QToolButton:
+    def _button(self, text: str, tip: str, slot: Callable[[], None], icon: QStyle.StandardPixmap | None = None) -> QToolButton:
         b = QToolButton(self)
         b.setText(text)
+        if icon is not None:
+            b.setIcon(self.style().standardIcon(icon))
         b.setToolTip(tip)
         b.setAutoRaise(True)
         b.clicked.connect(slot)
@@ -169,13 +172,14 @@ class Player(QWidget, OverlayHost):
         self.controls = QWidget(self)
         self._row = QHBoxLayout(self.controls)
         self._row.setContentsMargins(4, 0, 4, 0)
-        self._button("⏮", "Previous flagged segment (PgUp)", self.previous_segment)
+        sp = QStyle.StandardPixmap
+        self._button("", "Previous flagged segment (PgUp / P)", self.previous_segment, sp.SP_MediaSkipBackward)
         self._button("−1s", "Back one second (Shift+Left)", lambda: self.step_seconds(-1.0))
-        self._button("◀", "Previous frame (Left)", lambda: self.step(-1))
-        self.play_button = self._button("▶", "Play / pause (Space)", self.toggle_play)
-        self._button("▶|", "Next frame (Right)", lambda: self.step(1))
+        self._button("", "Previous frame (Left)", lambda: self.step(-1), sp.SP_MediaSeekBackward)
+        self.play_button = self._button("", "Play / pause (Space)", self.toggle_play, sp.SP_MediaPlay)
+        self._button("", "Next frame (Right)", lambda: self.step(1), sp.SP_MediaSeekForward)
         self._button("+1s", "Forward one second (Shift+Right)", lambda: self.step_seconds(1.0))
-        self._button("⏭", "Next flagged segment (PgDown)", self.next_segment)
+        self._button("", "Next flagged segment (PgDown / N)", self.next_segment, sp.SP_MediaSkipForward)
         self._row.addSpacing(8)
         self.goto_edit = QLineEdit(self.controls)
         self.goto_edit.setPlaceholderText("frame or mm:ss.mmm")
@@ -224,6 +228,7 @@ class Player(QWidget, OverlayHost):
         self.overlay_actions: dict[str, QAction] = {}
         for k in KINDS:
             a = QAction(TITLES[k], self)
+            a.setIconText(SHORT[k])
             a.setCheckable(True)
             a.setChecked(True)
             a.toggled.connect(lambda on, k=k: self.set_overlay_visible(k, on))
@@ -367,13 +372,13 @@ class Player(QWidget, OverlayHost):
             self.seek(0)
         self._play_t0, self._play_f0 = time.perf_counter(), self.target
         self.timer.start(max(int(500 / max(self.fps * self._speed, 1.0)), 5))
-        self.play_button.setText("⏸")
+        self.play_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPause))
         self.playingChanged.emit(True)
 
     def pause(self) -> None:
         if self.timer.isActive():
             self.timer.stop()
-            self.play_button.setText("▶")
+            self.play_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
             self.playingChanged.emit(False)
 
     def _tick(self) -> None:

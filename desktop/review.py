@@ -62,6 +62,26 @@ class Series:
     x1: np.ndarray  # end frame inclusive (bars); equal to x0 for lines
     y: np.ndarray
     track_id: int | None = None
+    track_ids: np.ndarray | None = None  # per value, when one curve mixes tracks
+
+    @property
+    def is_score(self) -> bool:
+        """Values in 0..1: a probability of manipulation; other measures are shown scaled."""
+        ok = self.y[np.isfinite(self.y)]
+        return bool(ok.size == 0 or (ok.min() >= 0.0 and ok.max() <= 1.0))
+
+    def for_track(self, track_id: int | None) -> Series | None:
+        """This series restricted to one face track (None: unchanged)."""
+        if track_id is None:
+            return self
+        if self.track_id is not None:
+            return self if self.track_id == track_id else None
+        if self.track_ids is not None:
+            m = self.track_ids == track_id
+            if not m.any():
+                return None
+            return Series(self.detector, self.name, self.kind, self.x0[m], self.x1[m], self.y[m], track_id, None)
+        return self
 
     def value_at(self, frame: int) -> float | None:
         if self.kind == "bars":
@@ -104,17 +124,24 @@ def parse_curve(detector: str, name: str, value: Any, frame_count: int) -> list[
     - {"<sub name>": <any of the above>, ...}                       -> one series per entry
     Anything else is skipped (it stays in the JSON report).
     """
-    track_id = None
     if isinstance(value, dict):
-        track_id = value.get("track_id") if isinstance(value.get("track_id"), int) else None
+        tid = value.get("track_id")
+        track_id = tid if isinstance(tid, int) else None
         starts, ends, frames, ys = _first(value, _START), _first(value, _END), _first(value, _FRAME), _first(value, _VALUE)
-        if isinstance(starts, list) and isinstance(ys, list) and len(starts) == len(ys) and ys:
+        numeric = isinstance(ys, list) and bool(ys) and all(v is None or isinstance(v, (int, float)) for v in ys)
+        tids = np.asarray(tid) if isinstance(tid, list) and isinstance(ys, list) and len(tid) == len(ys) else None
+        if numeric and isinstance(starts, list) and len(starts) == len(ys):
             ends = ends if isinstance(ends, list) and len(ends) == len(ys) else starts
-            return [Series(detector, name, "bars", _array(starts), _array(ends), _array(ys), track_id)]
-        if isinstance(frames, list) and isinstance(ys, list) and len(frames) == len(ys) and ys:
+            return [Series(detector, name, "bars", _array(starts), _array(ends), _array(ys), track_id, tids)]
+        if numeric and isinstance(frames, list) and len(frames) == len(ys) and all(isinstance(f, (int, float)) for f in frames):
             order = np.argsort(_array(frames), kind="stable")
             x = _array(frames)[order]
-            return [Series(detector, name, "line", x, x, _array(ys)[order], track_id)]
+            return [Series(detector, name, "line", x, x, _array(ys)[order], track_id, None if tids is None else tids[order])]
+        if numeric and len(ys) == frame_count and frames is None and starts is None:
+            x = np.arange(frame_count, dtype=np.float64)
+            return [Series(detector, name, "line", x, x, _array(ys), track_id)]
+        if numeric:
+            return []  # values without a frame axis: left to the JSON report
         out: list[Series] = []
         for sub, v in value.items():
             if isinstance(v, (dict, list)):
@@ -169,9 +196,11 @@ class Review:
         return max(hits, key=lambda s: s.score if s.score is not None else -1.0) if hits else None
 
     def window_scores(self, frame: int, track_id: int | None = None) -> dict[str, float]:
+        """Values of the 0..1 score series at this frame (what the status bar shows)."""
         out: dict[str, float] = {}
-        for s in self.series:
-            if track_id is not None and s.track_id is not None and s.track_id != track_id:
+        for s0 in self.series:
+            s = s0.for_track(track_id)
+            if s is None or not s.is_score or s.kind != "bars":
                 continue
             v = s.value_at(frame)
             if v is not None:
@@ -220,8 +249,13 @@ def build_review(analysis: dict[str, Any], facepass: FacePass | None = None) -> 
                 )
             except (KeyError, TypeError, ValueError):
                 continue
-        for cname, cval in (d.get("curves") or {}).items():
+        curves = d.get("curves") or {}
+        for cname, cval in curves.items():
             review.series += parse_curve(name, cname, cval, n)
+        if not curves:  # seed-style results: windows in frame_predictions
+            rows = [r for r in d.get("frame_predictions") or [] if isinstance(r, dict) and isinstance(r.get("score"), (int, float))]
+            if rows:
+                review.series += parse_curve(name, "score per window", rows, n)
     return review
 
 

@@ -84,6 +84,7 @@ class Timeline(QWidget):
         self._jobs: list[_EnvelopeJob] = []
 
         self.track_box = QComboBox(self)
+        self.track_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.track_box.setToolTip("Face track shown on the timeline and in the status bar")
         self.track_box.currentIndexChanged.connect(self._on_track_box)
         self.info = QLabel("", self)
@@ -104,6 +105,7 @@ class Timeline(QWidget):
         for p, label in zip(self.plots, ("EAR", "mouth / audio", "detectors")):
             p.setLabel("left", label)
             p.getAxis("left").setWidth(56)
+            p.getAxis("left").enableAutoSIPrefix(False)
             p.showGrid(x=True, y=True, alpha=0.15)
             p.setMouseEnabled(x=True, y=False)
             p.setMenuEnabled(False)
@@ -217,20 +219,28 @@ class Timeline(QWidget):
         # detector curves
         if review is not None:
             colours: dict[str, tuple[int, int, int]] = {}
-            for s in review.series:
-                if s.track_id is not None and self.track_id is not None and s.track_id != self.track_id:
+            n_line = 0
+            for s0 in review.series:
+                s = s0.for_track(self.track_id)
+                if s is None:
                     continue
                 c = colours.setdefault(s.detector, PALETTE[len(colours) % len(PALETTE)])
                 label = f"{s.detector}: {s.name}"
+                y = s.y
+                if not s.is_score:  # a measure, not a probability: scaled to 0..1 to share the row
+                    y = _norm(y)
+                    label += " (scaled)"
                 if s.kind == "bars":
                     x0 = s.x0 - 0.5
                     width = s.x1 - s.x0 + 1
-                    ok = np.isfinite(s.y)
-                    bars = pg.BarGraphItem(x0=x0[ok], width=width[ok], height=s.y[ok], brush=pg.mkBrush(*c, 110), pen=pg.mkPen(c, width=1), name=label)
+                    ok = np.isfinite(y)
+                    bars = pg.BarGraphItem(x0=x0[ok], width=width[ok], height=y[ok], brush=pg.mkBrush(*c, 90), pen=pg.mkPen(c, width=1), name=label)
                     self._add(self.p_det, bars)
                     self.legend.addItem(bars, label)
                 else:
-                    self._add(self.p_det, pg.PlotDataItem(s.x0, s.y, pen=pg.mkPen(c, width=2), name=label))
+                    style = (pg.QtCore.Qt.PenStyle.SolidLine, pg.QtCore.Qt.PenStyle.DashLine, pg.QtCore.Qt.PenStyle.DotLine)[n_line % 3]
+                    n_line += 1
+                    self._add(self.p_det, pg.PlotDataItem(s.x0, y, pen=pg.mkPen(c, width=1.5, style=style), name=label))
             # flagged segments, shaded on every row
             for seg in review.segments:
                 for p in self.plots:
