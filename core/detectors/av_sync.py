@@ -1,0 +1,166 @@
+"""`av_sync`: audio-visual offset of the speaking face, without trained weights.
+
+Each face track's mouth aperture is cross-correlated with the speech envelope (see
+core.signals.avsync). The track whose lips follow the audio best is taken as the speaker. The
+reading for fusion:
+- silence / no speech: inconclusive (nothing to measure);
+- lips follow the speech beyond chance (p <= alpha) at |offset| <= 2 frames: consistent;
+- lips follow the speech beyond chance at a larger offset: inconsistent (an audio offset; note a
+  muxing or broadcast delay also causes one, and lip-sync generators often leave ~100 ms);
+- otherwise inconclusive: the lips do not measurably follow the speech (could be a
+  manipulation, a poor face track, an off-screen speaker or music).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from core.detectors import register
+from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segment
+from core.errors import EvidenceError
+from core.signals.avsync import AVSyncParams, SyncEstimate, estimate_offset, mouth_series
+
+
+def _r(x: float | None, nd: int = 4) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+def _merge_segments(est: SyncEstimate, track_id: int) -> list[Segment]:
+    """Consecutive flagged windows with the same kind of reason become one segment."""
+    out: list[Segment] = []
+    for w in est.windows:
+        if not w.flagged:
+            continue
+        kind = w.reason.split(" (")[0]
+        if out and out[-1].track_id == track_id and out[-1].reason.split(" (")[0] == kind and w.start_frame <= out[-1].end_frame + 1:
+            prev = out[-1]
+            prev.end_frame = max(prev.end_frame, w.end_frame)
+            prev.score = max(prev.score or 0.0, w.score or 0.0)
+            continue
+        out.append(Segment(w.start_frame, w.end_frame, w.score, w.reason, track_id))
+    return out
+
+
+@register
+class AVSyncDetector(Detector):
+    name = "av_sync"
+    title = "Audio-visual sync (lip movement against speech)"
+    needs_weights = False
+    needs_faces = True
+    default_params: dict[str, Any] = AVSyncParams().to_dict()
+
+    def run(self, ctx: AnalysisContext) -> DetectorResult:
+        params = self.params(ctx)
+        p = AVSyncParams(**{k: v for k, v in params.items() if k in AVSyncParams.__dataclass_fields__})
+        if ctx.evidence.audio is None:
+            return DetectorResult.unavailable(self.name, "the evidence has no audio track: audio-visual sync cannot be measured")
+        try:
+            audio = ctx.audio
+        except EvidenceError as exc:
+            return DetectorResult.unavailable(self.name, f"audio could not be decoded: {exc}")
+        if audio is None or audio.samples.size == 0:
+            return DetectorResult.unavailable(self.name, "the audio track decoded to no samples")
+        fp = ctx.facepass
+        fps = fp.fps if fp.fps > 0 else None
+        per_track: dict[str, Any] = {}
+        best: tuple[int, SyncEstimate] | None = None
+        for t in fp.tracks:
+            ctx.check_cancel()
+            if len(t) < p.min_track_s * (fps or 25.0):
+                per_track[str(t.track_id)] = {"measured": False, "reason": "track too short"}
+                continue
+            m = mouth_series(fp.frame_count, t.frames, t.mouth)
+            est = estimate_offset(fp.times_s, m, audio.samples, audio.sample_rate, audio.start_time_s, fps, p)
+            per_track[str(t.track_id)] = self._track_summary(est)
+            if est.confidence is not None and (best is None or _rank(est) > _rank(best[1])):
+                best = (t.track_id, est)
+            elif best is None and est.silent:
+                best = (t.track_id, est)
+        if best is None:
+            any_est = next(iter(per_track.values()), None)
+            reason = "no face track long enough to measure" if any_est is None or not per_track else "no face track could be measured against the audio"
+            return DetectorResult(prediction="inconclusive", assessment="inconclusive", note=reason, per_track=per_track)
+
+        tid, est = best
+        windows = est.windows
+        frame_predictions = [
+            {
+                "index": k, "start_frame": w.start_frame, "end_frame": w.end_frame, "score": w.score,
+                "offset_frames": w.offset_frames, "confidence": w.confidence, "p_value": _r(w.p_value),
+                "speech_fraction": w.speech_fraction, "flagged": w.flagged, "reason": w.reason,
+            }
+            for k, w in enumerate(windows)
+        ]
+        curves = {
+            "windows": {
+                "start_frame": [w.start_frame for w in windows],
+                "end_frame": [w.end_frame for w in windows],
+                "score": [w.score for w in windows],
+                "offset_frames": [w.offset_frames for w in windows],
+                "confidence": [w.confidence for w in windows],
+            },
+            "mouth_aperture": {"track_id": tid, "values": np.round(est.mouth, 5) if est.mouth is not None else []},
+            "speech_level_db": np.round(est.envelope_db, 2) if est.envelope_db is not None else [],
+        }
+        metrics = {
+            "offset_ms": _r(est.offset_ms, 1),
+            "offset_frames": _r(est.offset_frames, 2),
+            "confidence": _r(est.confidence),
+            "peak_correlation": _r(est.peak_correlation),
+            "p_value": _r(est.p_value),
+            "speech_fraction": _r(est.speech_fraction, 3),
+            "track_id": tid,
+            "windows_judged": len(est.judged_windows),
+            "windows_flagged": sum(w.flagged for w in windows),
+            "correlation_by_lag": {"lags": est.lags.astype(int), "r": np.round(est.correlation, 4)},
+        }
+        prediction, assessment, note = self._reading(est, p)
+        return DetectorResult(
+            prediction=prediction,
+            confidence=None,  # the sync confidence is in metrics; no calibrated probability exists
+            note=note,
+            frames_analyzed=int(np.isfinite(est.mouth).sum()) if est.mouth is not None else 0,
+            frame_predictions=frame_predictions,
+            metrics=metrics,
+            assessment=assessment,
+            segments=_merge_segments(est, tid),
+            per_track=per_track,
+            curves=curves,
+        )
+
+    @staticmethod
+    def _reading(est: SyncEstimate, p: AVSyncParams) -> tuple[str, str, str]:
+        if est.silent or est.speech_fraction < 0.05:
+            return "inconclusive", "inconclusive", "no speech in the audio: sync cannot be judged"
+        if est.p_value is None or est.offset_frames is None:
+            return "inconclusive", "inconclusive", "too little speech with a tracked face to judge sync"
+        ms = est.offset_ms or 0.0
+        if est.p_value > p.alpha:
+            return "inconclusive", "inconclusive", (
+                f"the lips do not measurably follow the speech (p={est.p_value:.2f}): a manipulation, an off-screen "
+                "speaker, music or a poor face track can each cause this"
+            )
+        if abs(round(est.offset_frames)) <= p.flag_offset_frames:  # whole frames, as SyncNet reports
+            return "in sync", "consistent", f"lips follow the speech at {ms:+.0f} ms (p={est.p_value:.2f})"
+        return "out of sync", "inconsistent", (
+            f"lips follow the speech but the audio is offset by {ms:+.0f} ms ({est.offset_frames:+.1f} frames; positive = audio late). "
+            "Lip-sync generators and also muxing/broadcast delays cause offsets"
+        )
+
+    @staticmethod
+    def _track_summary(est: SyncEstimate) -> dict[str, Any]:
+        return {
+            "measured": est.confidence is not None,
+            "offset_ms": _r(est.offset_ms, 1),
+            "confidence": _r(est.confidence),
+            "p_value": _r(est.p_value),
+            "speech_fraction": _r(est.speech_fraction, 3),
+            "silent": est.silent,
+        }
+
+
+def _rank(est: SyncEstimate) -> tuple[float, float]:
+    """Speaker choice: the most significant, then most confident, sync."""
+    return (-(est.p_value if est.p_value is not None else 1.0), est.confidence or 0.0)

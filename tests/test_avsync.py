@@ -1,0 +1,209 @@
+"""av_sync: weight-free audio-visual offset (core.signals.avsync + core.detectors.av_sync)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from core.detectors.av_sync import AVSyncDetector
+from core.detectors.base import AnalysisContext
+from core.evidence import probe
+from core.face.facepass import FacePass, FaceTrack, run_face_pass
+from core.signals.avsync import estimate_offset, speech_envelope
+from core.video.reader import VideoReader
+from tests.conftest import gradient_frames
+
+SR = 16000
+FPS = 25.0
+
+
+def remux_shifted(src: Path, dst: Path, shift_s: float) -> Path:
+    """Copy src's streams (no re-encoding) into dst with the audio `shift_s` later than the video.
+
+    A negative shift delays the video instead, so no timestamp goes below zero. The evidence is
+    only read.
+    """
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin, ain = inp.streams.video[0], inp.streams.audio[0]
+        vout = out.add_stream_from_template(vin)
+        aout = out.add_stream_from_template(ain)
+        delay = {vin.index: max(-shift_s, 0.0), ain.index: max(shift_s, 0.0)}
+        for pkt in inp.demux(vin, ain):
+            if pkt.dts is None or pkt.size == 0:
+                continue
+            d = int(round(delay[pkt.stream.index] / float(pkt.time_base)))
+            pkt.dts += d
+            if pkt.pts is not None:
+                pkt.pts += d
+            pkt.stream = vout if pkt.stream.index == vin.index else aout
+            out.mux(pkt)
+    return dst
+
+
+# ----------------------------------------------------------------------------------------------
+# synthetic signals
+
+
+def _speech_like(n_frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A syllable-rate mouth series and speech audio whose 1-4 kHz energy follows it."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_frames) / FPS
+    # random syllables: smooth bumps at irregular times, with pauses
+    mouth = np.zeros(n_frames)
+    k = 0.3
+    while k < t[-1] - 0.3:
+        mouth += rng.uniform(0.3, 1.0) * np.exp(-0.5 * ((t - k) / 0.06) ** 2)
+        k += rng.uniform(0.15, 0.45) + (0.6 if rng.random() < 0.15 else 0.0)
+    ts = np.arange(int(t[-1] * SR) + SR // 5) / SR
+    env = np.interp(ts, t, mouth)
+    noise = rng.standard_normal(ts.size)
+    spec = np.fft.rfft(noise)
+    f = np.fft.rfftfreq(ts.size, 1 / SR)
+    spec[(f < 1000) | (f > 4000)] = 0
+    band = np.fft.irfft(spec, ts.size)
+    audio = (0.3 * env * band / np.abs(band).max() + 1e-4 * noise).astype(np.float32)
+    return 0.1 + 0.3 * mouth, audio
+
+
+@pytest.mark.parametrize("shift_ms", [0, 80, 200, -200, 400])
+def test_synthetic_offset_recovered(shift_ms: int) -> None:
+    mouth, audio = _speech_like(200, seed=abs(shift_ms))
+    times = np.arange(200) / FPS
+    est = estimate_offset(times, mouth, audio, SR, audio_start_s=shift_ms / 1000, fps=FPS)
+    assert est.offset_frames is not None
+    assert abs(est.offset_frames - shift_ms / 1000 * FPS) <= 0.5
+    assert est.p_value is not None and est.p_value <= 0.05
+    assert est.confidence is not None and est.confidence > 0.3
+
+
+def test_unrelated_audio_is_not_significant() -> None:
+    mouth, _ = _speech_like(250, seed=1)
+    _, audio = _speech_like(250, seed=2)
+    est = estimate_offset(np.arange(250) / FPS, mouth, audio, SR, fps=FPS)
+    assert est.p_value is not None and est.p_value > 0.05
+
+
+def test_silence_is_silent_and_windows_unjudged() -> None:
+    mouth, _ = _speech_like(100)
+    est = estimate_offset(np.arange(100) / FPS, mouth, np.zeros(5 * SR, np.float32), SR, fps=FPS)
+    assert est.silent and est.offset_frames is None and est.p_value is None
+
+
+def test_speech_envelope_reads_dbfs() -> None:
+    tone = 0.5 * np.sin(2 * np.pi * 2000 * np.arange(SR) / SR).astype(np.float32)
+    _, level = speech_envelope(tone, SR)
+    assert abs(np.median(level) - 20 * np.log10(0.5)) < 1.0
+    _, low = speech_envelope(0.5 * np.sin(2 * np.pi * 200 * np.arange(SR) / SR).astype(np.float32), SR)
+    assert np.median(low) < -40  # outside the speech band
+
+
+# ----------------------------------------------------------------------------------------------
+# detector on synthetic media
+
+
+def _fake_facepass(n: int, mouth: np.ndarray, width: int = 96, height: int = 64) -> FacePass:
+    frames = np.arange(n, dtype=np.int32)
+    track = FaceTrack(
+        0, frames, np.tile(np.array([10, 10, 60, 60], np.float32), (n, 1)), np.zeros((n, 68, 2), np.float32),
+        np.full((n, 2), 0.3, np.float32), mouth.astype(np.float32), np.ones(n, bool),
+    )
+    return FacePass(n, FPS, frames / FPS, width, height, [track])
+
+
+def _ctx(path: Path, fp: FacePass) -> AnalysisContext:
+    return AnalysisContext(path=path, evidence=probe(path), sha256="0" * 64, facepass=fp, blinks={})
+
+
+def test_detector_no_audio_unavailable(make_video) -> None:  # type: ignore[no-untyped-def]
+    path = make_video("silent_video.mp4", gradient_frames(60))
+    mouth, _ = _speech_like(60)
+    res = AVSyncDetector()(_ctx(path, _fake_facepass(60, mouth)))
+    assert res.status == "unavailable"
+    assert "no audio" in res.note
+
+
+def test_detector_silence_inconclusive(make_video) -> None:  # type: ignore[no-untyped-def]
+    path = make_video("quiet.mp4", gradient_frames(75), audio=np.zeros(3 * SR, np.float32))
+    mouth, _ = _speech_like(75)
+    res = AVSyncDetector()(_ctx(path, _fake_facepass(75, mouth)))
+    assert res.status == "ok"
+    assert res.assessment == "inconclusive" and res.prediction == "inconclusive"
+    assert "no speech" in res.note
+    assert not res.segments
+
+
+def test_detector_synced_and_offset(make_video) -> None:  # type: ignore[no-untyped-def]
+    n = 200
+    mouth, audio = _speech_like(n, seed=5)
+    fp = _fake_facepass(n, mouth)
+    path = make_video("sync.mp4", gradient_frames(n), audio=audio)
+    res = AVSyncDetector()(_ctx(path, fp))
+    assert res.status == "ok", res.note
+    assert abs(res.metrics["offset_frames"]) <= 1.0
+    assert res.assessment == "consistent"
+    d = res.to_dict()
+    assert d["frame_predictions"] and {"index", "start_frame", "end_frame", "score"} <= set(d["frame_predictions"][0])
+    assert len(d["curves"]["windows"]["score"]) == len(d["frame_predictions"])
+
+    late = make_video("late.mp4", gradient_frames(n), audio=audio, audio_offset_s=0.4)
+    res = AVSyncDetector()(_ctx(late, fp))
+    assert res.status == "ok"
+    assert abs(res.metrics["offset_ms"] - 400) <= 40
+    assert res.assessment == "inconsistent"
+    assert res.segments and all("offset" in s.reason for s in res.segments)
+
+
+# ----------------------------------------------------------------------------------------------
+# real clips with their audio shifted by remuxing
+
+# (clip, shifts in ms): 10 cases, 4 speakers (3 GRID speakers, the video-retalking woman, Federer)
+SHIFT_CASES = {
+    "real/grid_bbaf2n.mpg": (80, 200, -200),
+    "real/grid_lbax4n.mpg": (400, -200),
+    "real/grid_id2_swwp2s.mpg": (80,),
+    "real/retalking_face4_woman_blue.mp4": (200, -200),
+    "real/avlips_real_1.mp4": (80, 400),
+}
+
+
+@pytest.fixture(scope="module")
+def facepasses(media: Path) -> dict[str, FacePass]:
+    out = {}
+    for rel in SHIFT_CASES:
+        with VideoReader(media / rel) as reader:
+            out[rel] = run_face_pass(reader)
+    return out
+
+
+def _run_on(path: Path, fp: FacePass) -> dict:  # type: ignore[type-arg]
+    """The detector on a remuxed copy, reusing the original's face track (same pictures)."""
+    with VideoReader(path) as reader:
+        times = reader.index.times_s
+    assert times.size == fp.frame_count
+    fp2 = dataclasses.replace(fp, times_s=times)
+    return AVSyncDetector()(_ctx(path, fp2)).to_dict()
+
+
+@pytest.mark.media
+@pytest.mark.slow
+def test_real_clips_unshifted_and_shifted(media: Path, facepasses: dict[str, FacePass], tmp_path: Path) -> None:
+    rows = []
+    for rel, shifts in SHIFT_CASES.items():
+        fp = facepasses[rel]
+        base = _run_on(media / rel, fp)
+        assert base["status"] == "ok", base["note"]
+        assert abs(base["metrics"]["offset_frames"]) <= 1.0, (rel, base["metrics"])
+        for sh in shifts:
+            copy = remux_shifted(media / rel, tmp_path / f"{Path(rel).stem}_{sh:+d}.mkv", sh / 1000)
+            res = _run_on(copy, fp)
+            expected = sh / 1000 * fp.fps
+            got = res["metrics"]["offset_frames"]
+            rows.append((rel, sh, got, expected, got is not None and abs(got - expected) <= 1.0))
+    assert len(rows) == 10
+    hits = sum(r[-1] for r in rows)
+    assert hits >= 9, rows
+    assert len({r[0] for r in rows if r[-1]}) >= 3
