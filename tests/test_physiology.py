@@ -1,0 +1,253 @@
+"""Blink physiology on synthetic landmark series: each measure and flag reacts to what it claims."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.detectors.base import AnalysisContext
+from core.face.facepass import FacePass, FaceTrack
+from core.signals.blinks import detect_blinks
+from core.signals.geometry import ears, mouth_aperture
+from core.signals.physiology import PhysiologyParams, assess, measure_track, poisson_rate_ci
+
+FPS = 25.0
+EYE_W = 30.0  # px, eye corner to corner in the template
+
+
+def face_template(cx: float = 200.0, cy: float = 200.0, eye_w: float = EYE_W) -> np.ndarray:
+    """A plausible 68-point iBUG face (image coordinates, y down), eyes open at EAR 0.3."""
+    lm = np.zeros((68, 2))
+    theta = np.linspace(np.pi, 0.0, 17)
+    lm[0:17] = np.c_[cx + 110 * np.cos(theta), cy + 130 * np.sin(theta)]  # jaw, chin = 8
+    lm[17:22] = np.c_[np.linspace(cx - 90, cx - 20, 5), np.full(5, cy - 60)]
+    lm[22:27] = np.c_[np.linspace(cx + 20, cx + 90, 5), np.full(5, cy - 60)]
+    lm[27:31] = np.c_[np.full(4, cx), np.linspace(cy - 45, cy, 4)]
+    lm[31:36] = np.c_[np.linspace(cx - 20, cx + 20, 5), np.full(5, cy + 10)]
+    for first, ex in ((36, cx - 65 + eye_w / 2), (42, cx + 65 - eye_w / 2)):
+        lm[first : first + 6] = _eye(ex, cy - 35, eye_w, 0.3)
+    lm[48:60] = _ellipse(cx, cy + 55, 30, 10, 12)
+    lm[60:68] = _ellipse(cx, cy + 55, 20, 2, 8)
+    return lm
+
+
+def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int) -> np.ndarray:
+    # left corner first, along the top to the right corner, back along the bottom (iBUG order)
+    t = np.pi + np.arange(n) * 2 * np.pi / n
+    return np.c_[cx + rx * np.cos(t), cy + ry * np.sin(t)]
+
+
+def _eye(cx: float, cy: float, w: float, ear: float) -> np.ndarray:
+    """Six eye points (corner, top, top, corner, bottom, bottom) with EAR = 2h / w exactly."""
+    h = ear * w / 2.0
+    x0 = cx - w / 2
+    return np.array([[x0, cy], [x0 + w / 3, cy - h], [x0 + 2 * w / 3, cy - h], [x0 + w, cy], [x0 + 2 * w / 3, cy + h], [x0 + w / 3, cy + h]])
+
+
+def blink_profile(n: int, blinks: list[tuple[int, int, float, float]]) -> np.ndarray:
+    """(n, 2) closure of each eye: blinks as (start row, duration in frames, depth left, depth right)."""
+    c = np.zeros((n, 2))
+    for s, d, ql, qr in blinks:
+        k = np.arange(d)
+        shape = np.sin(np.pi * (k + 0.5) / d)
+        c[s : s + d, 0] = np.maximum(c[s : s + d, 0], ql * shape)
+        c[s : s + d, 1] = np.maximum(c[s : s + d, 1], qr * shape)
+    return c
+
+
+def make_track(
+    n: int,
+    blinks: list[tuple[int, int, float, float]] = (),  # type: ignore[assignment]
+    eye_w: float = EYE_W,
+    open_ear: float = 0.3,
+    noise_px: float = 0.05,
+    seed: int = 0,
+    track_id: int = 0,
+    first_frame: int = 0,
+    landmarks: np.ndarray | None = None,
+) -> FaceTrack:
+    rng = np.random.default_rng(seed)
+    closure = blink_profile(n, list(blinks))
+    if landmarks is None:
+        base = face_template(eye_w=eye_w)
+        landmarks = np.repeat(base[None], n, axis=0)
+    landmarks = landmarks.copy()
+    for i in range(n):
+        for k, first in enumerate((36, 42)):
+            centre = landmarks[i, [first, first + 3]].mean(axis=0)
+            landmarks[i, first : first + 6] = _eye(centre[0], centre[1], eye_w, open_ear * (1.0 - closure[i, k]))
+    landmarks = landmarks + rng.normal(0.0, noise_px, landmarks.shape)
+    lm = landmarks.astype(np.float32)
+    frames = np.arange(first_frame, first_frame + n, dtype=np.int32)
+    boxes = np.c_[lm[:, :, 0].min(1), lm[:, :, 1].min(1), lm[:, :, 0].max(1), lm[:, :, 1].max(1)].astype(np.float32)
+    return FaceTrack(track_id, frames, boxes, lm, ears(lm).astype(np.float32), mouth_aperture(lm).astype(np.float32), np.ones(n, bool))
+
+
+def make_facepass(tracks: list[FaceTrack], frame_count: int | None = None) -> FacePass:
+    count = frame_count or max(t.last_frame for t in tracks) + 1
+    return FacePass(count, FPS, np.arange(count) / FPS, 400, 400, tracks)
+
+
+def make_context(fp: FacePass, parameters: dict[str, Any] | None = None) -> AnalysisContext:
+    blinks = {t.track_id: detect_blinks(t.frames, t.ear, fp.fps)[0] for t in fp.tracks}
+    return AnalysisContext(path=Path("synthetic.mp4"), evidence=None, sha256="0" * 64, facepass=fp, blinks=blinks, parameters=parameters or {})  # type: ignore[arg-type]
+
+
+def measure(track: FaceTrack, params: PhysiologyParams | None = None):  # noqa: ANN201
+    events, _ = detect_blinks(track.frames, track.ear, FPS)
+    return measure_track(track.track_id, track.frames, track.ear, track.landmarks, events, FPS, params)
+
+
+def every(seconds: float, n: int, dur: int = 7, ql: float = 0.8, qr: float = 0.8, offset: int = 20) -> list[tuple[int, int, float, float]]:
+    step = int(round(seconds * FPS))
+    return [(s, dur, ql, qr) for s in range(offset, n - dur - 5, step)]
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def test_poisson_interval_matches_exact_values() -> None:
+    lo, hi = poisson_rate_ci(2, 8 / 60)
+    assert lo == pytest.approx(1.82, abs=0.02) and hi == pytest.approx(54.2, abs=0.2)
+    lo0, hi0 = poisson_rate_ci(0, 1.0)
+    assert lo0 == 0.0 and hi0 == pytest.approx(3.69, abs=0.01)
+
+
+def test_known_rate_over_a_minute_is_measured_and_consistent() -> None:
+    n = int(60 * FPS)
+    track = make_track(n, every(4.0, n))  # one full blink every 4 s: 15/min
+    tp = measure(track)
+    assert tp.n_blinks == 15
+    assert tp.rate_per_min == pytest.approx(15.0, abs=0.5)
+    assert tp.ibi_mean_s == pytest.approx(4.0, abs=0.05)
+    assert tp.ibi_cv is not None and tp.ibi_cv < 0.05
+    assert tp.rate_flag is None
+    assert tp.flag_counts["incomplete"] == 0 and tp.flag_counts["one_eyed"] == 0
+    value, reasons = assess(tp)
+    assert value == "consistent", reasons
+
+
+def test_rate_tracks_the_true_rate() -> None:
+    n = int(60 * FPS)
+    slow, fast = measure(make_track(n, every(6.0, n))), measure(make_track(n, every(2.0, n)))
+    assert slow.rate_per_min == pytest.approx(10.0, abs=0.5)
+    assert fast.rate_per_min == pytest.approx(30.0, abs=0.5)
+    assert fast.longest_no_blink_s < slow.longest_no_blink_s
+
+
+def test_no_blink_for_a_minute_is_inconsistent_with_the_norms() -> None:
+    tp = measure(make_track(int(60 * FPS)))
+    assert tp.n_blinks == 0 and tp.rate_flag == "low"
+    value, reasons = assess(tp)
+    assert value == "inconsistent"
+    assert any("below even the reading rate" in r for r in reasons)
+    assert tp.longest_no_blink_s == pytest.approx(60.0, abs=0.1)
+
+
+def test_short_clip_gives_no_rate_and_is_inconclusive() -> None:
+    n = int(3 * FPS)
+    tp = measure(make_track(n, [(30, 7, 0.8, 0.8)]))
+    assert tp.n_blinks == 1
+    assert tp.rate_per_min is None and tp.observed_per_min == pytest.approx(20.0, abs=0.5)
+    assert tp.rate_ci95_per_min is not None and tp.rate_ci95_per_min[1] > 100  # honest: no information
+    value, reasons = assess(tp)
+    assert value == "inconclusive"
+    assert any("below 30 s" in r for r in reasons)
+
+
+@pytest.mark.parametrize("dur", [4, 8, 12])
+def test_known_duration_is_measured(dur: int) -> None:
+    n = int(12 * FPS)
+    tp = measure(make_track(n, every(3.0, n, dur=dur)))
+    assert tp.n_blinks == 4
+    true_ms = dur * 1000 / FPS
+    # event edges sit where the lids are near open: within two frames of the true length
+    assert abs(tp.mean_duration_ms - true_ms) <= 2 * 1000 / FPS, (tp.mean_duration_ms, true_ms)
+
+
+def test_long_blink_is_flagged_too_long_and_normal_is_not() -> None:
+    n = int(12 * FPS)
+    tp = measure(make_track(n, [(40, 7, 0.8, 0.8), (150, 25, 0.8, 0.8)]))
+    assert [("too_long" in b.flags) for b in tp.blinks] == [False, True]
+    assert all(b.completeness > 0.6 for b in tp.blinks)
+
+
+def test_one_eyed_blinks_are_flagged_and_repeated_ones_are_inconsistent() -> None:
+    n = int(10 * FPS)
+    tp = measure(make_track(n, every(2.0, n, ql=0.85, qr=0.05)))
+    assert tp.n_blinks >= 4
+    assert all("one_eyed" in b.flags for b in tp.blinks)
+    assert all(b.closure_left > 0.7 and b.closure_right < 0.2 for b in tp.blinks)
+    value, reasons = assess(tp)
+    assert value == "inconsistent" and any("one-eyed" in r for r in reasons)
+    # the same blinks with both eyes closing: no one-eyed flag
+    both = measure(make_track(n, every(2.0, n, ql=0.85, qr=0.85)))
+    assert not any("one_eyed" in b.flags for b in both.blinks)
+    assert all(b.asymmetry < 0.1 for b in both.blinks)
+
+
+def test_single_one_eyed_blink_is_reported_but_no_pattern() -> None:
+    n = int(10 * FPS)
+    tp = measure(make_track(n, [(40, 7, 0.85, 0.05)]))
+    assert tp.flag_counts["one_eyed"] == 1
+    value, reasons = assess(tp)
+    assert value == "inconclusive" and any("too few blinks for a pattern" in r for r in reasons)
+
+
+def test_incomplete_blinks_are_flagged() -> None:
+    n = int(10 * FPS)
+    tp = measure(make_track(n, every(2.0, n, ql=0.38, qr=0.38)))
+    assert tp.n_blinks >= 4
+    assert all("incomplete" in b.flags for b in tp.blinks)
+    assert tp.mean_completeness == pytest.approx(0.38, abs=0.06)
+    assert assess(tp)[0] == "inconsistent"
+    full = measure(make_track(n, every(2.0, n, ql=0.8, qr=0.8)))
+    assert full.flag_counts["incomplete"] == 0
+    assert assess(full)[0] == "inconclusive"  # normal blinks, but 10 s is thin evidence
+
+
+def test_eyes_out_of_step_are_flagged() -> None:
+    n = int(6 * FPS)
+    blinks = [(40, 8, 0.8, 0.0), (44, 8, 0.0, 0.8)]  # left eye closes 4 frames (160 ms) before the right
+    tp = measure(make_track(n, blinks))
+    assert tp.n_blinks == 1
+    assert tp.blinks[0].lag_ms == pytest.approx(-160, abs=45)
+    assert "out_of_step" in tp.blinks[0].flags
+
+
+def test_small_eyes_are_not_judged() -> None:
+    n = int(10 * FPS)
+    tp = measure(make_track(n, every(2.0, n, ql=0.38, qr=0.38), eye_w=12.0))
+    assert tp.judged_blinks == 0 and tp.flag_counts["incomplete"] == 0
+    value, reasons = assess(tp)
+    assert value == "inconclusive" and any("not judged" in r for r in reasons)
+
+
+def test_detector_result_shape_and_segments() -> None:
+    from core.detectors.blink_physiology import BlinkPhysiology
+
+    n = int(10 * FPS)
+    fp = make_facepass([make_track(n, every(2.0, n, ql=0.85, qr=0.05)), make_track(n, every(2.5, n), track_id=1, seed=1)])
+    res = BlinkPhysiology()(make_context(fp))
+    assert res.status == "ok", res.note
+    assert res.assessment == "inconsistent"  # one face with lopsided blinks makes the evidence so
+    assert res.per_track["0"]["assessment"] == "inconsistent"
+    assert res.per_track["1"]["assessment"] == "inconclusive"
+    assert res.segments and all(s.track_id == 0 and "one-eyed" in s.reason for s in res.segments)
+    assert "norms" in res.metrics and "Bentivoglio" in str(res.metrics["norms"])
+    d = res.to_dict()
+    assert d["curves"]["blink completeness (track 0)"]["start_frame"]
+    assert len(d["curves"]["lid closure, image-left eye (track 1)"]["values"]) == n
+
+
+def test_detector_parameters_are_honoured() -> None:
+    from core.detectors.blink_physiology import BlinkPhysiology
+
+    n = int(10 * FPS)
+    fp = make_facepass([make_track(n, every(2.0, n, ql=0.85, qr=0.85))])
+    res = BlinkPhysiology()(make_context(fp, {"blink_physiology": {"min_rate_s": 5.0}}))
+    assert res.metrics["blink_rate_per_min"] == pytest.approx(30.0, abs=1.0)
+    assert res.parameters["min_rate_s"] == 5.0
