@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import core.cli
 import core.weights.verify as verify
-from core.cli import main as cli
 from core.weights import (
     WeightsError,
     detectors_disabled,
@@ -32,6 +32,27 @@ from core.weights import (
 from core.weights.transfer import check_network, import_file
 
 REAL_MANIFEST = Path(__file__).resolve().parents[1] / "weights" / "manifest.toml"
+
+
+def cli(argv: list[str]) -> int:
+    """`verity ARGV` through core.cli.main, with only the weights command registered, so that
+    these tests do not depend on every other command module importing."""
+    import argparse
+
+    from core.commands import weights as weights_command
+
+    def parser() -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser(prog="verity")
+        p.add_argument("-v", "--verbose", action="store_true")
+        weights_command.register(p.add_subparsers(dest="command"))
+        return p
+
+    real = core.cli.build_parser
+    core.cli.build_parser = parser
+    try:
+        return core.cli.main(argv)
+    finally:
+        core.cli.build_parser = real
 
 
 class Payload:
