@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
 
 from desktop.review import Review, SegmentView, audio_envelope
 from desktop.timecode import format_timecode
@@ -88,12 +88,20 @@ class Timeline(QWidget):
         self.track_box.setToolTip("Face track shown on the timeline and in the status bar")
         self.track_box.currentIndexChanged.connect(self._on_track_box)
         self.info = QLabel("", self)
+        self.curves_button = QToolButton(self)
+        self.curves_button.setText("Curves")
+        self.curves_button.setToolTip("Choose the detector curves shown (scores in 0..1 are shown by default; other measures are scaled)")
+        self.curves_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.curves_menu = QMenu(self)
+        self.curves_button.setMenu(self.curves_menu)
+        self.shown_curves: dict[str, bool] = {}  # series label -> shown
         top = QHBoxLayout()
         top.setContentsMargins(4, 0, 4, 0)
         top.addWidget(QLabel("Face:", self))
         top.addWidget(self.track_box)
         top.addSpacing(12)
         top.addWidget(self.info, 1)
+        top.addWidget(self.curves_button)
 
         self.graphics = pg.GraphicsLayoutWidget(self)
         self.graphics.ci.setSpacing(0)
@@ -226,6 +234,8 @@ class Timeline(QWidget):
                     continue
                 c = colours.setdefault(s.detector, PALETTE[len(colours) % len(PALETTE)])
                 label = f"{s.detector}: {s.name}"
+                if not self.shown_curves.setdefault(label, s.is_score):
+                    continue
                 y = s.y
                 if not s.is_score:  # a measure, not a probability: scaled to 0..1 to share the row
                     y = _norm(y)
@@ -249,8 +259,23 @@ class Timeline(QWidget):
                     r.setToolTip(f"{seg.detector}: {seg.reason} (frames {seg.start_frame}–{seg.end_frame}); click to jump")
                     self._add(p, r, True)
                     self.segment_items.append((r, seg))
+        self._rebuild_curves_menu()
         self.p_det.setTitle("detector scores (1 = manipulated); red bands: flagged segments" if review is not None and (review.series or review.segments) else "no detector curves", size="8pt")
         self.set_cursor(self.cursor_frame)
+
+    def _rebuild_curves_menu(self) -> None:
+        self.curves_menu.clear()
+        labels = [f"{s.detector}: {s.name}" for s in (self.review.series if self.review is not None else [])]
+        for label in dict.fromkeys(labels):
+            a = self.curves_menu.addAction(label)
+            a.setCheckable(True)
+            a.setChecked(self.shown_curves.get(label, False))
+            a.toggled.connect(lambda on, label=label: self.show_curve(label, on))
+        self.curves_button.setEnabled(bool(labels))
+
+    def show_curve(self, label: str, on: bool) -> None:
+        self.shown_curves[label] = on
+        self._redraw()
 
     # -- cursor -----------------------------------------------------------------------------
     def set_cursor(self, i: int) -> None:
