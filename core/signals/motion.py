@@ -23,8 +23,9 @@
      end shows no irregular window by this measure.
    - mouth-jaw coupling = correlation of lip opening (62-66) with chin drop (33-8) while the
      mouth is moving; speech moves both together. `jaw_ratio` = chin-drop spread / lip-opening
-     spread. A lip-sync generator that regenerates the lips on a rigid jaw gives coupling near 0
-     and a small jaw ratio.
+     spread. A lip-sync generator that regenerates the lips on a rigid jaw gives a jaw ratio near
+     0 (and a coupling near 0); a window is "decoupled" when the mouth moves (lip-opening spread
+     >= `mouth_moving_std`) and the jaw ratio is below `rigid_jaw_ratio`.
    These are measurements with the scales above, not probabilities: no data set calibrated them.
 """
 
@@ -52,8 +53,7 @@ class MotionParams:
     hop_s: float = 0.5
     irregular_above: float = 2.0  # window flicker this many times what head motion explains
     mouth_moving_std: float = 0.02  # lip-opening spread (IOD) that counts as a moving mouth
-    decoupled_below: float = 0.2  # coupling under this while the mouth moves ...
-    rigid_jaw_ratio: float = 0.3  # ... and the chin moves less than this share of the lips
+    rigid_jaw_ratio: float = 0.3  # the mouth moves and the chin moves less than this share of it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,9 +191,5 @@ def _irregularity(windows: list[dict[str, Any]], p: MotionParams) -> None:
         w["score"] = max(vals.values()) if vals else None
         w["region"] = max(vals, key=vals.__getitem__) if vals else None
         w["irregular"] = w["score"] is not None and w["score"] >= p.irregular_above
-        w["decoupled"] = (
-            w["coupling"] is not None
-            and w["coupling"] < p.decoupled_below
-            and w["jaw_ratio"] is not None
-            and w["jaw_ratio"] < p.rigid_jaw_ratio
-        )
+        # the mouth moves (coupling is only computed then) while the chin barely does
+        w["decoupled"] = w["coupling"] is not None and w["jaw_ratio"] is not None and w["jaw_ratio"] < p.rigid_jaw_ratio
