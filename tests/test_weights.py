@@ -249,6 +249,8 @@ def test_hash_cache_avoids_rehashing(project: Path, monkeypatch: pytest.MonkeyPa
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # the file changed (mtime)
     status("xception_imagenet")
     assert len(calls) == 2
+    status("xception_imagenet", rehash=True)  # `verity weights list --rehash`: the examiner distrusts the cache
+    assert len(calls) == 3
 
 
 def test_local_entry_cannot_replace_a_published_hash(project: Path, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p_list = w_sub.add_parser("list", help="status of every manifest entry and which detectors are unavailable")
     p_list.add_argument("--json", action="store_true", help="machine-readable output")
+    p_list.add_argument("--rehash", action="store_true", help="re-read every file instead of trusting the hash cache")
     p_list.set_defaults(func=cmd_list)
 
     p_imp = w_sub.add_parser("import", help="copy checkpoint files into the user weights folder and verify them")
@@ -42,7 +43,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from core.weights import all_status, detectors_disabled, manifest
 
     entries = manifest()
-    statuses = all_status()
+    statuses = all_status(rehash=args.rehash)
     disabled = detectors_disabled()
     if args.json:
         out = {

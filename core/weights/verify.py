@@ -74,14 +74,15 @@ def _write_cache(cache: dict[str, dict[str, Any]]) -> None:
         log.debug("cannot write the weights hash cache %s: %s", path, exc)
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file, from the cache when its size and mtime are unchanged."""
+def file_sha256(path: str | os.PathLike[str], rehash: bool = False) -> str:
+    """sha256 of a file, from the cache when its size, mtime and inode are unchanged
+    (`rehash`: ignore the cache and read the whole file again)."""
     path = Path(path).resolve()
     st = path.stat()
     key = str(path)
     cache = _read_cache()
     hit = cache.get(key)
-    if hit and hit.get("stamp") == _stamp(st) and isinstance(hit.get("sha256"), str):
+    if not rehash and hit and hit.get("stamp") == _stamp(st) and isinstance(hit.get("sha256"), str):
         return hit["sha256"]
     digest = _hash_file(path)
     cache = _read_cache()  # re-read: another process may have added entries while we hashed
@@ -127,10 +128,10 @@ def judge(name: str, digest: str, expected: str | None, prefix: str | None, labe
     return "bad_hash", reason
 
 
-def check_file(name: str, path: Path, expected: str | None, prefix: str | None = None) -> WeightStatus:
+def check_file(name: str, path: Path, expected: str | None, prefix: str | None = None, rehash: bool = False) -> WeightStatus:
     """Status of one file against an expected sha256 (None: nothing to compare with)."""
     try:
-        digest = file_sha256(path)
+        digest = file_sha256(path, rehash)
     except OSError as exc:
         return WeightStatus(name, "missing", path, None, f"cannot read {path}: {exc}")
     state, reason = judge(name, digest, expected, prefix, str(path))
@@ -139,14 +140,16 @@ def check_file(name: str, path: Path, expected: str | None, prefix: str | None =
     return WeightStatus(name, state, path, digest, reason)
 
 
-def status(name: str) -> WeightStatus:
-    """Status of a manifest entry: the first verified file in lookup order, else the first problem."""
+def status(name: str, rehash: bool = False) -> WeightStatus:
+    """Status of a manifest entry: the first verified file in lookup order, else the first problem.
+
+    `rehash` re-reads every candidate file instead of trusting the hash cache."""
     e = entry(name)
     first: WeightStatus | None = None
     for path in candidates(e):
         if not path.is_file():
             continue
-        st = check_file(name, path, e.sha256, e.sha256_prefix)
+        st = check_file(name, path, e.sha256, e.sha256_prefix, rehash)
         if st.ok:
             return st
         first = first or st
@@ -170,8 +173,8 @@ def verified_path(name: str) -> Path:
     return st.path
 
 
-def all_status() -> dict[str, WeightStatus]:
-    return {name: status(name) for name in manifest()}
+def all_status(rehash: bool = False) -> dict[str, WeightStatus]:
+    return {name: status(name, rehash) for name in manifest()}
 
 
 def detectors_disabled() -> dict[str, list[str]]:
