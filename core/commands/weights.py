@@ -40,18 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from core.weights import all_status, detectors_disabled, manifest
+    from core.weights import all_status, detectors_disabled, manifest, status_table
 
+    if args.json:
+        table = status_table(rehash=args.rehash)
+        print(json.dumps({"entries": table, "detectors_unavailable": detectors_disabled()}, indent=2))
+        return 0
     entries = manifest()
     statuses = all_status(rehash=args.rehash)
     disabled = detectors_disabled()
-    if args.json:
-        out = {
-            "entries": [{**statuses[n].to_dict(), "detector": e.detector, "kind": e.kind, "required": e.required, "expected_sha256": e.sha256, "file": e.file} for n, e in entries.items()],
-            "detectors_unavailable": disabled,
-        }
-        print(json.dumps(out, indent=2))
-        return 0
     for name, e in entries.items():
         st = statuses[name]
         need = "" if e.required else ", optional"

@@ -9,7 +9,7 @@ which the detector reports as `unavailable`. Nothing here touches the network
 from core.weights.loading import load_state_dict, save_checkpoint
 from core.weights.local import register_local
 from core.weights.manifest import WeightEntry, WeightsError, manifest, project_dir, user_dir
-from core.weights.verify import WeightStatus, all_status, detectors_disabled, file_sha256, status, verified_path
+from core.weights.verify import WeightStatus, all_status, detectors_disabled, file_sha256, status, status_table, verified_path
 
 __all__ = [
     "WeightEntry",
@@ -24,6 +24,7 @@ __all__ = [
     "register_local",
     "save_checkpoint",
     "status",
+    "status_table",
     "user_dir",
     "verified_path",
 ]

@@ -177,6 +177,15 @@ def all_status(rehash: bool = False) -> dict[str, WeightStatus]:
     return {name: status(name, rehash) for name in manifest()}
 
 
+def status_table(rehash: bool = False) -> list[dict[str, Any]]:
+    """One plain dict per entry (status plus what the manifest says): for reports, the GUI and --json."""
+    out = []
+    for name, e in manifest().items():
+        st = status(name, rehash)
+        out.append({**st.to_dict(), "detector": e.detector, "kind": e.kind, "required": e.required, "file": e.file, "expected_sha256": e.sha256, "origin": e.origin})
+    return out
+
+
 def detectors_disabled() -> dict[str, list[str]]:
     """Detector -> names of its required entries that are missing, unverified or fail their hash."""
     out: dict[str, list[str]] = {}
