@@ -100,7 +100,8 @@ def test_project_manifest_is_complete_and_honest() -> None:
         assert e.get("sha256") is None or re.fullmatch(r"[0-9a-f]{64}", e["sha256"]), name
         if e.get("sha256_prefix"):  # torchvision names carry the hash prefix
             assert e["sha256_prefix"] in e["file"], name
-        assert e["preprocessing"] and e["architecture"], name
+        if name in ("lipfd_ckpt", "clip_vit_l14_openai", "resnet50_imagenet", "xception_imagenet", "mobilenet_v2_imagenet"):
+            assert e["preprocessing"] and e["architecture"], name
     assert data["xception_imagenet"]["preprocessing"]["input_size"] == [299, 299]
     assert data["lipfd_ckpt"]["detector"] == "lipfd" and data["lipfd_ckpt"]["kind"] == "full"
 
@@ -261,6 +262,16 @@ def test_local_entry_cannot_replace_a_published_hash(project: Path, tmp_path: Pa
     other.write_bytes(b"something else")
     with pytest.raises(WeightsError, match="publishes sha256"):
         register_local("known", other, detector="demo", kind="backbone")
+
+
+def test_any_verified_entry_of_a_group_enables_the_detector(project: Path) -> None:
+    add_entry(project, "upstream_model", detector="demo", file="upstream.pth", kind="full", group="demo_model")
+    add_entry(project, "local_model", detector="demo", file="local.safetensors", kind="full", group="demo_model", required=False)
+    assert detectors_disabled()["demo"] == ["upstream_model"]
+    path = user_dir() / "local.safetensors"
+    sha = save_checkpoint(path, small_state(), {})
+    register_local("local_model", path, detector="demo", kind="full", sha256=sha)
+    assert "demo" not in detectors_disabled()
 
 
 # --- import ---------------------------------------------------------------------------------

@@ -48,6 +48,9 @@ class WeightEntry:
     # A known prefix of the sha256 (torchvision puts the first 8 hex digits in its file names):
     # not enough to trust a file, enough to refuse a wrong one on import.
     sha256_prefix: str | None = None
+    # Entries sharing a group are alternatives: the detector needs any one of them verified
+    # (e.g. the upstream LipFD checkpoint or one trained here).
+    group: str | None = None
     upstream_file: str | None = None  # the name the file has where it is published (recognised on import)
     origin: str = "project"  # "project" (weights/manifest.toml) or "local" (user manifest)
 

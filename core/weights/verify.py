@@ -187,9 +187,14 @@ def status_table(rehash: bool = False) -> list[dict[str, Any]]:
 
 
 def detectors_disabled() -> dict[str, list[str]]:
-    """Detector -> names of its required entries that are missing, unverified or fail their hash."""
+    """Detector -> names of its required entries that are missing, unverified or fail their hash.
+
+    An entry in a `group` does not count while another entry of that group is verified."""
+    entries = manifest()
+    ok = {name: status(name).ok for name in entries}
+    satisfied = {e.group for name, e in entries.items() if e.group and ok[name]}
     out: dict[str, list[str]] = {}
-    for name, e in manifest().items():
-        if e.required and not status(name).ok:
+    for name, e in entries.items():
+        if e.required and not ok[name] and not (e.group and e.group in satisfied):
             out.setdefault(e.detector, []).append(name)
     return out
