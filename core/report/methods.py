@@ -21,12 +21,15 @@ class Method:
 FACE_PASS = Method(
     title="Face tracking, 68 facial landmarks and eye aspect ratio (EAR)",
     summary=(
-        "Every decoded frame is read once in decoder order; faces are detected with dlib's HOG detector and followed "
-        "across frames, and 68 facial landmarks are placed on each face. The eye aspect ratio (EAR) of each eye and the "
+        "Every decoded frame is read once in decoder order; faces are detected with dlib's HOG detector (and its MMOD CNN "
+        "detector to confirm faces and to search for small, dark or turned ones), followed across frames, and 68 facial "
+        "landmarks are placed on each face in every frame. The eye aspect ratio (EAR) of each eye and the "
         "inner-lip aperture are computed from the landmarks. Blinks are EAR dips below a threshold (by default a fraction "
         "of the track's own open-eye level; optionally the fixed 0.2 of the EyeBlink model card)."
     ),
     references=(
+        "Dalal N., Triggs B. (2005). Histograms of oriented gradients for human detection. CVPR.",
+        "King D. E. (2015). Max-margin object detection. arXiv:1502.00046.",
         "Kazemi V., Sullivan J. (2014). One millisecond face alignment with an ensemble of regression trees. CVPR.",
         "Soukupová T., Čech J. (2016). Real-time eye blink detection using facial landmarks. 21st Computer Vision Winter Workshop.",
     ),

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MAX_KEY_FRAMES = 6  # per evidence item: the highest-scoring flagged segments
 MAX_SEGMENT_ROWS = 40
+MAX_SERIES = 8  # per evidence item, score series first
 
 CONCLUSION_TEXT = {
     "consistent": (
@@ -273,13 +274,13 @@ class _Builder:
         for e in self.r["evidence"]:
             for run in e["runs"]:
                 rows.append([
-                    f"#{run['id']}", f"#{e['id']}", run["status"], f"{run['started_at']}\n{run['finished_at'] or '-'}",
+                    f"#{run['id']}", f"#{e['id']}", run["status"], f"{run['started_at'].replace('T', ' ')}\n{(run['finished_at'] or '-').replace('T', ' ')}",
                     f"{run['software']['name']} {run['software']['version']}",
                     ", ".join(run["detectors_asked"] or []) or "none registered",
                     Paragraph(run["evidence_sha256"], self.st["mono"]),
                 ])
         if len(rows) > 1:
-            self.add(_table(rows, [11 * mm, 10 * mm, 16 * mm, 34 * mm, 20 * mm, 30 * mm, self.width - 121 * mm], self.st))
+            self.add(_table(rows, [10 * mm, 10 * mm, 15 * mm, 39 * mm, 19 * mm, 32 * mm, self.width - 125 * mm], self.st))
         else:
             self.para("No analysis run is recorded for these items.")
         weights = [[f"#{run['id']}", det, name, Paragraph(sha, self.st["mono"])]
@@ -355,11 +356,12 @@ class _Builder:
             params = BlinkParams(**{k: v for k, v in bp.items() if k in BlinkParams.__dataclass_fields__})
             by_id = {f["track_id"]: f for f in faces}
             for t in fp.tracks[:4]:
-                segs = [s for s in run["segments"] if s["track_id"] in (None, t.track_id)]
+                # only blink-related segments here: other detectors' segments are shaded on their own series
+                segs = [s for s in run["segments"] if "blink" in s["detector"] and s["track_id"] in (None, t.track_id)]
                 png = plots.ear_timeline(fp, t, params, by_id.get(t.track_id, {}).get("blinks"), segs)
                 self.add(KeepTogether([_image(png, self.width), _p(
                     f"Figure: eye aspect ratio of face {t.track_id} over time, with the blink threshold (dashed), blink events (purple) "
-                    "and flagged segments of any detector (red).", st["caption"])]))
+                    "and segments flagged by the blink detectors (red).", st["caption"])]))
             if len(fp.tracks) > 4:
                 self.notes.append(f"Item #{e['id']}: only the first 4 of {len(fp.tracks)} face tracks are plotted.")
         # detector results
@@ -367,23 +369,28 @@ class _Builder:
         if not run["results"]:
             self.para("No detector result was stored for this run (no detector was available in this installation).")
         else:
-            rows = [["Detector", "Status", "Prediction", "Confidence", "Reading", "Frames analysed", "Note"]]
+            rows = [["Detector", "Status", "Prediction", "Conf.", "Reading", "Frames analysed", "Note"]]
             for name, res in run["results"].items():
                 rows.append([name, res["status"], res["prediction"] or "-", _fmt(res["confidence"]), res.get("assessment") or "-",
                              f"{res['frames_analyzed']} / {res['frame_count']}", res["note"] or ""])
-            self.add(_table(rows, [28 * mm, 17 * mm, 19 * mm, 16 * mm, 20 * mm, 18 * mm, self.width - 118 * mm], st))
+            self.add(_table(rows, [28 * mm, 20 * mm, 19 * mm, 12 * mm, 20 * mm, 17 * mm, self.width - 116 * mm], st))
             for name, res in run["results"].items():
                 metrics = {k: v for k, v in (res["metrics"] or {}).items() if isinstance(v, (int, float, str, bool)) or v is None}
                 if metrics:
                     text = "; ".join(f"{k} = {_fmt(v)}" for k, v in list(metrics.items())[:30])
                     self.add(_p(f"{name} metrics: {text}", st["small"]), Spacer(1, 1 * mm))
         series = [s for name, res in run["results"].items() if res["status"] == "ok" for s in plots.series_of(name, res, frame_count)]
+        if len(series) > MAX_SERIES:
+            self.notes.append(f"Item #{e['id']}: {len(series) - MAX_SERIES} of {len(series)} score and measurement series are not plotted "
+                              f"({', '.join(f'{s.detector}: {s.name}' for s in series[MAX_SERIES:])}); all are in the JSON report.")
+            series = series[:MAX_SERIES]
         if series:
             for k in range(0, len(series), 4):
                 png = plots.score_series(series[k:k + 4], run["segments"], fp, frame_count, fps)
                 self.add(KeepTogether([_image(png, self.width), _p(
                     "Figure: per-window and per-frame series of the detectors over time; red shading marks that detector's flagged segments. "
-                    "P(manip.) panels are probabilities of manipulation; 'value' panels are measurements.", st["caption"])]))
+                    "'score' panels are scores in 0..1 (1 = manipulated, dotted line at 0.5); 'value' panels are measurements on the scale "
+                    "their detector states.", st["caption"])]))
         # flagged segments and key frames
         segs = run["segments"]
         self.add(_p("Flagged segments", st["h3"]))
@@ -403,7 +410,15 @@ class _Builder:
     def _key_frames(self, e: dict[str, Any], segs: list[dict[str, Any]], fp: Any) -> None:
         from core.video.reader import VideoReader
 
-        chosen = sorted(segs, key=lambda s: -(s["score"] if s["score"] is not None else -1))[:MAX_KEY_FRAMES]
+        # the strongest segments of each detector in turn, so one detector's many windows do not crowd out the others
+        by_det: dict[str, list[dict[str, Any]]] = {}
+        for s in sorted(segs, key=lambda s: -(s["score"] if s["score"] is not None else -1)):
+            by_det.setdefault(s["detector"], []).append(s)
+        chosen: list[dict[str, Any]] = []
+        while len(chosen) < MAX_KEY_FRAMES and any(by_det.values()):
+            for queue in by_det.values():
+                if queue and len(chosen) < MAX_KEY_FRAMES:
+                    chosen.append(queue.pop(0))
         chosen.sort(key=lambda s: s["start_frame"])
         cells = []
         try:
@@ -416,15 +431,37 @@ class _Builder:
             self.notes.append(f"Item #{e['id']}: key frames could not be read ({type(exc).__name__}: {exc}).")
         if not cells:
             return
-        self.add(_p("Key frames of flagged segments (landmarks drawn)", self.st["h3"]))
-        rows = [[cells[k], cells[k + 1] if k + 1 < len(cells) else ""] for k in range(0, len(cells), 2)]
-        t = Table(rows, colWidths=[self.width / 2] * 2, hAlign="LEFT")
-        t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
-        self.add(t)
+        for k in range(0, len(cells), 2):
+            t = Table([[cells[k], cells[k + 1] if k + 1 < len(cells) else ""]], colWidths=[self.width / 2] * 2, hAlign="LEFT")
+            t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
+            if k == 0:  # the heading stays with the first row of images
+                self.add(KeepTogether([_p("Key frames of flagged segments (landmarks drawn)", self.st["h3"]), t]))
+            else:
+                self.add(t)
+        if len(segs) > len(chosen):
+            self.para(f"Key frames are shown for {len(chosen)} of {len(segs)} flagged segments (the highest-scoring of each detector in turn).", "small")
+
+    def _reasons(self, finding: dict[str, Any], indent: str = "") -> None:
+        for reason in finding.get("reasons") or []:
+            if isinstance(reason, dict):
+                who = reason.get("detector", "")
+                text = reason.get("text") or json.dumps({k: v for k, v in reason.items() if k != "detector"}, ensure_ascii=False)
+                reading = f" [{reason['assessment']}]" if reason.get("assessment") else ""
+                segs = reason.get("segments") or []
+                where = f"; {len(segs)} segment(s): " + ", ".join(f"frames {g['start_frame']}-{g['end_frame']}" for g in segs[:5]) if segs else ""
+                self.para(f"{indent}• {who}{reading}: {text}{where}")
+            else:
+                self.para(f"{indent}• {reason}")
+        missing = [f"{i.get('detector', '?')} ({i.get('status', '')})" if isinstance(i, dict) else str(i) for i in finding.get("unavailable") or []]
+        if missing and not indent:  # per face they repeat the item's list
+            self.para(f"• not counted: {', '.join(missing)}; the reasons are under Limitations.", "small")
+        if finding.get("measurements") and not indent:
+            self.para(f"• measurements without a reading of their own (not counted): {', '.join(finding['measurements'])}", "small")
 
     def interpretation(self) -> None:
         self.h1("6. Interpretation")
-        self.para("How the observations above bear on the question, as combined by the fusion rules (section 4).")
+        self.para("How the observations above bear on the question, as combined by the fusion rules (section 4). "
+                  "Each reason names the detector, its own reading and the segments it rests on.")
         for e in self.r["evidence"]:
             done = [r for r in e["runs"] if r["status"] == "done"]
             finding = done[-1]["finding"] if done else None
@@ -432,10 +469,14 @@ class _Builder:
             if finding is None:
                 self.para("No fused finding was recorded for this item.")
                 continue
-            for reason in finding.get("reasons") or []:
-                self.para("• " + (reason if isinstance(reason, str) else json.dumps(reason, ensure_ascii=False)))
-            for item in finding.get("unavailable") or []:
-                self.para("• not available: " + (item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)), "small")
+            rules = finding.get("rules") or {}
+            self.para(f"Fused finding: {finding['value']}" + (f" (rules {rules.get('version')})" if rules.get("version") else "") + ".")
+            self._reasons(finding)
+            for tid, tf in sorted((finding.get("per_track") or {}).items(), key=lambda kv: str(kv[0])):
+                if isinstance(tf, dict) and tf.get("value"):
+                    self.add(Spacer(1, 1.5 * mm))
+                    self.para(f"Face {tid}: {tf['value']}", "cellb")
+                    self._reasons(tf, indent="    ")
 
     def limitations(self) -> None:
         self.h1("7. Limitations")

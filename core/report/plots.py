@@ -32,7 +32,7 @@ def _png(fig: Figure) -> bytes:
 def _shade(ax: Any, segments: list[dict[str, Any]], to_x: Any, label: bool = True) -> None:
     for k, s in enumerate(segments):
         ax.axvspan(to_x(s["start_frame"]), to_x(s["end_frame"] + 1), color=SEGMENT_COLOUR, alpha=0.15, lw=0,
-                   label="flagged segment" if label and k == 0 else None)
+                   label="flagged blink segment" if label and k == 0 else None)
 
 
 def frame_to_time(fp: FacePass) -> Any:
@@ -86,45 +86,69 @@ class Series:
     start: np.ndarray  # first frame of each point (window)
     end: np.ndarray  # last frame (inclusive); == start for per-frame values
     values: np.ndarray
-    probability: bool  # a probability of manipulation (0..1) rather than a measurement
+    probability: bool  # a score in 0..1 (1 = manipulated) rather than a measurement
+    track_id: int | None = None
 
 
 def _num(v: Any) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
 
 
+def _numbers(v: Any) -> np.ndarray | None:
+    """A list of numbers (None -> NaN) as floats, or None when it is anything else."""
+    if not isinstance(v, list) or not all(isinstance(x, (int, float, type(None))) and not isinstance(x, bool) for x in v):
+        return None
+    return np.array([_num(x) for x in v], float)
+
+
+def _curve(detector: str, name: str, curve: Any, frame_count: int) -> Series | None:
+    if isinstance(curve, list):
+        ys = _numbers(curve)
+        if ys is None or ys.size != frame_count:
+            return None  # not per frame of the video: cannot be placed on the time axis
+        x = np.arange(frame_count, dtype=float)
+        return Series(detector, name, x, x, ys, False)
+    if not isinstance(curve, dict):
+        return None
+    tid = curve.get("track_id") if isinstance(curve.get("track_id"), int) else None
+    ys = next((v for k in ("values", "scores", "score", "y") if (v := _numbers(curve.get(k))) is not None), None)
+    if ys is None or not ys.size:
+        return None
+    start, end = _numbers(curve.get("start_frame")), _numbers(curve.get("end_frame"))
+    if start is not None and end is not None and start.size == end.size == ys.size:
+        return Series(detector, name, start, end, ys, False, tid)
+    x = next((v for k in ("frames", "frame", "x") if (v := _numbers(curve.get(k))) is not None), None)
+    if x is not None and x.size == ys.size:
+        return Series(detector, name, x, x, ys, False, tid)
+    return None
+
+
 def series_of(detector: str, result: dict[str, Any], frame_count: int) -> list[Series]:
-    """Every time series a result carries that can be placed on the frame axis."""
+    """Every time series a result carries that can be placed on the frame axis (windows first)."""
     out: list[Series] = []
-    fps_rows = [p for p in result.get("frame_predictions") or [] if isinstance(p, dict) and "score" in p]
-    if fps_rows:
-        if all("start_frame" in p and "end_frame" in p for p in fps_rows):
-            s = np.array([p["start_frame"] for p in fps_rows], float)
-            e = np.array([p["end_frame"] for p in fps_rows], float)
-        elif all("frame" in p for p in fps_rows):
-            s = e = np.array([p["frame"] for p in fps_rows], float)
-        elif len(fps_rows) == frame_count:
+    rows = [p for p in result.get("frame_predictions") or [] if isinstance(p, dict) and "score" in p]
+    if rows:
+        s = e = None
+        if all(isinstance(p.get("start_frame"), int) and isinstance(p.get("end_frame"), int) for p in rows):
+            s = np.array([p["start_frame"] for p in rows], float)
+            e = np.array([p["end_frame"] for p in rows], float)
+        elif all(isinstance(p.get("frame"), int) for p in rows):
+            s = e = np.array([p["frame"] for p in rows], float)
+        elif len(rows) == frame_count:
             s = e = np.arange(frame_count, dtype=float)
-        else:
-            s = e = None  # window indices without frame ranges: cannot be placed on the timeline
-        if s is not None:
-            out.append(Series(detector, "score per window" if (s != e).any() else "score per frame", s, e,
-                              np.array([_num(p["score"]) for p in fps_rows]), True))
+        if s is not None and e is not None:  # window indices without frame ranges cannot be placed
+            v = np.array([_num(p["score"]) for p in rows])
+            fin = v[np.isfinite(v)]
+            prob = bool(fin.size) and bool((fin >= 0).all() and (fin <= 1).all())
+            out.append(Series(detector, "score per window" if (s != e).any() else "score per frame", s, e, v, prob))
     for name, curve in (result.get("curves") or {}).items():
-        xs = ys = None
-        if isinstance(curve, list) and curve and len(curve) == frame_count and all(isinstance(v, (int, float, type(None))) for v in curve):
-            xs, ys = np.arange(frame_count, dtype=float), np.array([_num(v) for v in curve])
-        elif isinstance(curve, dict):
-            xk = next((k for k in ("frames", "frame", "x", "start_frame") if k in curve), None)
-            yk = next((k for k in ("values", "scores", "score", "y") if k in curve), None)
-            if xk and yk and isinstance(curve[xk], list) and isinstance(curve[yk], list) and len(curve[xk]) == len(curve[yk]) and curve[yk]:
-                if all(isinstance(v, (int, float, type(None))) for v in curve[yk]):
-                    xs, ys = np.array([_num(v) for v in curve[xk]]), np.array([_num(v) for v in curve[yk]])
-                    if isinstance(curve.get("end_frame"), list) and len(curve["end_frame"]) == len(xs):
-                        out.append(Series(detector, str(name), xs, np.array([_num(v) for v in curve["end_frame"]]), ys, False))
-                        continue
-        if xs is not None and ys is not None and np.isfinite(ys).any():
-            out.append(Series(detector, str(name), xs, xs, ys, False))
+        ser = _curve(detector, str(name), curve, frame_count)
+        if ser is None or not np.isfinite(ser.values).any():
+            continue
+        if any(o.values.shape == ser.values.shape and np.allclose(o.values, ser.values, equal_nan=True)
+               and np.array_equal(o.start, ser.start) for o in out):
+            continue  # the same numbers as the windows above
+        out.append(ser)
     return out
 
 
@@ -141,18 +165,18 @@ def score_series(series: list[Series], segments: list[dict[str, Any]], fp: FaceP
     for ax, s in zip(axes, series):
         valid = np.isfinite(s.values)
         if (s.start != s.end).any():
-            # windows: a step per window spanning its frames
+            # windows (they may overlap): a point at each window's centre, its span as a faint bar
             for a, b, v in zip(s.start[valid], s.end[valid], s.values[valid]):
-                ax.hlines(v, to_t(a), to_t(b + 1), color="#1f77b4", lw=1.6)
+                ax.hlines(v, to_t(a), to_t(b + 1), color="#1f77b4", lw=1.0, alpha=0.3)
             centres = [(to_t(a) + to_t(b + 1)) / 2 for a, b in zip(s.start[valid], s.end[valid])]
-            ax.plot(centres, s.values[valid], lw=0.6, color="#1f77b4", alpha=0.5)
+            ax.plot(centres, s.values[valid], "-o", lw=0.9, ms=2.5, color="#1f77b4")
         else:
             ax.plot([to_t(f) for f in s.start[valid]], s.values[valid], lw=0.9, color="#1f77b4")
-        _shade(ax, [g for g in segments if g["detector"] == s.detector], to_t, label=False)
+        _shade(ax, [g for g in segments if g["detector"] == s.detector and (s.track_id is None or g["track_id"] in (None, s.track_id))], to_t, label=False)
         if s.probability:
             ax.set_ylim(-0.02, 1.02)
             ax.axhline(0.5, color="grey", lw=0.6, ls=":")
-        ax.set_ylabel("P(manip.)" if s.probability else "value", fontsize=7)
+        ax.set_ylabel("score" if s.probability else "value", fontsize=7)
         ax.set_title(f"{s.detector}: {s.name}", fontsize=8, loc="left")
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -204,6 +228,7 @@ def key_frame(reader: VideoReader, frame: int, fp: FacePass | None, track_id: in
     scale = max_side / max(img.shape[:2])
     if scale < 1:
         img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    img = cv2.copyMakeBorder(img, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(128, 128, 128))  # a white frame stays visible
     ok, png = cv2.imencode(".png", img)
     if not ok:
         raise RuntimeError("PNG encoding failed")
