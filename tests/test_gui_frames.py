@@ -93,3 +93,21 @@ def test_review_segments_navigation():
     assert r.previous_segment(40).start_frame == 10
     assert r.next_segment(40) is None
     assert r.segment_at(45).detector == "a" and r.segment_at(30) is None
+
+
+def test_qt_signal_emit_keeps_reference_counts():
+    """PySide6 6.12.0's Signal.emit returns True without a new reference: after a few hundred
+    emits Python frees True and the application aborts. constraints.txt pins a good release."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        fired = Signal(object)
+
+    e = Emitter()
+    e.fired.connect(lambda _v: None)
+    before = sys.getrefcount(True)
+    for _ in range(200):
+        e.fired.emit(1)
+    assert sys.getrefcount(True) >= before - 5
