@@ -2,25 +2,29 @@
 
 The EyeBlink card calls an eye closed at EAR < 0.2. People whose open-eye EAR is low (narrow
 eyes, looking down, low resolution) then "blink" all the time, and people with wide eyes hide
-short blinks. The default is adaptive instead (see docs/blinks.md for the measurements):
+short blinks. The default is adaptive instead (docs/blinks.md has the measurements). On the mean
+EAR of both eyes, per stretch of track without gaps:
 
-1. open-eye baseline: a running median of the EAR over the frames judged open in a window of
-   `baseline_window_s` (first guess: a running upper percentile; frames below the closing
-   threshold are then left out), so long closures and half-closed stretches do not drag it down,
-   while slow changes (gaze down, head pitch) are followed;
-2. closing: EAR < `closed_ratio` x baseline; a closure is a run of such frames;
-3. double blinks: two closures are one blink unless the EAR between them climbs back at least
-   `reopen_fraction` of the way from the shallower closure's minimum to the baseline (the
-   labelling rule "reopen to at least about half");
-4. edges: from each closure, walk outwards while the EAR keeps rising and is still below
-   `edge_ratio` x baseline: start = lids begin to come down, end = lids back near open.
+1. open baseline: running median over `baseline_window_s` of the frames judged open (first
+   guess: a running upper percentile; frames under `closed_ratio` x that guess are left out), so
+   long closures do not drag it down while slow changes (gaze down, head pitch) are followed;
+2. dips: a local minimum is a closure when it falls `min_depth` below its shoulders (the lower
+   of the highest EARs on either side within `shoulder_window_s`: the dip's prominence) and
+   under `max_ratio` x the baseline. Relative to the local shoulders, a person who looks down
+   after a blink, or whose eyes are half-lidded, is judged against their own open level;
+3. double blinks: neighbouring dips are one blink unless the EAR between them climbs at least
+   `reopen_fraction` of the way back to the open level for `min_reopen_s` (the labelling rule
+   "reopen to at least about half"; one-frame spikes are landmark noise);
+4. extent: the frames below half-way up to the shoulder, widened while the EAR keeps rising
+   until it is `edge_fraction` of the way back (start = lids begin to fall, end = back up).
 
-The card's fixed 0.2 stays available (mode="fixed": runs of frames with EAR < fixed_threshold,
-as the card counts them). Frame gaps in a track split it into segments handled separately.
+Per-eye flags apply the dip rule to each eye's own EAR. The card's fixed threshold stays
+available (mode="fixed": runs of frames with mean EAR < fixed_threshold, as the card counts).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,14 +40,15 @@ class BlinkParams:
     fixed_threshold: float = 0.2  # the card's EAR threshold, used when mode == "fixed"
     min_depth: float = 0.3  # adaptive: a dip must fall this fraction below its shoulders
     max_ratio: float = 0.8  # ... and below max_ratio * open baseline
+    deep_ratio: float = 0.5  # a dip under deep_ratio * open baseline is a closure whatever its shoulders
     shoulder_window_s: float = 1.0  # how far to look for a dip's shoulders
     edge_fraction: float = 0.8  # event edges: where the EAR is back this far up to the shoulder
     reopen_fraction: float = 0.5  # two dips are two blinks when the EAR climbs this far back between
     min_reopen_s: float = 0.05  # ... for at least this long
-    closed_ratio: float = 0.65  # frames below closed_ratio * first baseline guess are not "open"
+    closed_ratio: float = 0.65  # baseline: frames under closed_ratio x first guess are not "open"
     baseline_window_s: float = 2.0  # running window of the open-eye baseline
     baseline_percentile: float = 80.0  # first guess of the open level (before closed frames are left out)
-    min_frames: int = 1  # frames below threshold needed to call a blink
+    min_frames: int = 1  # frames a closure must last (fixed: below threshold; adaptive: below half-way)
     min_segment_s: float = 0.5  # shorter stretches of track give no events (no baseline to trust)
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,7 +62,7 @@ class BlinkEvent:
     end_frame: int
     duration_s: float  # (end - start + 1) frames at the track's fps
     min_ear: float  # mean EAR of both eyes at the apex
-    closed_left: bool  # image-left eye (points 36-41) crossed its own closing threshold
+    closed_left: bool  # image-left eye (points 36-41) closed by the same rule, on its own EAR
     closed_right: bool  # image-right eye (points 42-47)
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,12 +117,9 @@ def open_baseline(ear: np.ndarray, fps: float, params: BlinkParams) -> np.ndarra
     half = size // 2
     padded = np.pad(openish, half, mode="reflect")
     windows = sliding_window_view(padded, size)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: fall back below
-            base = np.nanmedian(windows, axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: fall back below
+        base = np.nanmedian(windows, axis=1)
     return np.where(np.isfinite(base), base, first)
 
 
@@ -142,29 +144,41 @@ def _dips(seg: np.ndarray, base: np.ndarray, fps: float, params: BlinkParams) ->
     segment is padded with its baseline so closures cut by the start or end of the track count.
     """
     x = np.concatenate([[base[0]], seg, [base[-1]]])
+    bx = np.concatenate([[base[0]], base, [base[-1]]])
     wlen = max(3, int(round(params.shoulder_window_s * fps)) | 1)
-    apexes, props = find_peaks(-x, prominence=0.0, wlen=wlen)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*prominence of 0")  # flat stretches: rejected below
+        apexes, props = find_peaks(-x, prominence=0.0, wlen=wlen)
     dips: list[list[Any]] = []  # [start, apex, end, left shoulder, right shoulder] in x rows
     for k, apex in enumerate(apexes):
         apex = int(apex)
-        lo_i, hi_i = max(int(props["left_bases"][k]), 0), min(int(props["right_bases"][k]), x.size - 1)
-        shoulder = x[apex] + float(props["prominences"][k])
-        if x[apex] > (1.0 - params.min_depth) * shoulder or x[apex] > params.max_ratio * base[apex - 1]:
+        if x[apex] > params.max_ratio * bx[apex]:
             continue
+        lo_i, hi_i = max(int(props["left_bases"][k]), 0), min(int(props["right_bases"][k]), x.size - 1)
+        left, right = float(x[lo_i : apex + 1].max()), float(x[apex : hi_i + 1].max())
+        shoulder = min(left, right)
+        if x[apex] > (1.0 - params.min_depth) * shoulder:
+            # not deep against its surroundings: still a closure when deep against the open
+            # level (a closure longer than the shoulder window has no shoulders inside it)
+            if x[apex] > params.deep_ratio * bx[apex]:
+                continue
+            shoulder = left = right = max(shoulder, float(bx[apex]))
         # core: the frames around the apex that stay below half-way up to the shoulder
-        mid = x[apex] + 0.5 * (shoulder - x[apex])
+        mid = x[apex] + 0.5 * (max(shoulder, float(bx[apex])) - x[apex])
         s = e = apex
-        while s - 1 > lo_i and x[s - 1] < mid:
+        while s - 1 > 0 and x[s - 1] < mid:
             s -= 1
-        while e + 1 < hi_i and x[e + 1] < mid:
+        while e + 1 < x.size - 1 and x[e + 1] < mid:
             e += 1
+        if e - s + 1 < params.min_frames:
+            continue
         # edges: walk on while the EAR keeps rising, until it is back near the shoulder
         top = x[apex] + params.edge_fraction * (shoulder - x[apex])
-        while s - 1 > lo_i and x[s - 1] > x[s] and x[s - 1] < top:
+        while s - 1 > 0 and x[s - 1] > x[s] and x[s - 1] < top:
             s -= 1
-        while e + 1 < hi_i and x[e + 1] > x[e] and x[e + 1] < top:
+        while e + 1 < x.size - 1 and x[e + 1] > x[e] and x[e + 1] < top:
             e += 1
-        dips.append([s, apex, e, float(x[lo_i : apex + 1].max()), float(x[apex : hi_i + 1].max())])
+        dips.append([s, apex, e, left, right])
     # Two dips are one blink unless the lids reopen in between: the EAR climbs at least
     # `reopen_fraction` of the way from the shallower dip back to the open level (the lower of the
     # outer shoulders) and stays there for `min_reopen_s` (single-frame spikes are landmark noise).
