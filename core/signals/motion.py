@@ -59,17 +59,18 @@ class MotionParams:
         return asdict(self)
 
 
-def similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity (Umeyama) mapping src (K, 2) onto dst: scale, rotation, translation."""
-    ms, md = src.mean(0), dst.mean(0)
-    s, d = src - ms, dst - md
-    u, sig, vt = np.linalg.svd(d.T @ s)
-    sign = np.ones(2)
-    sign[1] = np.sign(np.linalg.det(u @ vt)) or 1.0
-    rot = u @ np.diag(sign) @ vt
-    var = float((s**2).sum())
-    scale = float((sig * sign).sum() / var) if var > 0 else 1.0
-    return scale, rot, md - scale * rot @ ms
+def similarity(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares similarity (Umeyama) mapping each src (M, K, 2) onto dst (K, 2):
+    scale (M,), rotation (M, 2, 2), translation (M, 2), so that dst ~ scale * R @ src + t."""
+    ms, md = src.mean(axis=1), dst.mean(axis=0)
+    s, d = src - ms[:, None], dst - md
+    u, sig, vt = np.linalg.svd(np.einsum("kd,mke->mde", d, s))
+    sign = np.sign(np.linalg.det(u @ vt))
+    sign[sign == 0] = 1.0
+    rot = u @ (np.stack([np.ones_like(sign), sign], axis=1)[:, :, None] * vt)
+    var = (s**2).sum(axis=(1, 2))
+    scale = np.where(var > 0, (sig[:, 0] + sig[:, 1] * sign) / np.where(var > 0, var, 1.0), 1.0)
+    return scale, rot, md - scale[:, None] * np.einsum("mij,mj->mi", rot, ms)
 
 
 def _canonical(shape: np.ndarray) -> np.ndarray:
@@ -80,16 +81,14 @@ def _canonical(shape: np.ndarray) -> np.ndarray:
 
 def align(landmarks: np.ndarray, rounds: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Landmarks (M, 68, 2) -> aligned (M, 68, 2) in IOD units, and the transforms (M, 4):
-    scale, rotation angle (rad), translation x, y (image pixels)."""
+    scale (canonical units per pixel), rotation angle (rad), translation x, y (canonical units)."""
     lm = np.asarray(landmarks, np.float64)
     ref = _canonical(np.median(lm, axis=0))
-    aligned = np.empty_like(lm)
-    params = np.zeros((lm.shape[0], 4))
+    aligned, params = lm.copy(), np.zeros((lm.shape[0], 4))
     for _ in range(rounds):
-        for i, pts in enumerate(lm):
-            c, rot, t = similarity(pts[ANCHORS], ref[ANCHORS])
-            aligned[i] = c * pts @ rot.T + t
-            params[i] = c, np.arctan2(rot[1, 0], rot[0, 0]), t[0], t[1]
+        c, rot, t = similarity(lm[:, ANCHORS], ref[ANCHORS])
+        aligned = c[:, None, None] * np.einsum("mkj,mij->mki", lm, rot) + t[:, None, :]
+        params = np.c_[c, np.arctan2(rot[:, 1, 0], rot[:, 0, 0]), t]
         ref = _canonical(aligned.mean(axis=0))
     return aligned, params
 
