@@ -136,3 +136,11 @@ def test_gaps_in_the_track_are_not_bridged() -> None:
     tm = measure_motion(frames, lm, FPS)
     assert np.isnan(tm.velocity["mouth"][50]) and np.nanmax(tm.velocity["mouth"]) < 1e-6
     assert all(w["end_frame"] < 50 or w["start_frame"] >= 80 for w in tm.windows)
+
+
+def test_still_face_has_no_irregular_window() -> None:
+    n = 100
+    lm = np.repeat(face_template()[None], n, axis=0)
+    lm[60, MOUTH] += 1e-4  # rounding-level noise on a perfectly still face
+    tm = measure_motion(np.arange(n), lm, FPS)
+    assert not any(w["irregular"] for w in tm.windows)

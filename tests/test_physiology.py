@@ -251,3 +251,33 @@ def test_detector_parameters_are_honoured() -> None:
     res = BlinkPhysiology()(make_context(fp, {"blink_physiology": {"min_rate_s": 5.0}}))
     assert res.metrics["blink_rate_per_min"] == pytest.approx(30.0, abs=1.0)
     assert res.parameters["min_rate_s"] == 5.0
+
+
+def test_lost_eyes_and_degenerate_tracks_do_not_crash() -> None:
+    from core.detectors.blink_physiology import BlinkPhysiology
+
+    n = int(10 * FPS)
+    t = make_track(n, every(2.0, n))
+    t.ear[100:140] = np.nan  # eyes lost for 1.6 s
+    tp = measure(t)
+    assert tp.visible_s == pytest.approx((n - 40) / FPS)
+    assert all(b.start_frame >= 140 or b.end_frame < 100 for b in tp.blinks)
+    blind = make_track(n)
+    blind.ear[:] = np.nan
+    tp = measure(blind)
+    assert tp.visible_s == 0 and tp.n_blinks == 0 and tp.rate_ci95_per_min is None
+    assert assess(tp)[0] == "inconclusive"
+    res = BlinkPhysiology()(make_context(make_facepass([make_track(1), blind])))
+    assert res.status == "ok" and res.assessment == "inconclusive"
+
+
+def test_zero_frame_rate_is_unavailable() -> None:
+    from core.detectors.blink_physiology import BlinkPhysiology
+    from core.detectors.landmark_motion import LandmarkMotion
+
+    fp = make_facepass([make_track(100)])
+    fp.fps = 0.0
+    ctx = make_context(fp)
+    for det in (BlinkPhysiology(), LandmarkMotion()):
+        res = det(ctx)
+        assert res.status == "unavailable" and "frame rate" in res.note

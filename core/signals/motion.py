@@ -38,6 +38,7 @@ import numpy as np
 from scipy.stats import theilslopes
 
 ANCHORS = np.r_[27:36, 36, 39, 42, 45]
+MIN_FLICKER = 0.1  # permille IOD
 REGIONS: dict[str, np.ndarray] = {
     "brows": np.arange(17, 27),
     "eyes": np.arange(36, 48),
@@ -181,7 +182,9 @@ def _irregularity(windows: list[dict[str, Any]], p: MotionParams) -> None:
                 icpt = float(np.median(f[ok]))
         else:
             slope, icpt = 0.0, float(np.median(f[ok])) if ok.any() else float("nan")
-        floor = max(float(np.median(f[ok])) * 0.25, 1e-6) if ok.any() else 1e-6
+        # expected flicker never below 0.1 permille IOD (a hundredth of a pixel at 100 px): a still
+        # face must not turn rounding noise into a large ratio
+        floor = max(float(np.median(f[ok])) * 0.25, MIN_FLICKER) if ok.any() else MIN_FLICKER
         for k, w in enumerate(windows):
             expected = max(icpt + slope * head[k], floor) if np.isfinite(head[k]) else max(icpt, floor)
             w["irregularity"][region] = float(f[k] / expected) if np.isfinite(f[k]) else None
