@@ -141,6 +141,6 @@ def test_gaps_in_the_track_are_not_bridged() -> None:
 def test_still_face_has_no_irregular_window() -> None:
     n = 100
     lm = np.repeat(face_template()[None], n, axis=0)
-    lm[60, MOUTH] += 1e-4  # rounding-level noise on a perfectly still face
+    lm[50:75, MOUTH] += np.random.default_rng(4).normal(0, 1e-4, (25, MOUTH.size, 2))  # rounding-level noise
     tm = measure_motion(np.arange(n), lm, FPS)
     assert not any(w["irregular"] for w in tm.windows)
