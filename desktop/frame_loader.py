@@ -69,7 +69,7 @@ class FrameLoader(QThread):
                 if req is None:
                     # Idle: one prefetch step at a time, so a request is never kept waiting long.
                     try:
-                        if not server.prefetch_step(self._around):
+                        if not server.prefetch_step(self._around, self._newer_waiting):
                             self.prefetch = False
                     except Exception:  # noqa: BLE001 - prefetching is best effort
                         self.prefetch = False

@@ -60,11 +60,11 @@ class FrameServer:
 
     def __init__(self, path: str | os.PathLike[str], budget_bytes: int | None = None) -> None:
         self.path = Path(path)
-        self.reader = _Reader(self.path)
+        self.reader = _Reader(self.path)  # serves requests
+        self._filler: _Reader | None = None  # the idle-time fill's own decoder (never disturbed by seeks)
         self.budget = default_budget_bytes() if budget_bytes is None else budget_bytes
         self._cache: OrderedDict[int, av.VideoFrame] = OrderedDict()
         self._bytes = 0
-        self._fill_next = 0  # the background fill decodes the clip in order from here
         self.hits = 0
         self.misses = 0
 
@@ -99,14 +99,15 @@ class FrameServer:
         self._bytes += size
 
     # -- decoding ---------------------------------------------------------------------------
-    def _decode(self, i: int, abort: Callable[[], bool] | None) -> av.VideoFrame:
+    def _decode(self, i: int, abort: Callable[[], bool] | None, reader: _Reader | None = None) -> av.VideoFrame:
         """Decode to frame i, caching every frame decoded on the way; cheapest start point."""
-        pos = self.reader.position
-        key = self.reader.index.keyframe_at_or_before(i)
+        reader = reader or self.reader
+        pos = reader.position
+        key = reader.index.keyframe_at_or_before(i)
         start = pos if pos is not None and key <= pos <= i else key
         for j in range(start, i + 1):
-            frame = self.reader.raw(j)
-            self._put(j, frame, recent=(j == i))
+            frame = reader.raw(j)
+            self._put(j, frame, recent=(j == i and reader is self.reader))
             if j < i and abort is not None and abort():
                 raise Aborted()
         return self._cache[i]
@@ -126,36 +127,46 @@ class FrameServer:
         """Frame i as RGB (H, W, 3) uint8; the same pixels as `VideoReader.frame(i)`."""
         return self.raw(i, abort).to_ndarray(format="rgb24")
 
-    def prefetch_step(self, around: int) -> bool:
-        """Decode one frame the examiner is likely to want next. False when there is nothing
-        left to do (all cached, or the budget is spent)."""
+    def _first_missing(self, start: int) -> int | None:
+        n = self.frame_count
+        for j in (*range(start, n), *range(0, min(start, n))):
+            if j not in self._cache:
+                return j
+        return None
+
+    def prefetch_step(self, around: int, abort: Callable[[], bool] | None = None) -> bool:
+        """Decode frames the examiner is likely to want next; returns False when there is nothing
+        left to do (all cached, or the budget is spent). Stops early when `abort()` is true."""
         n = self.frame_count
         if len(self._cache) >= n:
             return False
-        if self._cache and self._bytes + frame_bytes(next(reversed(self._cache.values()))) > self.budget:
-            # Full: keep what the examiner looked at; only refill right after the cursor.
-            ahead = next((j for j in range(around, min(around + 8, n)) if j not in self._cache), None)
-            if ahead is None:
-                return False
-            self._decode(ahead, None)
-            return True
-        # First the frames just after the cursor, then the whole clip in decode order.
+        full = bool(self._cache) and self._bytes + frame_bytes(next(reversed(self._cache.values()))) > self.budget
+        # 1. The frames just after the cursor (stepping, playing), from the request decoder.
+        ahead = next((j for j in range(around, min(around + 8, n)) if j not in self._cache), None)
         pos = self.reader.position
-        if pos is not None and pos < n and pos not in self._cache and around <= pos < around + 64:
-            self._decode(pos, None)
+        if ahead is not None and (full or (pos is not None and pos <= ahead)):
+            try:
+                self._decode(ahead, abort)
+            except Aborted:
+                pass
             return True
-        while self._fill_next < n and self._fill_next in self._cache:
-            self._fill_next += 1
-        if self._fill_next >= n:
-            # Fill order passed the end: anything still missing was evicted; look once more.
-            missing = next((j for j in range(n) if j not in self._cache), None)
-            if missing is None:
-                return False
-            self._fill_next = missing
-        self._decode(self._fill_next, None)
+        if full:
+            return False  # keep what the examiner looked at
+        # 2. The whole clip in decode order, by a second decoder that seeks only when it must.
+        if self._filler is None:
+            self._filler = _Reader(self.path, self.reader.index)
+        target = self._first_missing(self._filler.position or 0)
+        if target is None:
+            return False
+        try:
+            self._decode(target, abort, self._filler)
+        except Aborted:
+            pass  # a request is waiting: what was decoded so far stays cached
         return True
 
     def close(self) -> None:
         self._cache.clear()
         self._bytes = 0
         self.reader.close()
+        if self._filler is not None:
+            self._filler.close()
