@@ -186,3 +186,53 @@ def test_blink_rate_per_minute_of_visible_face() -> None:
     assert blink_rate_per_min(0, 750, 30.0) == 0.0
     assert blink_rate_per_min(2, 20, 25.0) is None  # under a second of face
     assert blink_rate_per_min(2, 100, 0.0) is None
+
+
+def _bench():
+    """tests/bench/blinks.py as a module (its event matching is tested here)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).parent / "bench" / "blinks.py"
+    spec = importlib.util.spec_from_file_location("bench_blinks", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_blinks"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_matching_rules() -> None:
+    bench = _bench()
+    labels = {
+        "blinks": [{"onset": 10, "offset": 15}, {"onset": 17, "offset": 20}, {"onset": 40, "offset": 45}],
+        "partial": [{"onset": 60, "offset": 62}],
+        "unusable": [[80, 90]],
+        "other_events": [],
+    }
+    # one detection over the double blink 10-20, the 40-45 blink split in two, one on the partial,
+    # one in unusable frames, one plainly false
+    s = bench.score_events([(11, 19), (40, 41), (43, 45), (61, 61), (85, 86), (100, 101)], labels)
+    assert (s.tp, s.fp, s.fn, s.neutral) == (2, 2, 1, 2)
+    assert sorted(s.fp_spans) == [(43, 45), (100, 101)] or sorted(s.fp_spans) == [(40, 41), (100, 101)]
+    assert s.precision == pytest.approx(0.5) and s.recall == pytest.approx(2 / 3)
+    empty = bench.score_events([], {"blinks": [], "partial": [], "unusable": []})
+    assert (empty.tp, empty.fp, empty.fn) == (0, 0, 0)
+
+
+def test_blinks_on_a_labelled_clip(media) -> None:  # type: ignore[no-untyped-def]
+    """End to end on a short real clip: face pass, adaptive blinks, the hand labels all found."""
+    import json
+
+    from core.evidence import sha256_file
+    from core.pipeline import AnalysisOptions, load_or_run_facepass
+    from core.progress import no_progress
+
+    bench = _bench()
+    labels = json.loads((media / "labels" / "grid_id2_swwp2s.mpg.json").read_text())
+    clip = media / labels["clip"]
+    fp, _ = load_or_run_facepass(clip, sha256_file(clip), AnalysisOptions(), no_progress, None)
+    events = bench.clip_events(fp, BlinkParams())
+    s = bench.score_events([(e.start_frame, e.end_frame) for e in events], labels)
+    assert (s.tp, s.fp, s.fn) == (len(labels["blinks"]), 0, 0)
