@@ -285,7 +285,7 @@ def test_cli_analyze_into_case(tmp_path: Path, make_video: Any, capsys: pytest.C
     v = clip(make_video, "a.mp4")
     assert cli(["--db", str(db), "case", "new", "--number", "N-9", "--examiner", "E"]) == 0
     capsys.readouterr()
-    assert cli(["--db", str(db), "analyze", str(v), "--case", "1", "--detectors", ""]) == 0
+    assert cli(["--db", str(db), "analyze", str(v), "--case", "1"]) == 0
     with CaseStore(db) as s:
         (run,) = s.runs_for(case_id=1)
         assert run["status"] == "done"

@@ -75,7 +75,8 @@ def test_two_items_reported_json_valid_pdf_renders(tmp_path: Path, analysed_case
         assert [(s["start_frame"], s["end_frame"]) for s in run["segments"]] == [(20, 29)]
         assert max(p["score"] for p in res["frame_predictions"]) > 0.5
     assert [b["note"] for b in report["evidence"][0]["bookmarks"]] == ["bright frames start here"]
-    # no fusion finding stored -> the only honest conclusion is inconclusive
+    # each item's conclusion is its latest run's fused finding (the test detector only reads inconclusive)
+    assert [c["value"] for c in report["conclusions"]] == [(e["runs"][-1]["finding"] or {"value": "inconclusive"})["value"] for e in report["evidence"]]
     assert {c["value"] for c in report["conclusions"]} == {"inconclusive"}
     # the custody log in the report can be re-verified from the report alone
     rows = report["audit"]["rows"]
@@ -102,6 +103,23 @@ def test_two_items_reported_json_valid_pdf_renders(tmp_path: Path, analysed_case
     for word in ("proves", "definitely", "certainly", "100%"):
         assert word not in whole.lower()
     assert [sha(c) for c in clips] == hashes
+
+
+def test_conclusion_without_finding_is_inconclusive(tmp_path: Path, make_video: Any) -> None:
+    from core.report import build_report
+
+    with CaseStore(tmp_path / "c.sqlite") as s:
+        cid = s.create_case("N-1", examiner="E")
+        a, b, c = (s.import_evidence(cid, clip(make_video, f"{k}.mp4"))["id"] for k in "abc")
+        for eid, finding in ((a, None), (b, {"value": "inconsistent", "reasons": ["test"]})):
+            rid = s.start_run(eid, {}, [], s.get_evidence(eid)["sha256"])
+            s.finish_run(rid, "done", finding=finding)
+        report = build_report(s, cid)
+    validate_report(report)
+    values = {x["evidence_id"]: x for x in report["conclusions"]}
+    assert values[a]["value"] == "inconclusive" and "no fused finding" in values[a]["basis"]
+    assert values[b]["value"] == "inconsistent"
+    assert values[c]["value"] == "inconclusive" and "no analysis" in values[c]["basis"]
 
 
 def test_evidence_filter(tmp_path: Path, analysed_case: tuple[Path, int, list[Path]]) -> None:
@@ -157,6 +175,7 @@ def test_changed_evidence_refuses_export(tmp_path: Path, make_video: Any, test_d
 
 
 @pytest.mark.media
+@pytest.mark.slow
 def test_report_on_two_real_clips(tmp_path: Path, media: Path) -> None:
     clips = [media / "real" / "grid_bbaf2n.mpg", media / "fake" / "sadtalker_art2_rdradio31.mp4"]
     manifest = {line.split("\t")[0]: line.split("\t")[5] for line in (media / "MANIFEST.tsv").read_text().splitlines()[1:] if "\t" in line}

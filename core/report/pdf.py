@@ -110,6 +110,13 @@ def _p(text: Any, style: ParagraphStyle) -> Paragraph:
     return Paragraph(escape("" if text is None else str(text)).replace("\n", "<br/>"), style)
 
 
+def _short_time(iso: str) -> str:
+    """'2026-11-21T10:43:32.763+00:00' -> date over time with offset, without the milliseconds (JSON keeps them)."""
+    date, _, rest = iso.partition("T")
+    clock, offset = rest[:8], rest[-6:] if rest[-6] in "+-" else rest[8:].lstrip(".0123456789")
+    return f"{date}\n{clock} {offset}"
+
+
 def _details_text(details: str) -> str:
     """An audit row's details as "key: value" lines (the exact JSON text is in the JSON report)."""
     try:
@@ -486,11 +493,14 @@ class _Builder:
             "Compression, low resolution, poor light, small or turned faces reduce what can be measured; frames without a tracked face give no measurement.",
             "Scores of learned detectors are only as reliable as their training data allow on material like this; they are reported only with verified weights.",
         ]
+        missing: dict[tuple[str, str, str], list[str]] = {}  # the same reason for several items is said once
         for e in self.r["evidence"]:
             for run in [r for r in e["runs"] if r["status"] == "done"][-1:]:
                 for name, res in run["results"].items():
                     if res["status"] != "ok":
-                        general.append(f"Item #{e['id']}: detector {name} was {res['status']}" + (f": {res['note']}" if res["note"] else "") + ".")
+                        missing.setdefault((name, res["status"], res["note"] or ""), []).append(f"#{e['id']}")
+        for (name, status, note), items in missing.items():
+            general.append(f"Item{'s' if len(items) > 1 else ''} {', '.join(items)}: detector {name} was {status}" + (f": {note}" if note else "") + ".")
         for text in general + self.notes:
             self.para("• " + text)
 
@@ -503,8 +513,18 @@ class _Builder:
             head, text = CONCLUSION_TEXT[c["value"]]
             self.add(KeepTogether([
                 _p(f"Item #{c['evidence_id']} ({names.get(c['evidence_id'], '?')}): {head}", self.st["conclusion"]),
-                _p(text, self.st["body"]), _p(f"Basis: {c['basis']}.", self.st["small"]), Spacer(1, 3 * mm),
+                _p(text, self.st["body"]), _p(f"Basis: {c['basis']}{self._per_face(c)}.", self.st["small"]), Spacer(1, 3 * mm),
             ]))
+
+    def _per_face(self, c: dict[str, Any]) -> str:
+        """Per-face values of the same run, when they differ from the item's: the reader must see both."""
+        for e in self.r["evidence"]:
+            for run in e["runs"]:
+                if run["id"] == c.get("run_id") and run["finding"]:
+                    faces = {k: v.get("value") for k, v in (run["finding"].get("per_track") or {}).items() if isinstance(v, dict)}
+                    if any(v != c["value"] for v in faces.values()):
+                        return "; per face: " + ", ".join(f"face {k} {v}" for k, v in sorted(faces.items())) + " (see Interpretation)"
+        return ""
 
     def custody(self) -> None:
         self.add(PageBreak())
@@ -521,9 +541,9 @@ class _Builder:
         for row in a["rows"]:
             details = _details_text(row["details"])
             obj = f"{row['object_type']} {row['object_id'] if row['object_id'] is not None else ''}".strip() if row["object_type"] else "-"
-            rows.append([row["seq"], row["at"].replace("T", " "), row["actor"], row["action"], obj,
+            rows.append([row["seq"], _short_time(row["at"]), row["actor"], row["action"], obj,
                          _p(details, self.st["small"]), Paragraph(row["hash"][:12], self.st["mono"])])
-        self.add(Spacer(1, 2 * mm), _table(rows, [8 * mm, 24 * mm, 22 * mm, 28 * mm, 16 * mm, self.width - 117 * mm, 19 * mm], self.st))
+        self.add(Spacer(1, 2 * mm), _table(rows, [8 * mm, 23 * mm, 22 * mm, 27 * mm, 16 * mm, self.width - 115 * mm, 19 * mm], self.st))
         self.para("Row hash: the first 12 hexadecimal digits of the row's SHA-256; the JSON report holds every row in full "
                   "(with the exact text that was hashed), so the chain can be re-computed from it.", "small")
 
