@@ -265,6 +265,7 @@ def test_analyze_two_items_into_case(tmp_path: Path, make_video: Any, test_detec
             assert run["finding"] == res.get("finding")  # stored when the fusion step gives one
             fp = Path(run["facepass_path"])
             assert fp.is_file() and fp.is_relative_to(db.parent) and run["facepass_sha256"] == sha(fp)
+            assert fp.name == f"run-{run['id']}-facepass.npz"  # each run keeps its own face pass
             (stored,) = s.results_for(run["id"])
             assert stored["weights_sha256"] == {"test_head": FAKE_WEIGHTS}
             assert stored["result"]["frame_predictions"] == res["detectors"]["test_windows"]["frame_predictions"]
@@ -409,6 +410,35 @@ def test_liveness_rules(tmp_path: Path, make_video: Any, monkeypatch: pytest.Mon
         status = {r["id"]: r["status"] for r in s.runs_for()}
     expected_reused = "interrupted" if sys.platform.startswith("linux") else "running"
     assert status == {live: "running", dead: "interrupted", elsewhere: "running", reused: expected_reused}
+
+
+def test_concurrent_writers_keep_one_chain(tmp_path: Path) -> None:
+    """Threads sharing one store and a second connection (as another process would) append at once."""
+    import threading
+
+    db = tmp_path / "c.sqlite"
+    with CaseStore(db) as s:
+        cid = s.create_case("N-1", examiner="E")
+    shared, other = CaseStore(db), CaseStore(db)
+    errors: list[BaseException] = []
+
+    def work(store: CaseStore, tag: str) -> None:
+        try:
+            for k in range(15):
+                store.audit(cid, "note", details={"from": tag, "k": k})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(st, f"{name}{n}")) for n in range(2) for name, st in (("shared", shared), ("other", other))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    v = shared.verify_audit(cid)
+    assert v.ok and v.rows_checked == 1 + 4 * 15
+    shared.close()
+    other.close()
 
 
 def test_bookmarks(tmp_path: Path, make_video: Any) -> None:

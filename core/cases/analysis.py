@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,20 @@ def _file_sha256(path: Path) -> str | None:
         return h.hexdigest()
     except OSError:
         return None
+
+
+def _keep_for_run(path: str | None, work_dir: Path, run_id: int) -> str | None:
+    """The run's own face pass file: a hard link (or copy) that a later recomputation cannot replace."""
+    if not path or not Path(path).is_file():
+        return path
+    target = Path(work_dir) / "runs" / f"run-{run_id}-facepass.npz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(path, target)  # the pipeline replaces its cache file atomically, so the link keeps this version
+    except OSError:
+        shutil.copyfile(path, target)
+    return str(target)
 
 
 def analyze_evidence(
@@ -78,7 +93,7 @@ def analyze_evidence(
     except BaseException as exc:
         store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}", actor=actor)
         raise
-    fp_path = analysis.get("facepass", {}).get("path")
+    fp_path = _keep_for_run(analysis.get("facepass", {}).get("path"), options.work_dir, run_id)
     summary = {k: v for k, v in analysis.items() if k != "detectors"}  # results live in their own table
     store.finish_run(
         run_id, "done", analysis=summary, finding=analysis.get("finding"),
