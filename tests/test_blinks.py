@@ -165,6 +165,10 @@ def test_bad_input() -> None:
         detect_blinks(np.arange(10), np.zeros((9, 2)), FPS)
     with pytest.raises(ValueError):
         detect_blinks(np.arange(10), np.zeros((10, 2)), FPS, BlinkParams(mode="magic"))
+    with pytest.raises(ValueError):
+        detect_blinks(np.arange(10), np.zeros((10, 2)), float("nan"))
+    x = series(60, 0.3, [30])
+    assert [e.duration_s for e in detect_blinks(np.arange(60), both(x), 0.0)[0]] == [0.0]  # unknown rate: no crash
     # too short a stretch of track to know the open level: no events, no crash
     x = series(8, 0.3, [0])
     assert detect_blinks(np.arange(8), both(x), FPS)[0] == []

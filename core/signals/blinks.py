@@ -215,6 +215,9 @@ def detect_blinks(
     ear_lr = np.asarray(ear_lr, np.float64).reshape(-1, 2)
     if frames.size != ear_lr.shape[0]:
         raise ValueError(f"{frames.size} frames but {ear_lr.shape[0]} EAR rows")
+    if not np.isfinite(fps):
+        raise ValueError(f"frame rate {fps} is not a number")
+    fps = max(float(fps), 0.0)  # 0: unknown rate (one-frame video); durations are then 0
     avg = mean_ear(ear_lr)
     threshold = np.full(avg.shape, np.nan)
     events: list[BlinkEvent] = []
