@@ -281,3 +281,18 @@ def test_zero_frame_rate_is_unavailable() -> None:
     for det in (BlinkPhysiology(), LandmarkMotion()):
         res = det(ctx)
         assert res.status == "unavailable" and "frame rate" in res.note
+
+
+def test_structured_flags_carry_value_norm_and_source() -> None:
+    from core.detectors.blink_physiology import BlinkPhysiology
+
+    n = int(12 * FPS)
+    fp = make_facepass([make_track(n, [(40, 7, 0.8, 0.8), (150, 25, 0.8, 0.8)])])
+    res = BlinkPhysiology()(make_context(fp))
+    flags = res.per_track["0"]["flags"]
+    assert [f["kind"] for f in flags] == ["too_long"]
+    assert flags[0]["measured"]["duration_ms"] > 400 and flags[0]["norm"]["range_ms"] == [100.0, 400.0]
+    assert "Caffier" in flags[0]["source"] and flags[0]["start_frame"] <= 162 <= flags[0]["end_frame"]
+    still = BlinkPhysiology()(make_context(make_facepass([make_track(int(60 * FPS))])))
+    (rate,) = still.per_track["0"]["flags"]
+    assert rate["kind"] == "rate_low" and rate["measured"]["ci95_per_min"][1] < 8 and "Doughty" in rate["source"]

@@ -68,7 +68,16 @@ class BlinkPhysiology(Detector):
             value, reasons = assess(tp, p)
             readings.append(value)
             measured.append(tp)
-            per_track[str(t.track_id)] = {"assessment": value, "reasons": reasons, **tp.to_dict()}
+            flags = [_flag(flag, b, p) for b in tp.blinks for flag in b.flags]
+            if tp.rate_flag is not None:
+                lo, hi = tp.rate_ci95_per_min or (None, None)
+                flags.append({
+                    "kind": f"rate_{tp.rate_flag}", "start_frame": t.first_frame, "end_frame": t.last_frame,
+                    "measured": {"rate_per_min": tp.rate_per_min, "ci95_per_min": [lo, hi]},
+                    "norm": {"range_per_min": [p.rate_low_per_min, p.rate_high_per_min]},
+                    "source": f"{NORMS['rate_primary_gaze_95']['source']} (primary gaze, conversation)",
+                })
+            per_track[str(t.track_id)] = {"assessment": value, "reasons": reasons, "flags": flags, **tp.to_dict()}
             for b in tp.blinks:
                 for flag in b.flags:
                     segments.append(Segment(b.start_frame, b.end_frame, None, _reason(flag, b, p), t.track_id))
@@ -130,3 +139,22 @@ def _reason(flag: str, b: Any, p: PhysiologyParams) -> str:
     if flag == "too_long":
         return f"{text}: {b.duration_ms:.0f} ms (norm {p.min_duration_ms:.0f}-{p.max_duration_ms:.0f} ms, {src})"
     return f"{text}: {b.duration_ms:.0f} ms (norm {p.min_duration_ms:.0f}-{p.max_duration_ms:.0f} ms, {src})"
+
+
+# what each flag compares, for the structured `flags` list (measured value, norm, its source)
+_THIS_MEDIA = "Verity threshold set on the labelled test media (docs/physiology.md), not a published norm"
+
+
+def _flag(flag: str, b: Any, p: PhysiologyParams) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": flag, "start_frame": b.start_frame, "end_frame": b.end_frame}
+    if flag in ("too_long", "too_short"):
+        out |= {"measured": {"duration_ms": b.duration_ms}, "norm": {"range_ms": [p.min_duration_ms, p.max_duration_ms]}, "source": NORMS["duration"]["source"]}
+    elif flag == "incomplete":
+        out |= {"measured": {"completeness": b.completeness}, "norm": {"at_least": p.incomplete_below}, "source": _THIS_MEDIA}
+    elif flag == "one_eyed":
+        out |= {"measured": {"asymmetry": b.asymmetry, "closure_left": b.closure_left, "closure_right": b.closure_right},
+                "norm": {"below": p.one_eyed_above}, "source": _THIS_MEDIA}
+    else:
+        out |= {"measured": {"lag_ms": b.lag_ms}, "norm": {"within_ms": p.out_of_step_ms},
+                "source": "both lids move together in a spontaneous blink; threshold set by Verity (two frames at 25 fps)"}
+    return out
