@@ -20,7 +20,7 @@ import hashlib
 import json
 import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -199,36 +199,37 @@ def windows_for(facepass: FacePass, blinks: dict[int, list[Any]], prep: Preproce
     return out, found
 
 
-def read_crops(
+def iter_crops(
     reader: VideoReader,
     facepass: FacePass,
     windows: Iterable[BlinkWindow],
     prep: Preprocessing,
     cancel: CancelToken | None = None,
-    progress: Any = None,
-) -> dict[tuple[int, int], np.ndarray]:
-    """Eye crops (uint8 HxWx3) of every (track, frame) the windows need; each frame decoded once."""
+) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
+    """((track, frame), eye crop uint8 HxWx3) for every crop the windows need, each frame decoded
+    once, in increasing frame order (the reader decodes forward). A generator, so a long video's
+    crops never all sit in memory at once."""
     need: dict[int, set[int]] = {}
     for w in windows:
         for f in w.frames:
             need.setdefault(f, set()).add(w.track_id)
     tracks: dict[int, FaceTrack] = {t.track_id: t for t in facepass.tracks}
-    crops: dict[tuple[int, int], np.ndarray] = {}
-    tick = Throttle(progress, 0.2) if progress else None
-    order = sorted(need)
-    for k, f in enumerate(order):  # increasing frame order: the reader decodes forward
+    for f in sorted(need):
         if cancel is not None:
             cancel.raise_if_cancelled()
         rgb = reader.frame(f)
-        for tid in need[f]:
+        for tid in sorted(need[f]):
             tr = tracks[tid]
             row = tr.row_of(f)
-            if row is None:  # cannot happen for frames taken from the track; be safe
-                continue
-            crops[(tid, f)] = crop_eyes(rgb, tr.landmarks[row], prep.input_size, prep.crop_margin)
-        if tick:
-            tick("eyeblink", (k + 1) / len(order), f"eye crops {k + 1}/{len(order)}")
-    return crops
+            if row is not None:  # always, for frames taken from the track
+                yield (tid, f), crop_eyes(rgb, tr.landmarks[row], prep.input_size, prep.crop_margin)
+
+
+def read_crops(
+    reader: VideoReader, facepass: FacePass, windows: Iterable[BlinkWindow], prep: Preprocessing, cancel: CancelToken | None = None
+) -> dict[tuple[int, int], np.ndarray]:
+    """All crops the windows need, in memory (short clips, tests)."""
+    return dict(iter_crops(reader, facepass, windows, prep, cancel))
 
 
 def to_tensor(crops: np.ndarray, prep: Preprocessing) -> torch.Tensor:
@@ -243,29 +244,50 @@ def to_tensor(crops: np.ndarray, prep: Preprocessing) -> torch.Tensor:
 
 def backbone_features(
     backbone: XceptionFeatures,
-    crops: dict[tuple[int, int], np.ndarray],
+    crops: dict[tuple[int, int], np.ndarray] | Iterable[tuple[tuple[int, int], np.ndarray]],
     prep: Preprocessing,
     device: str = "cpu",
     batch_size: int = 16,
     cancel: CancelToken | None = None,
     progress: Any = None,
+    total: int | None = None,
+    thumbnails: dict[tuple[int, int], np.ndarray] | None = None,
 ) -> dict[tuple[int, int], np.ndarray]:
-    """2048-d Xception feature per crop (each crop through the backbone once)."""
+    """2048-d Xception feature per crop (each crop through the backbone once), in batches.
+
+    `thumbnails`: when given, a 128 px copy of every crop is kept there (for the visualisation).
+    """
+    import cv2
     import torch
 
-    keys = sorted(crops)
+    pairs = crops.items() if isinstance(crops, dict) else crops
+    total = len(crops) if isinstance(crops, dict) else total
+    tick = Throttle(progress, 0.2) if progress else None
     out: dict[tuple[int, int], np.ndarray] = {}
-    for i in range(0, len(keys), batch_size):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        chunk = keys[i : i + batch_size]
-        x = to_tensor(np.stack([crops[k] for k in chunk]), prep).to(device)
+    keys: list[tuple[int, int]] = []
+    imgs: list[np.ndarray] = []
+
+    def flush() -> None:
+        x = to_tensor(np.stack(imgs), prep).to(device)
         with torch.inference_mode():
             feats = backbone(x).float().cpu().numpy()
-        for k, v in zip(chunk, feats):
-            out[k] = v
-        if progress:
-            progress("eyeblink", min(1.0, (i + len(chunk)) / len(keys)), f"Xception features {i + len(chunk)}/{len(keys)}")
+        out.update(zip(keys, feats))
+        keys.clear()
+        imgs.clear()
+        if tick:
+            tick("eyeblink", min(1.0, len(out) / total) if total else 0.0, f"Xception features {len(out)}/{total or '?'}")
+
+    for key, crop in pairs:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        keys.append(key)
+        imgs.append(crop)
+        if thumbnails is not None:
+            thumbnails[key] = cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA)
+        if len(imgs) == batch_size:
+            flush()
+    if imgs:
+        flush()
     return out
 
 
@@ -485,9 +507,11 @@ class EyeBlinkCNNLSTM(Detector):
         from core.video.reader import VideoReader
 
         ctx.progress("eyeblink", 0.0, f"{len(windows)} blink sequences")
+        thumbs: dict[tuple[int, int], np.ndarray] | None = {} if p.get("visualize") else None
+        n_crops = len({(w.track_id, f) for w in windows for f in w.frames})
         with VideoReader(ctx.path) as reader:
-            crops = read_crops(reader, ctx.facepass, windows, prep, ctx.cancel, ctx.progress)
-        feats = backbone_features(model.backbone, crops, prep, model.device, int(p.get("batch_size") or 16), ctx.cancel, ctx.progress)
+            feats = backbone_features(model.backbone, iter_crops(reader, ctx.facepass, windows, prep, ctx.cancel), prep, model.device,
+                                      int(p.get("batch_size") or 16), ctx.cancel, ctx.progress, n_crops, thumbs)
         scores = score_sequences(model, sequence_array(windows, feats))
         score = summarise(scores)
         fake = score >= SUSPICIOUS
@@ -516,7 +540,7 @@ class EyeBlinkCNNLSTM(Detector):
         viz = None
         if p.get("visualize"):
             out_dir = Path(p.get("visualization_dir") or ctx.work_dir or _default_viz_dir())
-            viz = str(write_visualization(out_dir / f"eyeblink_{ctx.sha256[:16]}.mp4", windows, scores, crops, ctx.facepass.fps))
+            viz = str(write_visualization(out_dir / f"eyeblink_{ctx.sha256[:16]}.mp4", windows, scores, thumbs or {}, ctx.facepass.fps))
         return DetectorResult(
             **base,
             prediction="FAKE" if fake else "REAL",

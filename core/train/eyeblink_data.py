@@ -22,7 +22,7 @@ import numpy as np
 from core.detectors.eyeblink_cnn_lstm import (
     Preprocessing,
     backbone_features,
-    read_crops,
+    iter_crops,
     sequence_array,
     windows_for,
 )
@@ -129,9 +129,10 @@ def video_sequences(
     events = {t.track_id: detect_blinks(t.frames, t.ear, fp.fps, blinks)[0] for t in fp.tracks}
     windows, found = windows_for(fp, events, prep, tracks)
     if windows:
+        n_crops = len({(w.track_id, f) for w in windows for f in w.frames})
         with VideoReader(video.path) as reader:
-            crops = read_crops(reader, fp, windows, prep, cancel, progress)
-        feats = sequence_array(windows, backbone_features(backbone, crops, prep, device, batch_size, cancel, progress))
+            crops = iter_crops(reader, fp, windows, prep, cancel)
+            feats = sequence_array(windows, backbone_features(backbone, crops, prep, device, batch_size, cancel, progress, n_crops))
     else:
         feats = np.zeros((0, prep.sequence_length, 2048), np.float32)
     vs = VideoSequences(
