@@ -232,6 +232,8 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
+        else:
+            self.resizeDocks([self.case_dock, self.results_dock], [290, 400], Qt.Orientation.Horizontal)
         split = self.settings.value("window/splitter")
         if isinstance(split, QByteArray):
             self.splitter.restoreState(split)

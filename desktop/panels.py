@@ -7,9 +7,12 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
+    QSplitter,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -51,10 +54,18 @@ class ResultsPanel(QWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.itemActivated.connect(self._on_item)
         self.tree.itemClicked.connect(self._on_item)
+        scroll = QScrollArea(self)
+        scroll.setWidget(self.finding)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.finding.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        split = QSplitter(Qt.Orientation.Vertical, self)
+        split.addWidget(scroll)
+        split.addWidget(self.tree)
+        split.setSizes([220, 300])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.finding)
-        layout.addWidget(self.tree, 1)
+        layout.addWidget(split, 1)
         self.results: dict[str, dict[str, Any]] = {}
 
     def clear(self, message: str = "No analysis yet.") -> None:
@@ -118,15 +129,31 @@ class ResultsPanel(QWidget):
         self.set_finding(analysis)
 
     def set_finding(self, analysis: dict[str, Any]) -> None:
+        """The fused finding on the examiner's scale, its rule and the readings behind it."""
+        from html import escape
+
         f = analysis.get("finding")
         faces = analysis.get("faces") or []
         face_txt = ", ".join(f"face {x['track_id']}: {len(x.get('blinks', []))} blinks" for x in faces) or "no face found"
-        if isinstance(f, dict):
-            value = f.get("value", "")
-            why = f.get("summary") or f.get("reason") or f.get("explanation") or ""
-            self.finding.setText(f"<b>Finding:</b> {value}<br><small>{why}</small><br><small>{face_txt}</small>")
-        else:
-            self.finding.setText(f"<b>Finding:</b> not given by this analysis<br><small>{face_txt}</small>")
+        if not isinstance(f, dict):
+            self.finding.setText(f"<b>Finding:</b> not given by this analysis<br><small>{escape(face_txt)}</small>")
+            return
+        lines = [f"<b>Finding: {escape(str(f.get('value', '')))}</b>"]
+        if f.get("statement"):
+            lines.append(f"<small>{escape(str(f['statement']))}</small>")
+        for r in f.get("reasons") or []:
+            if isinstance(r, str):
+                lines.append(f"<small><i>{escape(r)}</i></small>")
+            elif isinstance(r, dict):
+                head = escape(str(r.get("detector") or ""))
+                if r.get("assessment"):
+                    head += f": {escape(str(r['assessment']))}"
+                lines.append(f"<small>• {head}" + (f" — {escape(str(r.get('text')))}" if r.get("text") else "") + "</small>")
+        for u in f.get("unavailable") or []:
+            if isinstance(u, dict):
+                lines.append(f"<small style='color:#c8aa50'>• {escape(str(u.get('detector')))} not counted: {escape(str(u.get('reason', '')))}</small>")
+        lines.append(f"<small>{escape(face_txt)}</small>")
+        self.finding.setText("<br>".join(lines))
 
     def _on_item(self, item: QTreeWidgetItem, _col: int = 0) -> None:
         v = item.data(0, Qt.ItemDataRole.UserRole)

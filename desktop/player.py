@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QStyle,
     QStyleOptionGraphicsItem,
     QToolButton,
     QVBoxLayout,
@@ -157,11 +156,9 @@ class Player(QWidget, OverlayHost):
         self._build_actions()
 
     # -- UI ---------------------------------------------------------------------------------
-    def _button(self, text: str, tip: str, slot: Callable[[], None], icon: QStyle.StandardPixmap | None = None) -> QToolButton:
+    def _button(self, text: str, tip: str, slot: Callable[[], None]) -> QToolButton:
         b = QToolButton(self)
         b.setText(text)
-        if icon is not None:
-            b.setIcon(self.style().standardIcon(icon))
         b.setToolTip(tip)
         b.setAutoRaise(True)
         b.clicked.connect(slot)
@@ -172,14 +169,14 @@ class Player(QWidget, OverlayHost):
         self.controls = QWidget(self)
         self._row = QHBoxLayout(self.controls)
         self._row.setContentsMargins(4, 0, 4, 0)
-        sp = QStyle.StandardPixmap
-        self._button("", "Previous flagged segment (PgUp / P)", self.previous_segment, sp.SP_MediaSkipBackward)
-        self._button("−1s", "Back one second (Shift+Left)", lambda: self.step_seconds(-1.0))
-        self._button("", "Previous frame (Left)", lambda: self.step(-1), sp.SP_MediaSeekBackward)
-        self.play_button = self._button("", "Play / pause (Space)", self.toggle_play, sp.SP_MediaPlay)
-        self._button("", "Next frame (Right)", lambda: self.step(1), sp.SP_MediaSeekForward)
-        self._button("+1s", "Forward one second (Shift+Right)", lambda: self.step_seconds(1.0))
-        self._button("", "Next flagged segment (PgDown / N)", self.next_segment, sp.SP_MediaSkipForward)
+        self._button("◀◀ flag", "Previous flagged segment (PgUp / P)", self.previous_segment)
+        self._button("−1 s", "Back one second (Shift+Left)", lambda: self.step_seconds(-1.0))
+        self._button("◀|", "Previous frame (Left)", lambda: self.step(-1))
+        self.play_button = self._button("▶", "Play / pause (Space)", self.toggle_play)
+        self.play_button.setMinimumWidth(34)
+        self._button("|▶", "Next frame (Right)", lambda: self.step(1))
+        self._button("+1 s", "Forward one second (Shift+Right)", lambda: self.step_seconds(1.0))
+        self._button("flag ▶▶", "Next flagged segment (PgDown / N)", self.next_segment)
         self._row.addSpacing(8)
         self.goto_edit = QLineEdit(self.controls)
         self.goto_edit.setPlaceholderText("frame or mm:ss.mmm")
@@ -372,13 +369,13 @@ class Player(QWidget, OverlayHost):
             self.seek(0)
         self._play_t0, self._play_f0 = time.perf_counter(), self.target
         self.timer.start(max(int(500 / max(self.fps * self._speed, 1.0)), 5))
-        self.play_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPause))
+        self.play_button.setText("❚❚")
         self.playingChanged.emit(True)
 
     def pause(self) -> None:
         if self.timer.isActive():
             self.timer.stop()
-            self.play_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
+            self.play_button.setText("▶")
             self.playingChanged.emit(False)
 
     def _tick(self) -> None:

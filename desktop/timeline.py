@@ -27,7 +27,7 @@ EAR_AVG = (235, 235, 235)
 THRESH = (255, 80, 80)
 MOUTH = (255, 120, 220)
 AUDIO = (120, 220, 140)
-SEGMENT = (255, 70, 40, 55)
+SEGMENT = (255, 70, 40, 38)
 BLINK = (90, 170, 255, 60)
 PALETTE = [(255, 200, 60), (120, 220, 255), (200, 140, 255), (140, 255, 170), (255, 140, 120), (220, 220, 120)]
 
@@ -130,7 +130,6 @@ class Timeline(QWidget):
             p.addItem(line, ignoreBounds=True)
             self.cursors.append(line)
         self.graphics.scene().sigMouseClicked.connect(self._on_click)
-        self.legend = self.p_det.addLegend(offset=(4, 4), labelTextSize="8pt")
         self._dynamic: list[tuple[pg.PlotItem, pg.GraphicsObject]] = []
         self.segment_items: list[tuple[pg.LinearRegionItem, SegmentView]] = []
 
@@ -197,7 +196,6 @@ class Timeline(QWidget):
             plot.removeItem(item)
         self._dynamic.clear()
         self.segment_items.clear()
-        self.legend.clear()
         review = self.review
         tv = review.track(self.track_id) if review is not None and self.track_id is not None else None
         # EAR with threshold and blink events
@@ -228,6 +226,7 @@ class Timeline(QWidget):
         if review is not None:
             colours: dict[str, tuple[int, int, int]] = {}
             n_line = 0
+            shown: list[tuple[str, tuple[int, int, int], str]] = []
             for s0 in review.series:
                 s = s0.for_track(self.track_id)
                 if s is None:
@@ -246,11 +245,12 @@ class Timeline(QWidget):
                     ok = np.isfinite(y)
                     bars = pg.BarGraphItem(x0=x0[ok], width=width[ok], height=y[ok], brush=pg.mkBrush(*c, 90), pen=pg.mkPen(c, width=1), name=label)
                     self._add(self.p_det, bars)
-                    self.legend.addItem(bars, label)
+                    shown.append((label, c, "▮"))
                 else:
                     style = (pg.QtCore.Qt.PenStyle.SolidLine, pg.QtCore.Qt.PenStyle.DashLine, pg.QtCore.Qt.PenStyle.DotLine)[n_line % 3]
                     n_line += 1
                     self._add(self.p_det, pg.PlotDataItem(s.x0, y, pen=pg.mkPen(c, width=1.5, style=style), name=label))
+                    shown.append((label, c, ("—", "- -", "···")[(n_line - 1) % 3]))
             # flagged segments, shaded on every row
             for seg in review.segments:
                 for p in self.plots:
@@ -260,7 +260,13 @@ class Timeline(QWidget):
                     self._add(p, r, True)
                     self.segment_items.append((r, seg))
         self._rebuild_curves_menu()
-        self.p_det.setTitle("detector scores (1 = manipulated); red bands: flagged segments" if review is not None and (review.series or review.segments) else "no detector curves", size="8pt")
+        if review is not None and (review.series or review.segments):
+            from html import escape
+
+            keys = "  ".join(f"<span style='color:rgb{c}'>{mark} {escape(label)}</span>" for label, c, mark in shown)
+            self.p_det.setTitle(f"detector scores (1 = manipulated), red bands: flagged segments &nbsp; {keys}", size="8pt")
+        else:
+            self.p_det.setTitle("no detector curves", size="8pt")
         self.set_cursor(self.cursor_frame)
 
     def _rebuild_curves_menu(self) -> None:
