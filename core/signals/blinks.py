@@ -33,6 +33,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import percentile_filter
 from scipy.signal import find_peaks
 
+NOMINAL_FPS = 25.0  # window sizes when the frame rate is unknown
+
 
 @dataclass
 class BlinkParams:
@@ -217,11 +219,14 @@ def detect_blinks(
         raise ValueError(f"{frames.size} frames but {ear_lr.shape[0]} EAR rows")
     if not np.isfinite(fps):
         raise ValueError(f"frame rate {fps} is not a number")
-    fps = max(float(fps), 0.0)  # 0: unknown rate (one-frame video); durations are then 0
+    # fps <= 0 means an unknown rate (e.g. a one-frame video): windows then assume 25 fps and
+    # durations are reported as 0
+    known = float(fps) > 0
+    fps = float(fps) if known else NOMINAL_FPS
     avg = mean_ear(ear_lr)
     threshold = np.full(avg.shape, np.nan)
     events: list[BlinkEvent] = []
-    min_rows = max(1, int(np.ceil(params.min_segment_s * fps))) if fps > 0 else 1
+    min_rows = max(1, int(np.ceil(params.min_segment_s * fps)))
     for a, b in _segments(frames, np.isfinite(avg)):
         seg = avg[a:b]
         eyes = ear_lr[a:b]
@@ -245,7 +250,7 @@ def detect_blinks(
                     start_frame=int(frames[a + s]),
                     apex_frame=int(frames[a + apex]),
                     end_frame=int(frames[a + e]),
-                    duration_s=float((e - s + 1) / fps) if fps > 0 else 0.0,
+                    duration_s=float((e - s + 1) / fps) if known else 0.0,
                     min_ear=float(seg[apex]),
                     closed_left=closed[0],
                     closed_right=closed[1],
