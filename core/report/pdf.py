@@ -18,6 +18,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import matplotlib
+from reportlab import rl_config
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
@@ -42,6 +43,9 @@ from core.report import plots
 from core.report.methods import FACE_PASS, FUSION, method_for
 
 log = logging.getLogger(__name__)
+# Images as binary streams: ASCII85 only makes the file bigger, and without reportlab's optional C
+# accelerator it is encoded in pure Python (seconds per report).
+rl_config.useA85 = 0
 
 MAX_KEY_FRAMES = 6  # per evidence item: the highest-scoring flagged segments
 MAX_SEGMENT_ROWS = 40

@@ -23,9 +23,9 @@ _REGIONS = [(0, 17), (17, 22), (22, 27), (27, 31), (31, 36), (36, 42), (42, 48),
 _CLOSED = {(36, 42), (42, 48), (48, 60), (60, 68)}
 
 
-def _png(fig: Figure) -> bytes:
+def _png(fig: Figure, tight: bool = True) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight" if tight else None)
     return buf.getvalue()
 
 
@@ -166,8 +166,7 @@ def score_series(series: list[Series], segments: list[dict[str, Any]], fp: FaceP
         valid = np.isfinite(s.values)
         if (s.start != s.end).any():
             # windows (they may overlap): a point at each window's centre, its span as a faint bar
-            for a, b, v in zip(s.start[valid], s.end[valid], s.values[valid]):
-                ax.hlines(v, to_t(a), to_t(b + 1), color="#1f77b4", lw=1.0, alpha=0.3)
+            ax.hlines(s.values[valid], [to_t(a) for a in s.start[valid]], [to_t(b + 1) for b in s.end[valid]], color="#1f77b4", lw=1.0, alpha=0.3)
             centres = [(to_t(a) + to_t(b + 1)) / 2 for a, b in zip(s.start[valid], s.end[valid])]
             ax.plot(centres, s.values[valid], "-o", lw=0.9, ms=2.5, color="#1f77b4")
         else:
@@ -183,7 +182,7 @@ def score_series(series: list[Series], segments: list[dict[str, Any]], fp: FaceP
     axes[-1].set_xlim(0, to_t(frame_count))
     axes[-1].set_xlabel("time from first frame (s); shaded: flagged segments of that detector", fontsize=7)
     fig.tight_layout()
-    return _png(fig)
+    return _png(fig, tight=False)  # tight_layout already placed everything
 
 
 def key_frame(reader: VideoReader, frame: int, fp: FacePass | None, track_id: int | None, max_side: int = 640) -> tuple[bytes, str]:
