@@ -1,6 +1,6 @@
 """Blink physiology and landmark motion on every clip in ../shared/media, real and fake side by side.
 
-Usage:  python tests/bench/physiology.py [--media DIR] [--clip SUBSTRING] [--json OUT]
+Usage:  python tests/bench/physiology.py [--media DIR] [--clip SUBSTRING] [--json OUT] [--markdown]
 
 For each clip: run (or reuse from the user cache) the one face pass, the pipeline's blink events,
 then the `blink_physiology` and `landmark_motion` detectors and the fusion of those two. Prints:
@@ -140,6 +140,18 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print()
 
 
+def print_markdown(rows: list[dict[str, Any]]) -> None:
+    cols = [c for c, _ in COLUMNS]
+    print("| " + " | ".join(HEAD.get(c, c) for c in cols) + " |")
+    print("|" + "---|" * len(cols))
+    for label in ("real", "fake"):
+        for r in rows:
+            if r["label"] == label:
+                cells = [fmt(r[c]) for c in cols]
+                cells[0] = Path(r["clip"]).parent.name + "/" + Path(r["clip"]).stem
+                print("| " + " | ".join(cells) + " |")
+
+
 def separation(rows: list[dict[str, Any]]) -> None:
     print("measure      real median   fake median   AUC(fake higher)  n real/fake")
     for key in ("rate", "dur_ms", "compl", "asym", "irr_med", "irr_max", "coupling", "jaw_ratio", "mouth_flk"):
@@ -184,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--media", type=Path, default=MEDIA)
     ap.add_argument("--clip", default=None, help="only clips whose name contains this")
     ap.add_argument("--json", type=Path, default=None, help="write the full per-clip results here")
+    ap.add_argument("--markdown", action="store_true", help="print the per-clip table as Markdown too")
     args = ap.parse_args(argv)
     if not (args.media / "MANIFEST.tsv").is_file():
         print(f"media not found at {args.media}", file=sys.stderr)
@@ -192,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = [run_clip(p) for p in clips(args.media, args.clip)]
     table = [summary(r) for r in rows]
     print_table(table)
+    if args.markdown:
+        print_markdown(table)
+        print()
     separation(table)
     print()
     labelled_blinks(rows, args.media)
