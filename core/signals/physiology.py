@@ -13,7 +13,7 @@ Human norms (quoted with their source wherever a value is compared with them):
   humans. Optom Vis Sci 78(10):712-725: 95% ranges 10.5-32.5/min in conversation and
   8-21/min in primary gaze.
 - Blink duration about 100-400 ms (the range used across the blink literature; e.g. Caffier PP
-  et al. (2003) Eur J Appl Physiol 89:319-325 for EAR-like lid-movement measures).
+  et al. (2003) Eur J Appl Physiol 89:319-325).
 
 What a rate over a short clip can say: blink counts are at best Poisson (in practice clustered,
 so more variable still). Two blinks in 8 s is 15/min with an exact 95% interval of 1.8-54/min:
