@@ -68,6 +68,7 @@ def main() -> int:
             frame = w.review.sorted_segments()[0].start_frame
     w.player.seek(frame or 0)
     pump(10, lambda: w.player.frame_index == (frame or 0))
+    w.add_bookmark("blink apex: both eyes closed")
     pump(1.5)
     shot = QApplication.primaryScreen().grabWindow(0)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -170,3 +170,13 @@ def test_layout_and_recent_cases_are_remembered(qtbot, tmp_path):
     assert [(r["case_id"], r["label"]) for r in w2.recent_cases()] == [(cid, "R-7 recent")]
     assert w2.results_dock.isHidden()
     w2.close()
+
+
+def test_bad_evidence_gives_an_error_dialog_not_a_crash(window, qtbot, tmp_path):
+    window.create_case("E-1")
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    task = window.import_evidence(bad)
+    qtbot.waitUntil(lambda: not task.running, timeout=20000)
+    assert window.last_error and "notes.mp4" in window.last_error
+    assert window.evidence is None and window.isVisible()
