@@ -25,6 +25,7 @@ class VideoStreamInfo:
     start_time_s: float
     duration_s: float | None
     pix_fmt: str | None
+    declared_frame_count: int = 0  # what the container header claims (0: not stated)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class EvidenceInfo:
     audio: AudioStreamInfo | None
     streams: list[dict[str, Any]] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # readable, but the examiner should know
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,7 +129,14 @@ def probe(path: str | os.PathLike[str]) -> EvidenceInfo:
         start_time_s=index.start_time_s,
         duration_s=index.duration_s,
         pix_fmt=pix_fmt,
+        declared_frame_count=index.declared_frames,
     )
+    warnings = []
+    if index.truncated:
+        warnings.append(
+            f"file appears truncated: the container lists {index.declared_frames} video frames, "
+            f"only {index.frame_count} can be decoded; the analysis covers those"
+        )
     return EvidenceInfo(
         path=str(p.resolve()),
         size_bytes=p.stat().st_size,
@@ -137,4 +146,5 @@ def probe(path: str | os.PathLike[str]) -> EvidenceInfo:
         audio=audio_info,
         streams=streams,
         tags=tags,
+        warnings=warnings,
     )

@@ -1,9 +1,21 @@
 """The one face pass: decode every frame once, track every face, keep landmarks and signals.
 
-Detection (dlib HOG, downscaled) runs on a schedule; between detections each face is tracked by
-placing the 68-point predictor's box from the previous frame's landmarks (landmarks are always
-computed at full resolution). The result is stored once as a compressed .npz so detectors and
-the GUI never decode the video again for landmarks.
+Every frame gets landmarks for every tracked face: the 68-point predictor's box is placed from
+the previous frame's landmarks (at full resolution). Detection runs on a schedule:
+
+- every `redetect_every` frames while faces are tracked (every `search_every` while none is):
+  dlib HOG on a downscaled, padded frame finds new faces. A tracked face it does not see is
+  checked by a HOG in the face's neighbourhood (contrast-stretched, lower threshold) and, when
+  that fails too, by dlib's MMOD CNN there. A track that no detector confirms more than
+  `max_missed` times in a row ends, and its frames after the last confirmation are dropped
+  (the pass never claims a face that no detector saw);
+- every `hard_every` frames while no face is tracked and the HOG finds none: the thorough search
+  of `core.face.detect.detect_hard` (MMOD CNN; contrast-equalised HOG + MMOD on large frames)
+  for small, dark, profile or tightly cropped faces.
+
+A new face is also tracked backwards through the frames kept since the last searches; a face
+found again near where a track ended shortly before keeps that track's id. The result is stored
+once as a compressed .npz so detectors and the GUI never decode the video again for landmarks.
 """
 
 from __future__ import annotations
@@ -11,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import zipfile
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +32,7 @@ from typing import Any
 import dlib
 import numpy as np
 
-from core.face.detect import Detection, detect_faces, iou
+from core.face.detect import HOG, MMOD, Detection, detect_faces, detect_hard, detect_local, iou, mmod_near, same_face
 from core.face.models import shape_predictor
 from core.progress import CancelToken, ProgressCallback, Throttle, no_progress
 from core.signals.geometry import ears, mouth_aperture
@@ -27,17 +40,30 @@ from core.video.reader import VideoReader
 
 FORMAT = "verity.facepass/1"
 
+# names under which the pass reports how many frames each search ran on and found a face in
+SEARCH_HOG = f"{HOG} (whole frame)"
+SEARCH_LOCAL = f"{HOG} (near tracked face)"
+SEARCH_LOCAL_CNN = f"{MMOD} (near tracked face)"
+SEARCH_HARD = f"thorough search ({MMOD}; on large frames contrast-equalised {HOG} + {MMOD})"
+
 
 @dataclass
 class FacePassParams:
+    algorithm: int = 2  # bumped when the tracker changes, so stored passes of another version are not reused
     detect_max_side: int = 640  # detection image long side (the frame is downscaled to it)
     detect_pad: float = 0.25  # border before detection, fraction of the short side
     detect_upsample: int = 0  # dlib pyramid upsampling (slow; for small faces)
     redetect_every: int = 10  # frames between detections while faces are tracked
     search_every: int = 3  # frames between detections while no face is tracked
+    local_threshold: float = -0.7  # HOG score that confirms a tracked face in its neighbourhood
+    hard_every: int = 15  # frames between thorough searches while no face is tracked (0: never)
+    hard_whole_frame_px: int = 400 * 400  # frames up to this area go whole (downscaled) to the CNN
+    hard_candidate_threshold: float = -0.7  # HOG score of a candidate on large frames
+    cnn_threshold: float = 0.0  # MMOD CNN confidence that confirms a face
     match_iou: float = 0.3  # a detection continues a track above this overlap
-    max_missed: int = 2  # detections in a row that may miss a tracked face before it ends
+    max_missed: int = 2  # confirmations in a row that may fail before a track ends
     max_scale_jump: float = 0.35  # relative box size change in one frame that means "lost"
+    relink_gap_s: float = 2.0  # a face found again this soon near where a track ended keeps its id
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,12 +72,12 @@ class FacePassParams:
 @dataclass
 class FaceTrack:
     track_id: int
-    frames: np.ndarray  # int32 (M,) frame indices, increasing
+    frames: np.ndarray  # int32 (M,) frame indices, increasing (gaps where the face was lost)
     boxes: np.ndarray  # float32 (M, 4) x0, y0, x1, y1 (detector-style box)
     landmarks: np.ndarray  # float32 (M, 68, 2) full-resolution pixels
     ear: np.ndarray  # float32 (M, 2) EAR of image-left, image-right eye
     mouth: np.ndarray  # float32 (M,) inner-lip aperture / outer eye-corner distance
-    detected: np.ndarray  # bool (M,) box came from the detector on this frame
+    detected: np.ndarray  # bool (M,) a detector confirmed the face on this frame
 
     @property
     def first_frame(self) -> int:
@@ -80,6 +106,7 @@ class FacePass:
     params: dict[str, Any] = field(default_factory=dict)
     evidence_sha256: str = ""
     processing_time: float = 0.0
+    search: dict[str, dict[str, int]] = field(default_factory=dict)  # search -> {"frames", "found"}
 
     def track(self, track_id: int) -> FaceTrack:
         for t in self.tracks:
@@ -93,6 +120,13 @@ class FacePass:
         for t in self.tracks:
             seen[t.frames] = True
         return int(seen.sum())
+
+    def no_face_reason(self) -> str | None:
+        """None when a face was found; else which detectors searched how many frames."""
+        if self.tracks:
+            return None
+        done = [f"{name} searched {s.get('frames', 0)} of {self.frame_count} frames" for name, s in self.search.items() if s.get("frames")]
+        return "no face found: " + ("; ".join(done) if done else "no frame was searched") + "; none found a face"
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)
@@ -112,13 +146,14 @@ class FacePass:
             "params": self.params,
             "evidence_sha256": self.evidence_sha256,
             "processing_time": self.processing_time,
+            "search": self.search,
         }
         tmp = path.with_name(path.name + ".part")
         with open(tmp, "wb") as fh:
             np.savez_compressed(
                 fh,
                 meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-                times_s=self.times_s,
+                times_s=np.asarray(self.times_s, np.float64),
                 track_id=ids,
                 frames=cat("frames", (), np.int32),
                 boxes=cat("boxes", (4,), np.float32),
@@ -132,28 +167,51 @@ class FacePass:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FacePass:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta"]).decode())
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"{path}: not a {FORMAT} file")
-            ids = z["track_id"]
-            tracks = []
-            for tid in np.unique(ids):
-                m = ids == tid
-                tracks.append(
-                    FaceTrack(int(tid), z["frames"][m], z["boxes"][m], z["landmarks"][m], z["ear"][m], z["mouth"][m], z["detected"][m])
+        """Read a stored pass; ValueError when the file is not a complete pass."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(bytes(z["meta"]).decode())
+                if meta.get("format") != FORMAT:
+                    raise ValueError(f"{path}: not a {FORMAT} file")
+                arrays = {k: z[k] for k in ("times_s", "track_id", "frames", "boxes", "landmarks", "ear", "mouth", "detected")}
+        except (OSError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not a readable face pass ({type(exc).__name__}: {exc})") from exc
+        ids = arrays["track_id"]
+        m = ids.size
+        n = int(meta["frame_count"])
+        shapes_ok = (
+            arrays["times_s"].shape == (n,)
+            and arrays["frames"].shape == (m,)
+            and arrays["boxes"].shape == (m, 4)
+            and arrays["landmarks"].shape == (m, 68, 2)
+            and arrays["ear"].shape == (m, 2)
+            and arrays["mouth"].shape == (m,)
+            and arrays["detected"].shape == (m,)
+            and (m == 0 or (arrays["frames"].min() >= 0 and arrays["frames"].max() < n))
+        )
+        if not shapes_ok:
+            raise ValueError(f"{path}: face pass arrays are incomplete or inconsistent")
+        tracks = []
+        for tid in np.unique(ids):
+            sel = ids == tid
+            tracks.append(
+                FaceTrack(
+                    int(tid), arrays["frames"][sel], arrays["boxes"][sel], arrays["landmarks"][sel],
+                    arrays["ear"][sel], arrays["mouth"][sel], arrays["detected"][sel],
                 )
-            return cls(
-                frame_count=meta["frame_count"],
-                fps=meta["fps"],
-                times_s=z["times_s"],
-                width=meta["width"],
-                height=meta["height"],
-                tracks=tracks,
-                params=meta["params"],
-                evidence_sha256=meta["evidence_sha256"],
-                processing_time=meta.get("processing_time", 0.0),
             )
+        return cls(
+            frame_count=n,
+            fps=meta["fps"],
+            times_s=arrays["times_s"],
+            width=meta["width"],
+            height=meta["height"],
+            tracks=tracks,
+            params=meta["params"],
+            evidence_sha256=meta["evidence_sha256"],
+            processing_time=meta.get("processing_time", 0.0),
+            search=meta.get("search", {}),
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,9 +227,11 @@ class _Track:
 
     def __init__(self, track_id: int) -> None:
         self.track_id = track_id
-        self.rows: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}  # frame -> (box, lm, detected)
+        self.rows: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}  # frame -> (box, lm, confirmed)
         self.calib = np.array([0.0, 0.0, 1.0, 1.0])  # centre offset (x, y) and size ratio (w, h)
         self.missed = 0
+        self.last_confirmed = -1  # last frame a detector saw this face
+        self.confirmed_width = 0.0  # box width then: tracking may not drift far from it
         self.last_lm: np.ndarray | None = None
         self.last_box: np.ndarray | None = None
 
@@ -191,100 +251,176 @@ class _Track:
 
 
 def _landmarks(gray: np.ndarray, box: np.ndarray) -> np.ndarray:
-    rect = dlib.rectangle(int(round(box[0])), int(round(box[1])), int(round(box[2])), int(round(box[3])))
-    shape = shape_predictor()(gray, rect)
-    return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+    """68 points fitted in `box`. The predictor gets a crop (box + one box size on each side, so
+    every pixel it samples is inside): handing dlib a whole 1080p frame costs a copy per call."""
+    x0, y0, x1, y1 = (int(round(v)) for v in box[:4])
+    w, h = max(x1 - x0, 1), max(y1 - y0, 1)
+    H, W = gray.shape[:2]
+    cx0, cy0 = min(max(0, x0 - w), W - 1), min(max(0, y0 - h), H - 1)
+    cx1, cy1 = max(min(W, x1 + w), cx0 + 1), max(min(H, y1 + h), cy0 + 1)
+    crop = np.ascontiguousarray(gray[cy0:cy1, cx0:cx1])
+    shape = shape_predictor()(crop, dlib.rectangle(x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0))
+    pts = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+    pts += np.array([cx0, cy0], np.float32)
+    return pts
 
 
 class FaceTracker:
     """Feed frames in order with `step(i, gray)`; `tracks()` returns the finished tracks."""
 
-    def __init__(self, params: FacePassParams, width: int, height: int) -> None:
+    def __init__(self, params: FacePassParams, width: int, height: int, fps: float = 25.0) -> None:
         self.p = params
         self.width, self.height = width, height
         self.live: list[_Track] = []
         self.done: list[_Track] = []
         self.next_id = 0
-        self.last_detect = -(10**9)
+        self.last_detect = -(10**9)  # last frame of a whole-frame HOG search
+        self.last_hard = -(10**9)  # last frame of a thorough search
         self.force_detect = True
-        self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=max(params.search_every, 1))
+        self.relink_gap = max(1, round(params.relink_gap_s * (fps or 25.0)))
+        keep = max(params.search_every, params.redetect_every, params.hard_every, 1)
+        self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=keep)  # frames for backward tracking
+        self.search: dict[str, dict[str, int]] = {}
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    def _count(self, name: str, found: bool) -> None:
+        s = self.search.setdefault(name, {"frames": 0, "found": 0})
+        s["frames"] += 1
+        s["found"] += int(found)
 
     def _plausible(self, tr: _Track, box: np.ndarray, lm: np.ndarray) -> bool:
         w, h = box[2] - box[0], box[3] - box[1]
-        if w < 8 or h < 8:
+        if not (np.isfinite(lm).all() and w >= 8 and h >= 8):
             return False
         inside = (lm[:, 0] >= -0.1 * w) & (lm[:, 0] <= self.width + 0.1 * w) & (lm[:, 1] >= -0.1 * h) & (lm[:, 1] <= self.height + 0.1 * h)
         if inside.mean() < 0.8:
+            return False
+        # a face, not a collapsed shape: the eyes are apart and above the mouth
+        eye_l, eye_r, mouth = lm[36:42].mean(0), lm[42:48].mean(0), lm[48:68].mean(0)
+        if np.linalg.norm(eye_r - eye_l) < 0.15 * w or mouth[1] <= min(eye_l[1], eye_r[1]):
             return False
         if tr.last_box is not None:
             pw = tr.last_box[2] - tr.last_box[0]
             if abs(w - pw) / max(pw, 1.0) > self.p.max_scale_jump:
                 return False
+            # slow drift: landmarks fitted in a too large box spread and grow the box further
+            if tr.confirmed_width and not 0.6 <= w / tr.confirmed_width <= 1.6:
+                return False
         return True
 
-    def _record(self, tr: _Track, i: int, box: np.ndarray, lm: np.ndarray, detected: bool) -> None:
-        tr.rows[i] = (box.astype(np.float32), lm, detected)
+    def _record(self, tr: _Track, i: int, box: np.ndarray, lm: np.ndarray, confirmed: bool) -> None:
+        tr.rows[i] = (box.astype(np.float32), lm, confirmed)
         tr.last_box, tr.last_lm = box, lm
+        if confirmed:
+            tr.last_confirmed = i
+            tr.confirmed_width = float(box[2] - box[0])
+            tr.missed = 0
 
-    def _end(self, tr: _Track) -> None:
+    def _end(self, tr: _Track, unconfirmed_tail: bool = False) -> None:
+        """Finish a track; with `unconfirmed_tail`, drop its frames after the last confirmation."""
         self.live.remove(tr)
+        if unconfirmed_tail:
+            for f in [f for f in tr.rows if f > tr.last_confirmed]:
+                del tr.rows[f]
         if tr.rows:
             self.done.append(tr)
 
-    def _backfill(self, tr: _Track, i: int) -> None:
-        """A face found at frame i was probably there in the frames since the last search."""
-        lm = tr.last_lm
-        for j, gray in reversed(self.recent):
-            if j >= i or j <= self.last_detect_before or any(j in t.rows and iou(t.rows[j][0], tr.last_box) > 0.3 for t in self.live if t is not tr):
+    # -- placing and extending tracks -------------------------------------------------------------
+    def _place_detection(self, tr: _Track, i: int, gray: np.ndarray, d: Detection) -> bool:
+        """Fit landmarks in a detector's box; False when the fit is not a plausible face."""
+        box = np.asarray(d.box, np.float64)
+        lm = _landmarks(gray, box)
+        keep_last = tr.last_box
+        tr.last_box = None  # a detection may change the size freely
+        if not self._plausible(tr, box, lm):
+            tr.last_box = keep_last
+            return False
+        tr.calibrate(box, lm)
+        self._record(tr, i, box, lm, True)
+        return True
+
+    def _new_track(self, i: int, gray: np.ndarray, d: Detection) -> None:
+        tr = self._revivable(i, d)
+        revived = tr is not None
+        if tr is None:
+            tr = _Track(self.next_id)
+        if not self._place_detection(tr, i, gray, d):
+            return
+        if revived:
+            self.done.remove(tr)
+        else:
+            self.next_id += 1
+        self.live.append(tr)
+        self._backfill(tr, i)
+
+    def _revivable(self, i: int, d: Detection) -> _Track | None:
+        """A track that ended shortly before, near this detection: the same face found again."""
+        best, best_ov = None, 0.0
+        for tr in self.done:
+            last = max(tr.rows)
+            if i - last > self.relink_gap or last >= i:
                 continue
+            ov = iou(tr.rows[last][0], d.box)
+            if same_face(tr.rows[last][0], d.box, self.p.match_iou, max_ratio=3.0) and ov >= best_ov:
+                best, best_ov = tr, ov
+        return best
+
+    def _backfill(self, tr: _Track, i: int) -> None:
+        """Track a newly found face backwards through the kept frames before i (the face was
+        probably there since the previous searches missed it)."""
+        lm = tr.last_lm
+        box_i, lm_i, prev_box = tr.last_box, tr.last_lm, tr.rows[i][0].astype(np.float64)
+        tr.last_box = prev_box
+        for j, gray in reversed(self.recent):
+            if j >= i:
+                continue
+            if j in tr.rows:
+                break  # reached the track's earlier part (a revived track)
+            if any(j in t.rows and iou(t.rows[j][0], tr.last_box) > 0.3 for t in self.live + self.done if t is not tr):
+                break
             assert lm is not None
             box = tr.box_from(lm)
             lm = _landmarks(gray, box)
             if not self._plausible(tr, box, lm):
                 break
             tr.rows[j] = (box.astype(np.float32), lm, False)
+            tr.last_box = box
+        tr.last_box, tr.last_lm = box_i, lm_i
 
+    def _best_match(self, dets: list[Detection], box: np.ndarray) -> Detection | None:
+        """The detection on the tracked face: same place, similar size (a low-threshold search
+        also fires on head-and-shoulders windows), best overlap."""
+        w = box[2] - box[0]
+        ok = [d for d in dets if same_face(d.box, box, self.p.match_iou) and 0.7 <= (d.box[2] - d.box[0]) / max(w, 1.0) <= 1.4]
+        return max(ok, key=lambda d: iou(d.box, box), default=None)
+
+    def _confirm(self, tr: _Track, i: int, gray: np.ndarray) -> bool:
+        """Is the tracked face still a face? HOG near it, then the MMOD CNN near it."""
+        box = tr.rows[i][0].astype(np.float64)
+        dets = detect_local(gray, box, self.p.local_threshold)
+        hit = self._best_match(dets, box)
+        self._count(SEARCH_LOCAL, hit is not None)
+        if hit is None and tr.missed + 1 > self.p.max_missed:
+            # last chance before the track ends: the CNN sees profiles and dark faces
+            dets = mmod_near(gray, box, self.p.cnn_threshold)
+            hit = self._best_match(dets, box)
+            self._count(SEARCH_LOCAL_CNN, hit is not None)
+            if hit is not None:  # keep the tracked landmarks: the CNN box only vouches for them
+                _, lm, _ = tr.rows[i]
+                self._record(tr, i, box, lm, True)
+                return True
+        if hit is None:
+            return False
+        if not self._place_detection(tr, i, gray, hit):
+            _, lm, _ = tr.rows[i]
+            self._record(tr, i, box, lm, True)
+        return True
+
+    # -- one frame ------------------------------------------------------------------------------
     def step(self, i: int, gray: np.ndarray) -> None:
-        interval = self.p.redetect_every if self.live else self.p.search_every
-        detect = self.force_detect or i - self.last_detect >= interval
-        matched: set[int] = set()
-        if detect:
-            self.last_detect_before = self.last_detect
-            self.last_detect = i
-            self.force_detect = False
-            dets = detect_faces(gray, self.p.detect_max_side, self.p.detect_pad, self.p.detect_upsample)
-            pairs = sorted(
-                ((iou(tr.last_box, d.box), ti, di) for ti, tr in enumerate(self.live) for di, d in enumerate(dets) if tr.last_box is not None),
-                reverse=True,
-            )
-            used_t: set[int] = set()
-            used_d: set[int] = set()
-            for ov, ti, di in pairs:
-                if ov < self.p.match_iou or ti in used_t or di in used_d:
-                    continue
-                used_t.add(ti)
-                used_d.add(di)
-                tr = self.live[ti]
-                self._place_detection(tr, i, gray, dets[di])
-                matched.add(id(tr))
-            for ti, tr in enumerate(list(self.live)):
-                if ti not in used_t:
-                    tr.missed += 1
-            for di, d in enumerate(dets):
-                if di in used_d:
-                    continue
-                tr = _Track(self.next_id)
-                self.next_id += 1
-                self.live.append(tr)
-                self._place_detection(tr, i, gray, d)
-                matched.add(id(tr))
-                self._backfill(tr, i)
+        # 1. every tracked face: landmarks placed from the previous frame's
         for tr in list(self.live):
-            if id(tr) in matched:
-                continue
-            if tr.missed > self.p.max_missed or tr.last_lm is None:
-                self._end(tr)
-                continue
+            assert tr.last_lm is not None
             box = tr.box_from(tr.last_lm)
             lm = _landmarks(gray, box)
             if not self._plausible(tr, box, lm):
@@ -292,18 +428,62 @@ class FaceTracker:
                 self.force_detect = True
                 continue
             self._record(tr, i, box, lm, False)
+
+        # 2. whole-frame detection on schedule: new faces, and confirmation of tracked ones
+        interval = self.p.redetect_every if self.live else self.p.search_every
+        found_any = False
+        if self.force_detect or i - self.last_detect >= interval:
+            self.last_detect = i
+            self.force_detect = False
+            dets = detect_faces(gray, self.p.detect_max_side, self.p.detect_pad, self.p.detect_upsample)
+            self._count(SEARCH_HOG, bool(dets))
+            found_any = bool(dets)
+            pairs = sorted(
+                (
+                    (iou(tr.rows[i][0], d.box), ti, di)
+                    for ti, tr in enumerate(self.live)
+                    for di, d in enumerate(dets)
+                    if same_face(tr.rows[i][0], d.box, self.p.match_iou)
+                ),
+                reverse=True,
+            )
+            used_t: set[int] = set()
+            used_d: set[int] = set()
+            for _, ti, di in pairs:
+                if ti in used_t or di in used_d:
+                    continue
+                used_t.add(ti)
+                used_d.add(di)
+                tr = self.live[ti]
+                if not self._place_detection(tr, i, gray, dets[di]):
+                    _, lm, _ = tr.rows[i]
+                    self._record(tr, i, tr.rows[i][0].astype(np.float64), lm, True)
+            for ti, tr in enumerate(list(self.live)):
+                if ti in used_t:
+                    continue
+                if not self._confirm(tr, i, gray):
+                    tr.missed += 1
+                    if tr.missed > self.p.max_missed:
+                        self._end(tr, unconfirmed_tail=True)
+                        self.last_hard = -(10**9)  # look thoroughly at once: the face may still be there
+            for di, d in enumerate(dets):
+                if di not in used_d and not self._covered(i, d):
+                    self._new_track(i, gray, d)
+
+        # 3. nothing tracked and the HOG sees nothing: the thorough search, sparsely
+        if not self.live and not found_any and self.p.hard_every > 0 and i - self.last_hard >= self.p.hard_every:
+            self.last_hard = i
+            dets = detect_hard(gray, self.p.hard_whole_frame_px, self.p.hard_candidate_threshold, self.p.cnn_threshold)
+            self._count(SEARCH_HARD, bool(dets))
+            for d in dets:
+                if not self._covered(i, d):
+                    self._new_track(i, gray, d)
+
         self._drop_duplicates(i)
         self.recent.append((i, np.array(gray, copy=True)))
 
-    last_detect_before = -(10**9)
-
-    def _place_detection(self, tr: _Track, i: int, gray: np.ndarray, d: Detection) -> None:
-        box = np.asarray(d.box, np.float64)
-        lm = _landmarks(gray, box)
-        tr.calibrate(box, lm)
-        tr.missed = 0
-        tr.last_box = None  # a detection may change the size freely
-        self._record(tr, i, box, lm, True)
+    def _covered(self, i: int, d: Detection) -> bool:
+        return any(same_face(t.rows[i][0], d.box, self.p.match_iou) for t in self.live if i in t.rows)
 
     def _drop_duplicates(self, i: int) -> None:
         """Two tracks that converged on one face: keep the older id."""
@@ -311,7 +491,7 @@ class FaceTracker:
             for b in list(self.live):
                 if a is b or a not in self.live or b not in self.live or a.track_id > b.track_id:
                     continue
-                if i in a.rows and i in b.rows and iou(a.rows[i][0], b.rows[i][0]) > 0.6:
+                if i in a.rows and i in b.rows and same_face(a.rows[i][0], b.rows[i][0], 0.5):
                     del b.rows[i]
                     self._end(b)
 
@@ -341,7 +521,7 @@ def run_face_pass(
     """Decode every frame once (luma only) and track every face."""
     params = params or FacePassParams()
     t0 = time.perf_counter()
-    tracker = FaceTracker(params, reader.width, reader.height)
+    tracker = FaceTracker(params, reader.width, reader.height, reader.fps)
     n = reader.frame_count
     tick = Throttle(progress, 0.2)
     for i, gray in reader.iter_frames(fmt="gray"):
@@ -359,4 +539,5 @@ def run_face_pass(
         tracks=tracker.tracks(),
         params=params.to_dict(),
         processing_time=time.perf_counter() - t0,
+        search=tracker.search,
     )

@@ -37,3 +37,15 @@ def frontal_detector():  # -> dlib.fhog_object_detector
     import dlib
 
     return dlib.get_frontal_face_detector()
+
+
+MMOD_FACE = "mmod_human_face_detector.dat"
+
+
+@lru_cache(maxsize=1)
+def cnn_detector():  # -> dlib.cnn_face_detection_model_v1
+    """dlib's MMOD CNN face detector (slower than HOG; finds profile, dark and tightly cropped
+    faces the HOG misses). Same model package as the landmark model."""
+    import dlib
+
+    return dlib.cnn_face_detection_model_v1(str(model_path(MMOD_FACE)))

@@ -7,8 +7,10 @@ Built from demuxed packets (no decoding, fast). When packets lack timestamps or 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -23,6 +25,12 @@ class FrameIndex:
     pts: np.ndarray  # int64 (N,), strictly increasing
     keyframe: np.ndarray  # bool (N,)
     decoded: bool  # True when the index came from a full decode
+    declared_frames: int = 0  # frame count the container header claims (0: not stated)
+
+    @property
+    def truncated(self) -> bool:
+        """The header promises more frames than the file holds (a cut-off copy)."""
+        return self.declared_frames > self.frame_count
 
     @property
     def frame_count(self) -> int:
@@ -86,10 +94,11 @@ def _from_packets(container: av.container.InputContainer, stream: av.video.strea
         return None
     k = np.asarray(keys, dtype=bool)[order]
     k[0] = True  # decoding always starts somewhere: treat the first frame as a seek point
-    return FrameIndex(stream.index, stream.time_base, p, k, decoded=False)
+    return FrameIndex(stream.index, stream.time_base, p, k, decoded=False, declared_frames=int(stream.frames or 0))
 
 
 def _from_decoding(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> FrameIndex:
+    stream.thread_type = "AUTO"  # as the reader decodes: the same frames come out before an error
     pts: list[int] = []
     keys: list[bool] = []
     last = -1
@@ -107,7 +116,7 @@ def _from_decoding(container: av.container.InputContainer, stream: av.video.stre
     k = np.asarray(keys, dtype=bool)
     if k.size:
         k[0] = True
-    return FrameIndex(stream.index, tb, np.asarray(pts, dtype=np.int64), k, decoded=True)
+    return FrameIndex(stream.index, tb, np.asarray(pts, dtype=np.int64), k, decoded=True, declared_frames=int(stream.frames or 0))
 
 
 def _decoder_agrees(container: av.container.InputContainer, stream: av.video.stream.VideoStream, index: FrameIndex) -> bool:
@@ -126,6 +135,28 @@ def _decoder_agrees(container: av.container.InputContainer, stream: av.video.str
 
 
 def build_index(path: str | os.PathLike[str]) -> FrameIndex:
+    """The index of the file's first video stream (cached per path, size and modification time:
+    probe and reader share one build)."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
+    index = _build_index(p)
+    with _CACHE_LOCK:
+        _CACHE[key] = index
+        while len(_CACHE) > 16:
+            _CACHE.pop(next(iter(_CACHE)))
+    return index
+
+
+_CACHE: dict[tuple[str, int, int], FrameIndex] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _build_index(path: Path) -> FrameIndex:
     from core.evidence.probe import open_container
 
     # Each step opens the file afresh: seeking back to 0 is not reliable in every container
@@ -137,6 +168,10 @@ def build_index(path: str | os.PathLike[str]) -> FrameIndex:
             index = _from_packets(container, container.streams.video[0])
         except av.FFmpegError:
             index = None  # truncated or corrupt packets: decode what can be decoded
+    if index is not None and index.truncated:
+        # The header lists frames whose data is missing and the last packet may be cut short:
+        # only a decode tells which frames really exist.
+        index = None
     if index is not None:
         with open_container(path) as container:
             if _decoder_agrees(container, container.streams.video[0], index):
