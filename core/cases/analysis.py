@@ -82,7 +82,7 @@ def analyze_evidence(
 
     try:
         analysis = analyze(ev["path"], options, progress, cancel, on_result=store_result, expected_sha256=ev["sha256"])
-    except CancelledError:
+    except (CancelledError, KeyboardInterrupt):
         store.finish_run(run_id, "cancelled", error="cancelled by the examiner", actor=actor)
         raise
     except EvidenceError as exc:

@@ -249,6 +249,7 @@ class CaseStore:
             if existing["sha256"] != sha:
                 self._hash_mismatch(existing, sha, "import", actor)
             return existing
+        same = self._one("SELECT id FROM evidence WHERE case_id = ? AND sha256 = ? ORDER BY id LIMIT 1", (case_id, sha))
         with self._write() as db:
             eid = int(
                 db["evidence"].insert(
@@ -261,7 +262,8 @@ class CaseStore:
             self._append_audit(
                 case_id, "evidence imported", "evidence", eid,
                 {"path": resolved, "name": p.name, "sha256": sha, "size_bytes": info.size_bytes, "format": info.format,
-                 "frame_count": info.video.frame_count, "fps": round(info.video.fps, 4)},
+                 "frame_count": info.video.frame_count, "fps": round(info.video.fps, 4),
+                 **({"same_content_as_evidence": same["id"]} if same else {})},
                 actor,
             )
         return self.get_evidence(eid)

@@ -186,47 +186,56 @@ def score_series(series: list[Series], segments: list[dict[str, Any]], fp: FaceP
 
 
 def key_frame(reader: VideoReader, frame: int, fp: FacePass | None, track_id: int | None, max_side: int = 640) -> tuple[bytes, str]:
-    """The evidence frame (read frame-exact) with the face's 68 landmarks drawn, cropped around the face(s)."""
+    """The evidence frame (read frame-exact) with the face's 68 landmarks drawn, cropped around a small face.
+
+    The picture is cropped and scaled first and the landmarks drawn afterwards, in the scaled
+    coordinates, so they stay thin lines and dots over the face whatever the frame size.
+    """
     import cv2
 
     rgb = np.ascontiguousarray(reader.frame(frame))
     img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     h, w = img.shape[:2]
-    thick = max(1, round(max(h, w) / 500))
-    boxes = []
     caption = f"frame {frame}"
+    faces: list[tuple[int, np.ndarray, np.ndarray]] = []  # (track id, box, landmarks) in frame pixels
     if fp is not None:
         for t in fp.tracks:
             if track_id is not None and t.track_id != track_id:
                 continue
             row = t.row_of(frame)
-            if row is None:
-                continue
-            lm = t.landmarks[row]
-            boxes.append(t.boxes[row])
-            for a, b in _REGIONS:
-                pts = np.round(lm[a:b]).astype(np.int32).reshape(-1, 1, 2)
-                cv2.polylines(img, [pts], (a, b) in _CLOSED, (0, 255, 255), thick, cv2.LINE_AA)
-            for x, y in lm:
-                cv2.circle(img, (int(round(x)), int(round(y))), thick + 1, (0, 0, 255), -1, cv2.LINE_AA)
-            x0, y0 = int(t.boxes[row][0]), int(t.boxes[row][1])
-            cv2.putText(img, f"face {t.track_id}", (max(x0, 2), max(y0 - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick + 0.1, (0, 255, 255), thick)
-        if not boxes:
+            if row is not None:
+                faces.append((t.track_id, np.asarray(t.boxes[row], float), np.asarray(t.landmarks[row], float)))
+        if not faces:
             caption += " (no tracked face on this frame)"
-    if boxes:
-        b = np.array(boxes)
+    ox, oy = 0, 0
+    if faces:
+        b = np.array([f[1] for f in faces])
         x0, y0, x1, y1 = b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()
         side = max(x1 - x0, y1 - y0) * 1.8
         if side < 0.7 * max(h, w):  # small face in a large frame: crop around it
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
             half = max(side / 2, 80)
-            a, c = int(max(cx - half, 0)), int(min(cx + half, w))
-            bb, d = int(max(cy - half, 0)), int(min(cy + half, h))
-            img = img[bb:d, a:c]
-            caption += f", crop x {a}-{c}, y {bb}-{d} of {w}x{h}"
+            ox, c = int(max(cx - half, 0)), int(min(cx + half, w))
+            oy, d = int(max(cy - half, 0)), int(min(cy + half, h))
+            img = img[oy:d, ox:c]
+            caption += f", crop x {ox}-{c}, y {oy}-{d} of {w}x{h}"
     scale = max_side / max(img.shape[:2])
-    if scale < 1:
-        img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    if abs(scale - 1) > 1e-3:
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=interp)
+        if scale > 1:
+            caption += f", enlarged {scale:.1f}x"
+    img = np.ascontiguousarray(img)
+    radius = max(1, round(max(img.shape[:2]) / 220))
+    for tid, box, lm in faces:
+        pts = (lm - [ox, oy]) * scale
+        for a, b in _REGIONS:
+            poly = np.round(pts[a:b]).astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(img, [poly], (a, b) in _CLOSED, (0, 255, 255), 1, cv2.LINE_AA)
+        for x, y in pts:
+            cv2.circle(img, (int(round(x)), int(round(y))), radius, (0, 0, 255), -1, cv2.LINE_AA)
+        bx, by = (box[0] - ox) * scale, (box[1] - oy) * scale
+        cv2.putText(img, f"face {tid}", (int(max(bx, 2)), int(max(by - 5, 12))), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 255, 255), 1, cv2.LINE_AA)
     img = cv2.copyMakeBorder(img, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(128, 128, 128))  # a white frame stays visible
     ok, png = cv2.imencode(".png", img)
     if not ok:
