@@ -38,11 +38,13 @@ class FrameLoader(QThread):
             self._pending = (int(i), time.perf_counter())
             self._cv.notify()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """End the thread; with wait=False it finishes on its own (e.g. while indexing a long file)."""
         with self._cv:
             self._stop = True
             self._cv.notify()
-        self.wait()
+        if wait:
+            self.wait()
 
     # -- the thread -------------------------------------------------------------------------
     def _newer_waiting(self) -> bool:
@@ -52,7 +54,11 @@ class FrameLoader(QThread):
         try:
             self.server = FrameServer(self.path, self.budget)
         except Exception as exc:  # noqa: BLE001 - shown to the examiner, never a crash
-            self.failed.emit(str(exc))
+            if not self._stop:
+                self.failed.emit(str(exc))
+            return
+        if self._stop:
+            self.server.close()
             return
         self.opened.emit(self.server.reader.index)
         server = self.server

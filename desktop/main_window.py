@@ -118,6 +118,8 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         self.open_store(db_path)
         self._update_actions()
+        self.models_ready = False
+        QTimer.singleShot(0, self.warm_up)
 
     # -- construction -----------------------------------------------------------------------
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -480,6 +482,27 @@ class MainWindow(QMainWindow):
         if self.store is not None:
             self.case_tree.populate(self.store)
 
+    def warm_up(self) -> Task | None:
+        """Import the detectors (torch) and load dlib's models in a worker, once, right after start.
+
+        Both hold Python's lock for a second or two; done here, that pause does not land in the
+        middle of the examiner's first analysis or on the GUI thread (importing on first use would).
+        """
+
+        def job(progress: Any, cancel: Any, on_result: Any) -> bool:
+            from core import detectors
+            from core.face import models
+
+            detectors.available()
+            models.shape_predictor()
+            models.frontal_detector()
+            return True
+
+        def done(_ok: object) -> None:
+            self.models_ready = True
+
+        return self.start_task("Loading models", job, done, quiet=True)
+
     # -- tasks ------------------------------------------------------------------------------
     def start_task(self, title: str, fn: Any, on_done: Any = None, quiet: bool = False) -> Task | None:
         task = Task(title, fn, self)
@@ -665,7 +688,7 @@ class MainWindow(QMainWindow):
         for t in list(self.tasks):
             t.wait(10000)
         self.save_settings()
-        self.player.close_clip()
+        self.player.shutdown()
         if self.store is not None:
             self.store.close()
             self.store = None

@@ -123,6 +123,7 @@ class Player(QWidget, OverlayHost):
         self.frame_index = 0
         self.track_filter: int | None = None
         self.loader: FrameLoader | None = None
+        self._retired: list[FrameLoader] = []  # stopped loaders still finishing
         self.index: FrameIndex | None = None
         self.path: Path | None = None
         self.requested = -1
@@ -258,12 +259,28 @@ class Player(QWidget, OverlayHost):
     def close_clip(self) -> None:
         self.pause()
         if self.loader is not None:
-            self.loader.frameReady.disconnect(self._on_frame)
-            self.loader.stop()
-            self.loader.deleteLater()
+            old = self.loader
             self.loader = None
+            for sig, slot in ((old.frameReady, self._on_frame), (old.opened, self._on_opened), (old.failed, self.failed)):
+                sig.disconnect(slot)
+            # Do not wait here (a long file may still be indexing): it ends on its own.
+            old.stop(wait=False)
+            self._retired.append(old)
+            old.finished.connect(lambda old=old: self._retire(old))
         self.index = None
         self.requested = -1
+
+    def _retire(self, loader: FrameLoader) -> None:
+        if loader in self._retired:
+            self._retired.remove(loader)
+            loader.deleteLater()
+
+    def shutdown(self) -> None:
+        """Stop every loader thread and wait for them (application exit)."""
+        self.close_clip()
+        for old in list(self._retired):
+            old.wait()
+            self._retire(old)
 
     def image_rect(self) -> QRectF:
         return self.frame_item.boundingRect()
@@ -464,5 +481,5 @@ class Player(QWidget, OverlayHost):
         self.statusText.emit(self.status_line())
 
     def closeEvent(self, event: object) -> None:  # noqa: N802 - Qt API
-        self.close_clip()
+        self.shutdown()
         super().closeEvent(event)  # type: ignore[arg-type]

@@ -63,12 +63,13 @@ class Series:
     y: np.ndarray
     track_id: int | None = None
     track_ids: np.ndarray | None = None  # per value, when one curve mixes tracks
+    scored: bool = True  # the values came under a score-like key ("score", "probability", ...)
 
     @property
     def is_score(self) -> bool:
-        """Values in 0..1: a probability of manipulation; other measures are shown scaled."""
+        """A score (named so, values in 0..1); other measures are shown scaled and hidden by default."""
         ok = self.y[np.isfinite(self.y)]
-        return bool(ok.size == 0 or (ok.min() >= 0.0 and ok.max() <= 1.0))
+        return self.scored and bool(ok.size == 0 or (ok.min() >= 0.0 and ok.max() <= 1.0))
 
     def for_track(self, track_id: int | None) -> Series | None:
         """This series restricted to one face track (None: unchanged)."""
@@ -80,7 +81,7 @@ class Series:
             m = self.track_ids == track_id
             if not m.any():
                 return None
-            return Series(self.detector, self.name, self.kind, self.x0[m], self.x1[m], self.y[m], track_id, None)
+            return Series(self.detector, self.name, self.kind, self.x0[m], self.x1[m], self.y[m], track_id, None, self.scored)
         return self
 
     def value_at(self, frame: int) -> float | None:
@@ -101,6 +102,11 @@ _START = ("start_frame", "start", "frame_start", "starts", "start_frames")
 _END = ("end_frame", "end", "frame_end", "ends", "end_frames")
 _FRAME = ("frames", "frame", "frame_index", "x")
 _VALUE = ("score", "scores", "value", "values", "y", "probability", "prob", "p_fake")
+_SCORE = {"score", "scores", "probability", "prob", "p_fake"}
+
+
+def _value_key(d: dict[str, Any]) -> str | None:
+    return next((k for k in _VALUE if k in d and d[k] is not None), None)
 
 
 def _first(d: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -129,17 +135,18 @@ def parse_curve(detector: str, name: str, value: Any, frame_count: int) -> list[
         track_id = tid if isinstance(tid, int) else None
         starts, ends, frames, ys = _first(value, _START), _first(value, _END), _first(value, _FRAME), _first(value, _VALUE)
         numeric = isinstance(ys, list) and bool(ys) and all(v is None or isinstance(v, (int, float)) for v in ys)
+        scored = _value_key(value) in _SCORE
         tids = np.asarray(tid) if isinstance(tid, list) and isinstance(ys, list) and len(tid) == len(ys) else None
         if numeric and isinstance(starts, list) and len(starts) == len(ys):
             ends = ends if isinstance(ends, list) and len(ends) == len(ys) else starts
-            return [Series(detector, name, "bars", _array(starts), _array(ends), _array(ys), track_id, tids)]
+            return [Series(detector, name, "bars", _array(starts), _array(ends), _array(ys), track_id, tids, scored)]
         if numeric and isinstance(frames, list) and len(frames) == len(ys) and all(isinstance(f, (int, float)) for f in frames):
             order = np.argsort(_array(frames), kind="stable")
             x = _array(frames)[order]
-            return [Series(detector, name, "line", x, x, _array(ys)[order], track_id, None if tids is None else tids[order])]
+            return [Series(detector, name, "line", x, x, _array(ys)[order], track_id, None if tids is None else tids[order], scored)]
         if numeric and len(ys) == frame_count and frames is None and starts is None:
             x = np.arange(frame_count, dtype=np.float64)
-            return [Series(detector, name, "line", x, x, _array(ys), track_id)]
+            return [Series(detector, name, "line", x, x, _array(ys), track_id, None, scored)]
         if numeric:
             return []  # values without a frame axis: left to the JSON report
         out: list[Series] = []
@@ -154,11 +161,12 @@ def parse_curve(detector: str, name: str, value: Any, frame_count: int) -> list[
             y = [_first(v, _VALUE) for v in value]
             if all(x is not None for x in s) and all(not isinstance(v, (list, dict)) for v in y):
                 e = [b if b is not None else a for a, b in zip(s, e)]
-                return [Series(detector, name, "bars", _array(s), _array(e), _array(y))]
+                scored = all(_value_key(v) in _SCORE for v in value)
+                return [Series(detector, name, "bars", _array(s), _array(e), _array(y), scored=scored)]
             return []
         if all(v is None or isinstance(v, (int, float)) for v in value) and len(value) == frame_count:
             x = np.arange(frame_count, dtype=np.float64)
-            return [Series(detector, name, "line", x, x, _array(value))]
+            return [Series(detector, name, "line", x, x, _array(value), scored="score" in name.lower() or "prob" in name.lower())]
     return []
 
 

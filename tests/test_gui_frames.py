@@ -76,6 +76,8 @@ def test_curves_are_read_generically():
     assert rows[0].kind == "bars"
     assert parse_curve("d", "x", {"values": [1, 2]}, n) == []  # no frame axis: left out
     assert not parse_curve("d", "db", {"frames": [0, 1], "values": [-30.0, -12.0]}, n)[0].is_score
+    assert not line[0].is_score  # "values" in 0..1 are a measure, not a probability
+    assert bars[0].is_score and mixed[0].for_track(1).is_score
 
 
 def test_review_segments_navigation():

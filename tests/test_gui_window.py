@@ -70,14 +70,28 @@ def test_analysis_lands_in_timeline_and_store(window, qtbot, media):
     from core.pipeline import AnalysisOptions
 
     cid = _open_evidence(window, qtbot, media / CLIP)
+    qtbot.waitUntil(lambda: window.models_ready, timeout=60000)
     names = [n for n in ("blink_physiology", "landmark_motion") if n in detectors.available()]
     partial: list[str] = []
+    # the GUI thread keeps running its event loop while the worker analyses
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    ticks: list[int] = []
+    clock = QElapsedTimer()
+    clock.start()
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(clock.elapsed()))
+    timer.start(20)
     task = window.run_analysis(AnalysisOptions(detectors=names))
     task.partial.connect(lambda name, d: partial.append(name))
     progress: list[float] = []
     task.progress.connect(lambda stage, f, msg, overall, eta: progress.append(overall))
     qtbot.waitUntil(lambda: window.review is not None and bool(window.review.tracks), timeout=120000)
+    timer.stop()
     assert partial == names  # each detector arrived as it finished
+    gaps = np.diff(ticks)
+    assert len(ticks) > 20 and gaps.max() < 1500, f"GUI thread stalled {gaps.max()} ms"
+    print(f"GUI event loop during analysis: {len(ticks)} ticks, longest gap {gaps.max()} ms")
     assert progress and max(progress) > 0.9
     run = window.store.runs_for(case_id=cid)[-1]
     assert run["status"] == "done"

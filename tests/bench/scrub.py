@@ -143,7 +143,7 @@ def main() -> int:
     print(f"drag      {len(range(0, n, 2))} requests in {1000 * (time.perf_counter() - t0):.0f} ms, {shown} frames painted: {stats(drag)}")
     print(f"exactness: {checked} painted frames compared with VideoReader.frame(i): all equal")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    player.close_clip()
+    player.shutdown()
     return 0
 
 
