@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -106,6 +107,9 @@ def test_cli_new_list_show_verify(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "A. Examiner" in out and "case created" in out
     assert cli(["--db", str(db), "case", "verify", "1"]) == 0
     assert "intact: 1 rows" in capsys.readouterr().out
+    assert cli(["--db", str(db), "case", "show", "1", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["case"]["number"] == "2026-0042" and shown["audit"][0]["details"]["examiner"] == "A. Examiner"
     assert cli(["--db", str(db), "case", "show", "7"]) == 2
     assert "no case with id 7" in capsys.readouterr().err
 

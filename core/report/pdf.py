@@ -384,7 +384,7 @@ class _Builder:
             for name, res in run["results"].items():
                 rows.append([name, res["status"], res["prediction"] or "-", _fmt(res["confidence"]), res.get("assessment") or "-",
                              f"{res['frames_analyzed']} / {res['frame_count']}", res["note"] or ""])
-            self.add(_table(rows, [28 * mm, 20 * mm, 19 * mm, 12 * mm, 20 * mm, 17 * mm, self.width - 116 * mm], st))
+            self.add(_table(rows, [28 * mm, 20 * mm, 19 * mm, 12 * mm, 20 * mm, 17 * mm, self.width - 116 * mm], st), Spacer(1, 2 * mm))
             for name, res in run["results"].items():
                 metrics = {k: v for k, v in (res["metrics"] or {}).items() if isinstance(v, (int, float, str, bool)) or v is None}
                 if metrics:
