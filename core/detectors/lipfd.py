@@ -281,7 +281,7 @@ def load_model(source: str | Path, expected_sha256: str | None = None, device: s
     (upstream's ckpt.pth) is taken as upstream's ViT-L/14 with upstream preprocessing.
     Raises WeightsError (missing, hash mismatch, unsafe pickle, wrong layout).
     """
-    from core.models.lipfd import LipFD, LipFDConfig, infer_config, load_lipfd_state_dict
+    from core.models.lipfd import LipFDConfig, build_from_state_dict, infer_config
     from core.weights import WeightsError, file_sha256, load_state_dict, status
 
     device = device or device_name()
@@ -303,8 +303,7 @@ def load_model(source: str | Path, expected_sha256: str | None = None, device: s
     prep = LipFDPreprocessing.from_dict(prep_d) if prep_d else UPSTREAM_PREPROCESSING
     try:
         cfg = LipFDConfig.from_dict(arch) if arch else infer_config(sd)
-        model = LipFD(cfg)
-        ignored = load_lipfd_state_dict(model, sd)
+        model, ignored = build_from_state_dict(cfg, sd)
     except ValueError as exc:
         raise WeightsError(f"{name}: {exc}") from None
     model.eval().to(device)

@@ -199,8 +199,20 @@ def load_lipfd_state_dict(model: LipFD, sd: dict[str, Any]) -> list[str]:
     if bad:
         k = bad[0]
         raise ValueError(f"checkpoint shape mismatch for {k}: {tuple(ours[k].shape)} vs model {tuple(expected[k].shape)} ({len(bad)} keys)")
-    model.load_state_dict(ours, strict=True)
+    model.load_state_dict(ours, strict=True, assign=True)
     return ignored
+
+
+def build_from_state_dict(cfg: LipFDConfig, sd: dict[str, Any]) -> tuple[LipFD, list[str]]:
+    """Build on the meta device (no random initialisation: faster, half the peak memory) and
+    take the checkpoint's tensors; falls back to a normal build if anything stays unset."""
+    with torch.device("meta"):
+        model = LipFD(cfg)
+    ignored = load_lipfd_state_dict(model, sd)
+    if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+        model = LipFD(cfg)
+        ignored = load_lipfd_state_dict(model, sd)
+    return model, ignored
 
 
 def resize(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:

@@ -1,0 +1,126 @@
+"""LipFD end to end on the shared AVLips clips: train (tiny config) -> checkpoint -> registered ->
+`verity eval` -> `analyze` scores with it; dataset layouts; no weights / no audio -> unavailable."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.train import lipfd as lipfd_train
+from core.train.lipfd_data import discover, split
+from tests.conftest import gradient_frames
+
+TINY_ARGS = [
+    "--arch", "tiny", "--clip-image-size", "32", "--crop-size", "32", "--frame-size", "64", "--n-extract", "2",
+    "--batch-size", "2", "--clip-weights", "none", "--resnet-weights", "none", "--device", "cpu",
+]
+
+
+def _avlips_layout(media: Path, root: Path) -> Path:
+    """AVLips folders made of symlinks to the shared clips (never copies)."""
+    for label, src_dir, prefix in (("0_real", "real", "avlips_real"), ("1_fake", "fake", "avlips_fake")):
+        (root / label).mkdir(parents=True)
+        (root / "wav" / label).mkdir(parents=True)
+        for k in range(3):
+            (root / label / f"{k}.mp4").symlink_to(media / src_dir / f"{prefix}_{k}.mp4")
+            (root / "wav" / label / f"{k}.wav").symlink_to(media / src_dir / f"{prefix}_{k}.wav")
+    return root
+
+
+def _parse(add, argv: list[str]) -> argparse.Namespace:  # type: ignore[no-untyped-def]
+    p = argparse.ArgumentParser()
+    add(p)
+    return p.parse_args(argv)
+
+
+def test_discover_layouts(tmp_path: Path) -> None:
+    avl = tmp_path / "AVLips"
+    for d in ("0_real", "1_fake", "wav/0_real"):
+        (avl / d).mkdir(parents=True)
+    for d in ("0_real", "1_fake"):
+        for k in range(2):
+            (avl / d / f"{k}.mp4").write_bytes(b"x")
+    (avl / "wav" / "0_real" / "0.wav").write_bytes(b"x")
+    clips = discover(avl)
+    assert [(c.video.parent.name, c.label) for c in clips] == [("0_real", 0)] * 2 + [("1_fake", 1)] * 2
+    assert clips[0].audio == avl / "wav" / "0_real" / "0.wav" and clips[1].audio is None
+    plain = tmp_path / "plain"
+    (plain / "real").mkdir(parents=True)
+    (plain / "fake").mkdir()
+    (plain / "real" / "a.mp4").write_bytes(b"x")
+    (plain / "real" / "a.wav").write_bytes(b"x")
+    (plain / "fake" / "b.mkv").write_bytes(b"x")
+    clips = discover(plain)
+    assert [(c.video.name, c.label, c.audio is not None) for c in clips] == [("a.mp4", 0, True), ("b.mkv", 1, False)]
+    tr, va = split(discover(avl), 0.5)
+    assert {c.label for c in va} == {0, 1} and not {c.video for c in tr} & {c.video for c in va}
+
+
+def test_no_weights_is_unavailable(make_video) -> None:  # type: ignore[no-untyped-def]
+    from core.pipeline import AnalysisOptions, analyze
+
+    path = make_video("talk.mp4", gradient_frames(30), audio=np.zeros(16000, np.float32))
+    res = analyze(path, AnalysisOptions(detectors=["lipfd"]))["detectors"]["lipfd"]
+    assert res["status"] == "unavailable"
+    assert "no verified LipFD weights" in res["note"] and "lipfd_ckpt" in res["note"]
+    assert res["prediction"] is None and not res["frame_predictions"]
+
+
+@pytest.mark.media
+@pytest.mark.slow
+def test_train_checkpoint_eval_analyze(media: Path, tmp_path: Path, make_video, capsys) -> None:  # type: ignore[no-untyped-def]
+    from core.pipeline import AnalysisOptions, analyze
+    from core.weights import load_state_dict, status
+
+    data = _avlips_layout(media, tmp_path / "AVLips")
+    run = tmp_path / "run"
+    args = _parse(lipfd_train.add_train_args, [str(data), "--out", str(run), "--cache", str(tmp_path / "cache"), "--epochs", "1", "--val-fraction", "0.34", *TINY_ARGS])
+    assert lipfd_train.train(args) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    st = status("lipfd_local")
+    assert st.ok and st.sha256 == summary["sha256"]
+    _, meta = load_state_dict("lipfd_local")
+    assert meta["preprocessing"]["audio_sample_rate"] == 16000 and meta["preprocessing"]["colour_order"] == "RGB"
+    assert meta["preprocessing"]["face_centred"] is True
+    assert meta["architecture"]["clip_model"] == "tiny"
+    assert meta["initialisation"]["clip"]["source"] is None  # says it started from random weights
+    assert len(meta["training_data"]["train"]) == 4 and len(meta["training_data"]["validation"]) == 2
+    assert any((tmp_path / "cache").rglob("w00_*.png"))  # preprocessing cached
+
+    # resume: one more epoch from last.pt
+    args = _parse(lipfd_train.add_train_args, [str(data), "--out", str(run), "--cache", str(tmp_path / "cache"), "--epochs", "2", "--resume", "--val-fraction", "0.34", *TINY_ARGS])
+    assert lipfd_train.train(args) == 0
+    hist = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert "resumed" in capsys.readouterr().out
+    summary = json.loads((run / "summary.json").read_text())
+    assert status("lipfd_local").sha256 == summary["sha256"]
+
+    # evaluation: metrics and plots
+    ev = _parse(lipfd_train.add_eval_args, [str(data), "--weights", "lipfd_local", "--out", str(tmp_path / "eval"), "--cache", str(tmp_path / "cache"), "--device", "cpu"])
+    assert lipfd_train.evaluate(ev) == 0
+    rep = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert rep["clips"]["n"] == 6 and {"acc", "ap", "roc_auc", "eer", "fpr", "fnr"} <= set(rep["clips"])
+    assert len(rep["plots"]) == 2 and all(Path(p).is_file() for p in rep["plots"])
+
+    # the registered checkpoint is what analysis uses
+    out = analyze(media / "fake" / "avlips_fake_1.mp4", AnalysisOptions(detectors=["lipfd"], detector_params={"lipfd": {"n_extract": 4}}))
+    res = out["detectors"]["lipfd"]
+    assert res["status"] == "ok", res["note"]
+    assert res["prediction"] in ("REAL", "FAKE") and res["frames_analyzed"] == 4
+    scores = res["metrics"]["window_scores"]
+    assert len(scores) == 4 and all(0.0 <= s <= 1.0 for s in scores)
+    assert res["metrics"]["final_average_score"] == pytest.approx(float(np.mean(scores)), abs=1e-5)
+    assert [p["index"] for p in res["frame_predictions"]] == [0, 1, 2, 3]
+    assert res["frame_predictions"][0]["start_frame"] == 0 and res["frame_predictions"][-1]["end_frame"] == 176 - 2
+    assert res["weights_sha256"] == {"lipfd_local": summary["sha256"]}
+    assert all(p["face_centred"] for p in res["frame_predictions"])
+
+    # no audio -> the card's error as `unavailable`
+    silent = make_video("no_audio.mp4", gradient_frames(30))
+    res = analyze(silent, AnalysisOptions(detectors=["lipfd"]))["detectors"]["lipfd"]
+    assert res["status"] == "unavailable" and "requires audio track" in res["note"]
