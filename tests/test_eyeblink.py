@@ -354,3 +354,27 @@ def test_head_from_another_backbone_is_refused(clip_ctx, xception_file: Path, tm
     _write_head(tmp_path / "head.safetensors", "0" * 64)
     r = eb.EyeBlinkCNNLSTM()(clip_ctx([_ev(8, 11)]))
     assert r.status == "unavailable" and "backbone" in r.note
+
+
+def test_resume_checkpoint_verified_before_loading(tmp_path: Path) -> None:
+    from core.train.eyeblink import _load_training_checkpoint, _save_training_checkpoint
+    from core.weights import WeightsError, file_sha256
+
+    ckpt = tmp_path / "checkpoint_last.pt"
+    _save_training_checkpoint(ckpt, {"epoch": 2, "head": EyeBlinkHead().state_dict(), "history": "[]"})
+    assert _load_training_checkpoint(ckpt)["epoch"] == 2
+    data = bytearray(ckpt.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="does not match"):
+        _load_training_checkpoint(ckpt)
+    # a pickle payload with a matching .sha256 beside it: refused by weights_only, never run
+    marker = tmp_path / "payload_ran"
+    payload = _Payload()
+    payload.marker = marker
+    with open(ckpt, "wb") as fh:
+        pickle.dump({"epoch": payload}, fh)
+    ckpt.with_name(ckpt.name + ".sha256").write_text(file_sha256(ckpt))
+    with pytest.raises(WeightsError, match="refused"):
+        _load_training_checkpoint(ckpt)
+    assert not marker.exists()
