@@ -105,6 +105,20 @@ def test_two_items_reported_json_valid_pdf_renders(tmp_path: Path, analysed_case
     assert [sha(c) for c in clips] == hashes
 
 
+def test_invalid_report_is_not_written(tmp_path: Path, analysed_case: tuple[Path, int, list[Path]]) -> None:
+    from core.errors import VerityError
+
+    db, cid, _ = analysed_case
+    with CaseStore(db) as s:
+        run = s.runs_for(case_id=cid)[0]
+        bad = s.results_for(run["id"])[0]["result"] | {"weights_sha256": {"head": "not a hash"}}
+        s.add_result(run["id"], "test_windows", bad)
+        with pytest.raises(VerityError, match="does not follow its schema.*weights_sha256"):
+            export_report(s, cid, json_path=tmp_path / "r.json", pdf_path=tmp_path / "r.pdf")
+        assert s.audit_log(cid)[-1]["action"] == "report export failed"
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "r.pdf").exists()
+
+
 def test_conclusion_without_finding_is_inconclusive(tmp_path: Path, make_video: Any) -> None:
     from core.report import build_report
 

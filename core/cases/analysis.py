@@ -94,6 +94,8 @@ def analyze_evidence(
         store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}", actor=actor)
         raise
     fp_path = _keep_for_run(analysis.get("facepass", {}).get("path"), options.work_dir, run_id)
+    if fp_path and isinstance(analysis.get("facepass"), dict):
+        analysis["facepass"]["path"] = fp_path  # the run's own copy, not the shared cache entry
     summary = {k: v for k, v in analysis.items() if k != "detectors"}  # results live in their own table
     store.finish_run(
         run_id, "done", analysis=summary, finding=analysis.get("finding"),

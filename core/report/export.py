@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from core.cases.store import CaseStore
 from core.errors import VerityError
 from core.progress import ProgressCallback, no_progress
@@ -50,7 +52,12 @@ def export_report(
     targets = {"json": str(json_path) if json_path else None, "pdf": str(pdf_path) if pdf_path else None}
     store.audit(case_id, "report exported", "case", case_id, {"evidence_ids": [e["id"] for e in items], **targets}, actor)
     report = build_report(store, case_id, [e["id"] for e in items], sha_now, actor)
-    validate_report(report)  # never hand over a report that does not follow its own schema
+    try:
+        validate_report(report)  # never hand over a report that does not follow its own schema
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        store.audit(case_id, "report export failed", "case", case_id, {"reason": f"schema: {where}: {exc.message}"}, actor)
+        raise VerityError(f"the report does not follow its schema {report['schema']} at {where}: {exc.message}; nothing was written") from exc
     written: dict[str, str] = {}
     if json_path is not None:
         data = json.dumps(report, indent=1, ensure_ascii=False).encode("utf-8")
