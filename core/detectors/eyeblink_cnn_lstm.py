@@ -479,8 +479,10 @@ class EyeBlinkCNNLSTM(Detector):
         prep = Preprocessing.from_dict(model.prep.to_dict())
         if p.get("frame_skip") is not None:
             prep.frame_skip = int(p["frame_skip"])
+        caveat = ""
         if p.get("sequence_length") is not None and int(p["sequence_length"]) != prep.sequence_length:
             # the LSTM can run on any length, but the head was only trained on one: say so
+            caveat = f"sequence_length {int(p['sequence_length'])} differs from the {prep.sequence_length} the head was trained on"
             prep.sequence_length = int(p["sequence_length"])
         params = {**p, "sequence_length": prep.sequence_length, "frame_skip": prep.frame_skip, "preprocessing": prep.to_dict(), "device": model.device}
         training = {k: v for k, v in (model.head_meta.get("training") or {}).items() if k != "history"}
@@ -545,7 +547,7 @@ class EyeBlinkCNNLSTM(Detector):
             **base,
             prediction="FAKE" if fake else "REAL",
             confidence=round(score if fake else 1.0 - score, 4),
-            note="",
+            note=caveat,
             frames_analyzed=len(windows),  # the card counts blink sequences here
             frame_predictions=preds,
             metrics={
