@@ -294,6 +294,12 @@ def test_cli_analyze_into_case(tmp_path: Path, make_video: Any, capsys: pytest.C
     with CaseStore(db) as s:
         (run,) = s.runs_for(case_id=1)
         assert run["status"] == "done"
+    capsys.readouterr()
+    assert cli(["--db", str(db), "case", "bookmark", str(run["evidence_id"]), "12", "lips blur"]) == 0
+    assert cli(["--db", str(db), "case", "import", "1", str(v)]) == 0  # already there: same item
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"{run['evidence_id']}\t")
+    assert cli(["--db", str(db), "case", "verify", "1", "--hashes"]) == 0
+    assert "sha256 matches intake" in capsys.readouterr().out
 
 
 def test_changed_evidence_refuses_analysis(tmp_path: Path, make_video: Any, test_detector: list[str]) -> None:
@@ -314,6 +320,7 @@ def test_changed_evidence_refuses_analysis(tmp_path: Path, make_video: Any, test
         assert last["details"]["sha256_now"] == sha(copy) != last["details"]["sha256_intake"]
         assert s.evidence_for(cid)[0]["sha256"] == last["details"]["sha256_intake"]  # intake hash untouched
         assert s.verify_audit(cid).ok
+    assert cli(["--db", str(db), "case", "verify", str(cid), "--hashes"]) == 1  # the custody check says so too
 
 
 def test_cancel_marks_run_cancelled(tmp_path: Path, make_video: Any, test_detector: list[str]) -> None:

@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_show)
     ver = cs.add_parser("verify", help="check the audit log's hash chain; names the first broken row")
     ver.add_argument("case_id", type=int, metavar="ID")
+    ver.add_argument("--hashes", action="store_true", help="also re-hash every evidence file against its intake hash (audited)")
     ver.set_defaults(func=_verify)
     imp = cs.add_parser("import", help="hash, probe and record evidence files without analysing them")
     imp.add_argument("case_id", type=int, metavar="ID")
@@ -106,13 +107,24 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from core.errors import EvidenceError
+
+    bad = 0
     with _store(args) as store:
-        result = store.verify_audit(args.case_id)
+        result = store.verify_audit(args.case_id)  # before the re-hash rows are appended
+        if getattr(args, "hashes", False):
+            for ev in store.evidence_for(args.case_id):
+                try:
+                    store.verify_evidence(ev["id"], "verification")
+                    print(f"evidence {ev['id']} ({ev['name']}): sha256 matches intake")
+                except EvidenceError as exc:
+                    print(f"evidence {ev['id']} ({ev['name']}): CHANGED OR MISSING: {exc}")
+                    bad += 1
     if result.ok:
         print(f"case {args.case_id}: {result.message}")
-        return 0
-    print(f"case {args.case_id}: AUDIT LOG BROKEN: {result.message}")
-    return 1
+    else:
+        print(f"case {args.case_id}: AUDIT LOG BROKEN: {result.message}")
+    return 0 if result.ok and not bad else 1
 
 
 def _import(args: argparse.Namespace) -> int:
