@@ -100,6 +100,7 @@ def test_two_items_reported_json_valid_pdf_renders(tmp_path: Path, analysed_case
                     "6. Interpretation", "7. Limitations", "8. Conclusion", "9. Chain of custody"):
         assert section in whole
     assert hashes[0] in whole.replace(" ", "") and "Key frames of flagged segments" in whole
+    assert sha(out_json) in whole.replace(" ", "")  # the PDF names the JSON written with it
     for word in ("proves", "definitely", "certainly", "100%"):
         assert word not in whole.lower()
     assert [sha(c) for c in clips] == hashes

@@ -67,7 +67,8 @@ def export_report(
         from core.report.pdf import write_pdf
 
         progress("export", len(items) / (len(items) + 1), "writing the PDF")
-        write_pdf(report, pdf_path)
+        companion = (Path(json_path).name, written["json_sha256"]) if json_path is not None else None
+        write_pdf(report, pdf_path, companion)
         written["pdf_sha256"] = hashlib.sha256(Path(pdf_path).read_bytes()).hexdigest()
     store.audit(case_id, "report written", "case", case_id, {**targets, **written}, actor)
     progress("export", 1.0, "done")

@@ -229,8 +229,9 @@ def _facepass(run: dict[str, Any]) -> plots.FacePass | None:
 
 
 class _Builder:
-    def __init__(self, report: dict[str, Any]) -> None:
+    def __init__(self, report: dict[str, Any], companion: tuple[str, str] | None = None) -> None:
         self.r = report
+        self.companion = companion
         self.st = _styles()
         self.width = A4[0] - 36 * mm
         self.story: list[Any] = []
@@ -539,8 +540,14 @@ class _Builder:
             "an edit or deletion breaks the chain. Times are local with their UTC offset. "
             f"Verification at export: {'intact' if a['verified'] else 'BROKEN'} ({a['message']})."
         )
+        pairs: list[tuple[str, Any]] = []
         if a["head_hash"]:
-            self.add(_kv([("Head of the log", Paragraph(a["head_hash"], self.st["mono"]))], self.st, self.width))
+            pairs.append(("Head of the log", Paragraph(a["head_hash"], self.st["mono"])))
+        if self.companion:
+            pairs.append(("JSON report", f"{self.companion[0]}, written with this PDF"))
+            pairs.append(("JSON report SHA-256", Paragraph(self.companion[1], self.st["mono"])))
+        if pairs:
+            self.add(_kv(pairs, self.st, self.width))
         rows = [["#", "Time", "Actor", "Action", "Object", "Details", "Row hash"]]
         for row in a["rows"]:
             details = _details_text(row["details"])
@@ -564,11 +571,14 @@ class _Builder:
         return self.story
 
 
-def write_pdf(report: dict[str, Any], target: str | Path) -> Path:
-    """Render the report dict to a PDF at target (written to a .part file, then moved in place)."""
+def write_pdf(report: dict[str, Any], target: str | Path, companion: tuple[str, str] | None = None) -> Path:
+    """Render the report dict to a PDF at target (written to a .part file, then moved in place).
+
+    companion: (file name, sha256) of the JSON report written with it, printed in section 9.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    b = _Builder(report)
+    b = _Builder(report, companion)
     story = b.build()
     c = report["case"]
     header = (f"Case {c['number']}", (c["title"] or "")[:70])
