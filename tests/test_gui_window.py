@@ -63,6 +63,14 @@ def test_step_frames_pixels_equal_core(window, qtbot, media):
     img = window.player.frame_item.image
     px = img.pixelColor(100, 50)
     assert (px.red(), px.green(), px.blue()) == tuple(int(v) for v in ref.frame(25)[50, 100])
+    # playback advances by the clock and stops on pause
+    window.player.play()
+    qtbot.waitUntil(lambda: window.player.frame_index >= 35, timeout=10000)
+    window.player.pause()
+    qtbot.wait(100)
+    stopped = window.player.frame_index
+    qtbot.wait(300)
+    assert window.player.frame_index == stopped
 
 
 def test_analysis_lands_in_timeline_and_store(window, qtbot, media):
