@@ -336,7 +336,7 @@ class _Builder:
                 continue
             self._run_findings(e, done[-1])
             if e["bookmarks"]:
-                self.add(_p("Examiner bookmarks", self.st["h3"]))
+                self.add(CondPageBreak(25 * mm), _p("Examiner bookmarks", self.st["h3"]))
                 rows = [["Frame", "Face", "Note", "By / at"]] + [
                     [b["frame"], _fmt(b["track_id"]), b["note"] or "", f"{b['author'] or '-'}\n{b['created_at']}"] for b in e["bookmarks"]
                 ]
@@ -349,7 +349,7 @@ class _Builder:
         faces = run.get("faces") or []
         frame_count = int(((e["probe"] or {}).get("video") or {}).get("frame_count") or (fp.frame_count if fp else 0))
         fps = float(((e["probe"] or {}).get("video") or {}).get("fps") or (fp.fps if fp else 25.0))
-        self.add(_p("Faces and blinks", st["h3"]))
+        self.add(CondPageBreak(25 * mm), _p("Faces and blinks", st["h3"]))
         if not faces:
             self.para("No face was found in the video; face-based detectors could not measure anything.")
         else:
@@ -377,7 +377,7 @@ class _Builder:
             if len(fp.tracks) > 4:
                 self.notes.append(f"Item #{e['id']}: only the first 4 of {len(fp.tracks)} face tracks are plotted.")
         # detector results
-        self.add(_p("Detector results", st["h3"]))
+        self.add(CondPageBreak(25 * mm), _p("Detector results", st["h3"]))
         if not run["results"]:
             self.para("No detector result was stored for this run (no detector was available in this installation).")
         else:
@@ -405,7 +405,7 @@ class _Builder:
                     "their detector states.", st["caption"])]))
         # flagged segments and key frames
         segs = run["segments"]
-        self.add(_p("Flagged segments", st["h3"]))
+        self.add(CondPageBreak(25 * mm), _p("Flagged segments", st["h3"]))
         if not segs:
             self.para("No detector flagged a segment.")
             return
