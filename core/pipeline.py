@@ -125,7 +125,7 @@ def analyze(
         progress("detectors", k / max(len(names), 1), name)
         detector = detector_registry.get(name)
         if not fp.tracks and detector.needs_faces:
-            result = DetectorResult.unavailable(name, "no face found in the video", frame_count=fp.frame_count)
+            result = DetectorResult.unavailable(name, fp.no_face_reason() or "no face found in the video", frame_count=fp.frame_count)
         else:
             result = detector(ctx)
         results[name] = result.to_dict()
@@ -153,9 +153,13 @@ def analyze(
                 "channels": info.audio.channels, "start_time_s": info.audio.start_time_s,
             },
             "tags": info.tags,
+            "warnings": info.warnings,
         },
         "parameters": options.parameters(),
-        "facepass": {"path": str(store), "frames_with_face": fp.frames_with_face, "processing_time": round(fp.processing_time, 3)},
+        "facepass": {
+            "path": str(store), "frames_with_face": fp.frames_with_face, "processing_time": round(fp.processing_time, 3),
+            "search": fp.search, "no_face": fp.no_face_reason(),
+        },
         "faces": faces_summary(fp, blinks),
         "detectors": results,
         "finding": fuse(results, [t.track_id for t in fp.tracks]),

@@ -36,8 +36,10 @@ def summary_line(video: Path, result: dict[str, Any]) -> str:
     ev = result["evidence"]["video"]
     faces = result["faces"]
     parts = [f"{video.name}: {ev['frame_count']} frames, {ev['fps']:.3f} fps{' (VFR)' if ev['variable_frame_rate'] else ''}"]
+    for w in result["evidence"].get("warnings") or []:
+        parts.append(f"WARNING: {w}")
     if not faces:
-        parts.append("no face found")
+        parts.append(result.get("facepass", {}).get("no_face") or "no face found")
     for f in faces:
         rate = f["blink_rate_per_min"]
         parts.append(
