@@ -374,6 +374,7 @@ KILLED_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_sigkilled_run_becomes_interrupted(tmp_path: Path, make_video: Any) -> None:
     db = tmp_path / "c.sqlite"
     script = tmp_path / "child.py"
