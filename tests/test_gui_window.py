@@ -73,7 +73,7 @@ def test_step_frames_pixels_equal_core(window, qtbot, media):
     assert window.player.frame_index == stopped
 
 
-def test_analysis_lands_in_timeline_and_store(window, qtbot, media):
+def test_analysis_lands_in_timeline_and_store(window, qtbot, media, tmp_path):
     from core import detectors
     from core.pipeline import AnalysisOptions
 
@@ -118,6 +118,13 @@ def test_analysis_lands_in_timeline_and_store(window, qtbot, media):
     rows = window.store.list_bookmarks(evidence_id=window.evidence["id"])
     assert [(b["id"], b["frame"]) for b in rows] == [(bid, 30)]
     assert window.bookmarks.tree.topLevelItemCount() == 1
+    # the report (core.report) from the menu action's code path, in a worker
+    report = tmp_path / "report.pdf"
+    window.export_report(report)
+    assert window.wait_idle(120)
+    assert window.last_error is None, window.last_error
+    assert report.is_file() and report.with_suffix(".json").is_file()
+    assert "mouth opens before the sound" in report.with_suffix(".json").read_text()
 
 
 def test_cancel_stops_the_analysis(window, qtbot, media):
