@@ -1,0 +1,178 @@
+"""The one face pass: every frame, every face, stable ids, sane landmarks, a complete stored pass."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.face.detect import iou, same_face
+from core.face.facepass import FacePass, FacePassParams, FaceTrack, run_face_pass
+from core.video import VideoReader
+from tests.conftest import gradient_frames
+
+
+def _pass(path: Path, **params: object) -> FacePass:
+    with VideoReader(path) as r:
+        return run_face_pass(r, FacePassParams(**params))  # type: ignore[arg-type]
+
+
+def check_landmarks(t: FaceTrack, width: int, height: int) -> None:
+    lm = t.landmarks
+    assert lm.shape == (len(t), 68, 2) and np.isfinite(lm).all()
+    eyes_y = lm[:, 36:48, 1].mean(1)
+    mouth_y = lm[:, 48:68, 1].mean(1)
+    nose_y = lm[:, 30, 1]
+    assert (eyes_y < nose_y).all() and (nose_y < mouth_y).all(), "eyes above nose above mouth"
+    # image-left eye is left of the image-right eye
+    assert (lm[:, 36:42, 0].mean(1) < lm[:, 42:48, 0].mean(1)).all()
+    # landmarks sit in (or just beside) their box, boxes mostly in the frame
+    cx, cy = lm[..., 0].mean(1), lm[..., 1].mean(1)
+    b = t.boxes
+    assert ((cx > b[:, 0]) & (cx < b[:, 2]) & (cy > b[:, 1]) & (cy < b[:, 3])).mean() > 0.95
+    assert (cx > 0).all() and (cx < width).all() and (cy > 0).all() and (cy < height).all()
+    ear = np.nanmedian(t.ear, axis=0)
+    assert ((ear > 0.12) & (ear < 0.55)).all(), ear
+    assert np.nanmedian(t.mouth) < 0.6
+
+
+def test_no_face_in_gradient(make_video) -> None:
+    p = make_video("g.mp4", gradient_frames(40))
+    fp = _pass(p)
+    assert fp.tracks == [] and fp.frames_with_face == 0
+    hog = next(v for k, v in fp.search.items() if k.startswith("dlib-hog (whole"))
+    hard = next(v for k, v in fp.search.items() if k.startswith("thorough"))
+    assert hog["frames"] >= 40 // 3 and hog["found"] == 0
+    assert hard["frames"] >= 40 // 15 and hard["found"] == 0
+    reason = fp.no_face_reason()
+    assert reason is not None and "dlib-hog" in reason and "of 40 frames" in reason
+
+
+def test_no_thorough_search_when_disabled(make_video) -> None:
+    fp = _pass(make_video("g.mp4", gradient_frames(12)), hard_every=0)
+    assert all(not k.startswith("thorough") for k in fp.search)
+
+
+def _synthetic_pass() -> FacePass:
+    rng = np.random.default_rng(1)
+    tracks = []
+    for tid, (a, b) in enumerate([(0, 9), (5, 20)]):
+        frames = np.r_[a:b].astype(np.int32)
+        m = frames.size
+        lm = rng.uniform(0, 100, (m, 68, 2)).astype(np.float32)
+        tracks.append(
+            FaceTrack(tid, frames, rng.uniform(0, 100, (m, 4)).astype(np.float32), lm,
+                      rng.uniform(0.1, 0.4, (m, 2)).astype(np.float32), rng.uniform(0, 0.5, m).astype(np.float32), rng.random(m) > 0.5)
+        )
+    return FacePass(frame_count=25, fps=25.0, times_s=np.arange(25) / 25.0, width=640, height=360, tracks=tracks,
+                    params=FacePassParams().to_dict(), evidence_sha256="ab" * 32, processing_time=1.5,
+                    search={"dlib-hog (whole frame)": {"frames": 3, "found": 2}})
+
+
+def test_npz_round_trip(tmp_path: Path) -> None:
+    fp = _synthetic_pass()
+    path = fp.save(tmp_path / "sub" / "pass.npz")
+    assert not list(path.parent.glob("*.part"))
+    back = FacePass.load(path)
+    assert (back.frame_count, back.fps, back.width, back.height) == (25, 25.0, 640, 360)
+    assert back.params == fp.params and back.evidence_sha256 == fp.evidence_sha256 and back.search == fp.search
+    assert np.array_equal(back.times_s, fp.times_s)
+    assert back.frames_with_face == fp.frames_with_face == 20
+    for a, b in zip(fp.tracks, back.tracks):
+        assert a.track_id == b.track_id
+        for name in ("frames", "boxes", "landmarks", "ear", "mouth", "detected"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+            assert getattr(b, name).dtype == getattr(a, name).dtype, name
+
+
+def test_empty_pass_round_trip(tmp_path: Path) -> None:
+    fp = _synthetic_pass()
+    fp.tracks = []
+    back = FacePass.load(fp.save(tmp_path / "empty.npz"))
+    assert back.tracks == [] and back.frames_with_face == 0
+
+
+def test_load_refuses_damaged_files(tmp_path: Path) -> None:
+    good = _synthetic_pass().save(tmp_path / "good.npz")
+    data = good.read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(data[: len(data) // 2])
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    for bad in (cut, junk):
+        with pytest.raises(ValueError):
+            FacePass.load(bad)
+    # a complete zip whose arrays disagree in length is refused too
+    other = tmp_path / "other.npz"
+    with np.load(good) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["ear"] = arrays["ear"][:-1]
+    np.savez_compressed(other, **arrays)
+    with pytest.raises(ValueError, match="inconsistent"):
+        FacePass.load(other)
+    wrong = tmp_path / "wrong.npz"
+    arrays = dict(arrays, meta=np.frombuffer(json.dumps({"format": "x"}).encode(), np.uint8))
+    np.savez_compressed(wrong, **arrays)
+    with pytest.raises(ValueError, match="not a"):
+        FacePass.load(wrong)
+    assert zipfile.is_zipfile(good)
+
+
+def test_same_face_rule() -> None:
+    a = (0.0, 0.0, 100.0, 100.0)
+    assert same_face(a, (10.0, 10.0, 110.0, 110.0))
+    assert same_face(a, (40.0, 30.0, 170.0, 160.0)) and iou(a, (40.0, 30.0, 170.0, 160.0)) < 0.3  # centre inside
+    assert not same_face(a, (200.0, 0.0, 300.0, 100.0))
+    assert not same_face(a, (40.0, 40.0, 60.0, 60.0))  # centre inside but a fifth of the size
+
+
+# -- media clips ------------------------------------------------------------------------------
+
+
+@pytest.mark.media
+@pytest.mark.parametrize(
+    "clip",
+    [
+        "real/grid_bbaf2n.mpg",  # an ordinary frontal face, MPEG-PS
+        "real/avlips_real_0.mp4",  # 224x224, face fills the frame, mostly in profile: HOG alone finds 30%
+    ],
+)
+def test_media_face_in_every_frame(media: Path, clip: str) -> None:
+    path = media / clip
+    fp = _pass(path)
+    # the manifest says one person in every frame: one track covering all of them, id 0
+    assert len(fp.tracks) == 1, [(t.first_frame, t.last_frame) for t in fp.tracks]
+    t = fp.tracks[0]
+    assert t.track_id == 0
+    assert fp.frames_with_face == fp.frame_count
+    assert np.array_equal(t.frames, np.arange(fp.frame_count))
+    assert t.detected.sum() >= fp.frame_count // 15  # confirmed by a detector regularly
+    check_landmarks(t, fp.width, fp.height)
+    assert fp.no_face_reason() is None
+
+
+@pytest.mark.media
+def test_dfdc_small_dark_face(media: Path) -> None:
+    """The 1080p DFDC clip: a ~60 px face in a dark room that the plain HOG never finds."""
+    fp = _pass(media / "fake" / "dfdc_abofeumbvv_FAKE.mp4")
+    hog = fp.search["dlib-hog (whole frame)"]
+    assert hog["found"] == 0  # the fast detector alone would have reported "no face"
+    assert fp.frames_with_face >= 0.9 * fp.frame_count
+    assert len(fp.tracks) == 1
+    t = fp.tracks[0]
+    w = np.median(t.boxes[:, 2] - t.boxes[:, 0])
+    assert 50 < w < 160
+    assert 850 < np.median(t.landmarks[:, 30, 0]) < 1050  # the nose of the woman in the middle
+    check_landmarks(t, fp.width, fp.height)
+
+
+@pytest.mark.media
+def test_stored_pass_matches_run(media: Path, tmp_path: Path) -> None:
+    fp = _pass(media / "real" / "grid_lbax4n.mpg")
+    back = FacePass.load(fp.save(tmp_path / "p.npz"))
+    assert back.frames_with_face == fp.frames_with_face == 75
+    assert np.allclose(back.tracks[0].landmarks, fp.tracks[0].landmarks)
+    assert np.allclose(back.tracks[0].ear, fp.tracks[0].ear, equal_nan=True)
