@@ -63,6 +63,17 @@ def test_step_frames_pixels_equal_core(window, qtbot, media):
     img = window.player.frame_item.image
     px = img.pixelColor(100, 50)
     assert (px.red(), px.green(), px.blue()) == tuple(int(v) for v in ref.frame(25)[50, 100])
+    qtbot.keyClick(window.player.view, Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier)
+    _wait_frame(window, qtbot, 50)  # +1 s
+    window.player.step_seconds(-1.0)
+    _wait_frame(window, qtbot, 25)
+    # zoom shows the real pixels: scaled view, no smoothing
+    window.player.view.zoom(4.0)
+    assert window.player.view.transform().m11() > 1.0 and not window.player.view.fit
+    from PySide6.QtGui import QPainter
+
+    assert not window.player.view.renderHints() & QPainter.RenderHint.SmoothPixmapTransform
+    window.player.fit()
     # playback advances by the clock and stops on pause
     window.player.play()
     qtbot.waitUntil(lambda: window.player.frame_index >= 35, timeout=10000)
