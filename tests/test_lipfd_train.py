@@ -15,8 +15,8 @@ from core.train.lipfd_data import discover, split
 from tests.conftest import gradient_frames
 
 TINY_ARGS = [
-    "--arch", "tiny", "--clip-image-size", "32", "--crop-size", "32", "--frame-size", "64", "--n-extract", "2",
-    "--batch-size", "2", "--clip-weights", "none", "--resnet-weights", "none", "--device", "cpu",
+    "--arch", "tiny", "--clip-image-size", "32", "--crop-size", "32", "--frame-size", "64", "--n-extract", "1",
+    "--batch-size", "4", "--clip-weights", "none", "--resnet-weights", "none", "--device", "cpu",
 ]
 
 
