@@ -36,7 +36,8 @@ def test_media_random_access_is_exact(media, clip) -> None:
         assert len(seq) == r.frame_count
         order = list(range(len(seq)))
         random.Random(clip.name).shuffle(order)
-        for i in order[:25] + [len(seq) - 1, 0]:
+        k = 25 if r.width * r.height < 1_000_000 else 12  # each 1080p seek decodes up to a GOP
+        for i in order[:k] + [len(seq) - 1, 0, len(seq) // 2, len(seq) // 2 + 1, len(seq) - 2]:
             assert _digest(r.frame(i)) == seq[i], f"{clip.name} frame {i}"
 
 

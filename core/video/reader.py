@@ -105,8 +105,10 @@ class VideoReader:
     def _decode_to(self, i: int) -> av.VideoFrame:
         if not 0 <= i < self.frame_count:
             raise IndexError(f"frame {i} out of range 0..{self.frame_count - 1}")
-        # Reuse the live decoder when i is just ahead of it (stepping forward, strided reads).
-        if self._decoder is None or self._next_i is None or not (self._next_i <= i < self._next_i + 64):
+        # Reuse the live decoder when i is ahead of it and no keyframe lies between (decoding
+        # forward is then no slower than seeking), or when i is just ahead (strided reads).
+        ahead = self._decoder is not None and self._next_i is not None and self._next_i <= i
+        if not (ahead and (i < self._next_i + 64 or self.index.keyframe_at_or_before(i) <= self._next_i)):
             self._seek_decoder(i)
         for _ in range(2):
             assert self._decoder is not None
