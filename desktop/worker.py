@@ -71,6 +71,10 @@ class _Job(QObject):
             self.failed.emit(f"{type(exc).__name__}: {exc}", traceback.format_exc())
         else:
             self.finished.emit(out)
+        finally:
+            # End the thread's event loop from inside: a GUI thread blocked in wait() (closing
+            # the window) could not deliver the queued signal that would otherwise quit it.
+            QThread.currentThread().quit()
 
 
 class Task(QObject):
