@@ -220,3 +220,24 @@ def test_bad_evidence_gives_an_error_dialog_not_a_crash(window, qtbot, tmp_path)
     qtbot.waitUntil(lambda: not task.running, timeout=20000)
     assert window.last_error and "notes.mp4" in window.last_error
     assert window.evidence is None and window.isVisible()
+
+
+def test_closing_during_an_analysis_cancels_it_promptly(qtbot, tmp_path, media):
+    import time
+
+    from core.cases import CaseStore
+    from core.pipeline import AnalysisOptions
+    from desktop.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(db_path=tmp_path / "c.sqlite", settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    _open_evidence(w, qtbot, media / "real/hdtf_katiehill_sadtalker_ref.mp4")
+    task = w.run_analysis(AnalysisOptions(detectors=[], reuse_facepass=False))
+    qtbot.waitUntil(lambda: task.stages.done.get("faces", 0) > 0, timeout=60000)
+    t0 = time.monotonic()
+    w.close()
+    assert time.monotonic() - t0 < 8.0
+    with CaseStore(tmp_path / "c.sqlite") as store:
+        assert [r["status"] for r in store.runs_for()] == ["cancelled"]
