@@ -207,3 +207,16 @@ def test_real_clips_unshifted_and_shifted(media: Path, facepasses: dict[str, Fac
     hits = sum(r[-1] for r in rows)
     assert hits >= 9, rows
     assert len({r[0] for r in rows if r[-1]}) >= 3
+
+
+@pytest.mark.media
+def test_analyze_pipeline_on_shifted_copy(media: Path, tmp_path: Path) -> None:
+    """Through `analyze` (face pass included): a +200 ms remux reads as an audio offset."""
+    from core.pipeline import AnalysisOptions, analyze
+
+    copy = remux_shifted(media / "real/grid_id2_swwp2s.mpg", tmp_path / "late.mkv", 0.2)
+    res = analyze(copy, AnalysisOptions(detectors=["av_sync"]))["detectors"]["av_sync"]
+    assert res["status"] == "ok", res["note"]
+    assert abs(res["metrics"]["offset_ms"] - 200) <= 40
+    assert res["assessment"] == "inconsistent" and res["prediction"] == "out of sync"
+    assert res["segments"] and "offset" in res["segments"][0]["reason"]
