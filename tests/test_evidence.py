@@ -50,6 +50,10 @@ def test_check_readable_reasons(tmp_path: Path) -> None:
     (tmp_path / "empty.mp4").touch()
     with pytest.raises(EvidenceError, match="empty file"):
         check_readable(tmp_path / "empty.mp4")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.mp4")
+        with pytest.raises(EvidenceError, match="not a regular file"):  # opening it would block
+            check_readable(tmp_path / "pipe.mp4")
 
 
 def test_probe_synthetic_clip(make_video) -> None:

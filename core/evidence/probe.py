@@ -61,6 +61,8 @@ def check_readable(path: str | os.PathLike[str]) -> Path:
         raise EvidenceError(f"{p}: no such file")
     if p.is_dir():
         raise EvidenceError(f"{p}: is a directory, not a video file")
+    if not p.is_file():  # a pipe or device would block or never end
+        raise EvidenceError(f"{p}: not a regular file (a pipe, socket or device)")
     if not os.access(p, os.R_OK):
         raise EvidenceError(f"{p}: not readable (permission denied)")
     if p.stat().st_size == 0:
