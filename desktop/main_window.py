@@ -164,6 +164,9 @@ class MainWindow(QMainWindow):
         self.act_import = self._act("Import evidence…", self.import_dialog, "Ctrl+I", "Hash (SHA-256) and record a video in the case", short="Import")
         self.act_open_clip = self._act("Open video without a case…", self.open_clip_dialog, "Ctrl+O", "Review a video; nothing is stored")
         self.act_analyse = self._act("Run analysis", self.run_analysis, "Ctrl+R", "Analyse the selected evidence (in the background)", short="Analyse")
+        self.act_analyse_opts = self._act("Run analysis with options…", self.analysis_dialog, "Ctrl+Shift+R", "Choose the detectors and the blink threshold")
+        self.act_verify = self._act("Verify evidence hash", self.verify_evidence, tip="Re-hash the evidence file and compare with its intake hash (audit-logged)")
+        self.act_audit = self._act("Audit log…", self.show_audit_log, tip="The case's hash-chained audit log, checked")
         self.act_cancel = self._act("Cancel", self.cancel_task, "Esc", "Cancel the running task")
         self.act_report = self._act("Export report…", self.export_report_dialog, "Ctrl+E", "PDF/JSON report of the case", short="Report")
         self.act_png = self._act("Export frame as PNG (with overlays)…", lambda: self.export_png_dialog(True), tip="Exhibit: this frame with the overlays shown", short="PNG")
@@ -178,11 +181,14 @@ class MainWindow(QMainWindow):
             m.addAction(a)
         self.recent_menu = m.addMenu("Recent cases")
         m.addSeparator()
+        m.addAction(self.act_verify)
+        m.addAction(self.act_audit)
         m.addAction(self.act_report)
         m.addSeparator()
         m.addAction(self.act_quit)
         m = mb.addMenu("&Analysis")
         m.addAction(self.act_analyse)
+        m.addAction(self.act_analyse_opts)
         m.addAction(self.act_cancel)
         m = mb.addMenu("&Playback")
         for a in self.player.playback_actions:
@@ -464,6 +470,36 @@ class MainWindow(QMainWindow):
             task.ended.connect(self._refresh_tree)
         return task
 
+    def analysis_dialog(self) -> None:
+        from desktop.dialogs import AnalysisDialog
+
+        dlg = AnalysisDialog(self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self.run_analysis(dlg.options())
+
+    def verify_evidence(self) -> Task | None:
+        """Re-hash in a worker; a mismatch is refused, audit-logged and shown."""
+        if self.store is None or self.evidence is None:
+            return None
+        store, ev = self.store, self.evidence
+
+        def job(progress: Any, cancel: Any, on_result: Any) -> str:
+            return store.verify_evidence(ev["id"], "examiner check", progress=progress, cancel=cancel)
+
+        def done(sha: str) -> None:
+            self.show_info("Evidence verified", f"{ev['name']}: SHA-256 {sha}\nmatches the hash recorded at intake (checked and audit-logged).")
+
+        return self.start_task(f"Verifying {ev['name']}", job, done)
+
+    def show_audit_log(self) -> None:
+        if self.store is None or self.case_id is None:
+            return
+        from desktop.dialogs import AuditDialog
+
+        dlg = AuditDialog(self.store, self.case_id, self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.open()
+
     def _on_partial(self, name: str, d: dict[str, Any]) -> None:
         """A detector finished: its row, segments and curves show before the run ends."""
         self.results.add_result(name, d)
@@ -551,6 +587,9 @@ class MainWindow(QMainWindow):
         self.act_new_case.setEnabled(has_store)
         self.act_import.setEnabled(has_store and self.case_id is not None and not busy)
         self.act_analyse.setEnabled(self.clip_path is not None and not busy)
+        self.act_analyse_opts.setEnabled(self.clip_path is not None and not busy)
+        self.act_verify.setEnabled(self.evidence is not None and not busy)
+        self.act_audit.setEnabled(has_store and self.case_id is not None)
         self.act_cancel.setEnabled(busy)
         self.act_report.setEnabled(has_store and self.case_id is not None and not busy)
         for a in (self.act_png, self.act_png_raw):

@@ -129,6 +129,22 @@ def test_analysis_lands_in_timeline_and_store(window, qtbot, media, tmp_path):
     rows = window.store.list_bookmarks(evidence_id=window.evidence["id"])
     assert [(b["id"], b["frame"]) for b in rows] == [(bid, 30)]
     assert window.bookmarks.tree.topLevelItemCount() == 1
+    # re-hash on demand, then the audit log shows it with the chain intact
+    window.verify_evidence()
+    assert window.wait_idle(60) and window.last_error is None
+    from desktop.dialogs import AnalysisDialog, AuditDialog
+
+    audit = AuditDialog(window.store, cid)
+    qtbot.addWidget(audit)
+    actions = [audit.tree.topLevelItem(k).text(3) for k in range(audit.tree.topLevelItemCount())]
+    assert audit.ok and "evidence re-hashed before examiner check" in actions and "bookmark added" in actions
+    dlg = AnalysisDialog()
+    qtbot.addWidget(dlg)
+    for n, c in dlg.checks.items():
+        c.setChecked(n == names[0])
+    dlg.fixed.setChecked(True)
+    opts = dlg.options()
+    assert opts.detectors == names[:1] and opts.blinks.mode == "fixed"
     # the report (core.report) from the menu action's code path, in a worker
     report = tmp_path / "report.pdf"
     window.export_report(report)
