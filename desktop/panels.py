@@ -107,6 +107,8 @@ class ResultsPanel(QWidget):
             it.setToolTip(col, tip)
         if note:
             QTreeWidgetItem(it, ["why" if status != "ok" else "note", note])
+        if d.get("visualization_path"):
+            QTreeWidgetItem(it, ["visualization", str(d["visualization_path"])])
         if d.get("prediction") and d.get("assessment"):
             QTreeWidgetItem(it, ["prediction", str(d["prediction"])])
         for s in d.get("segments") or []:
