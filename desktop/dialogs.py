@@ -100,3 +100,32 @@ class AuditDialog(QDialog):
         layout.addWidget(status)
         layout.addWidget(self.tree, 1)
         layout.addWidget(buttons)
+
+
+class WeightsDialog(QDialog):
+    """Every checkpoint the detectors can use: state (verified / missing / ...), file, sha256, why."""
+
+    def __init__(self, rows: list[dict[str, Any]], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Detector weights")
+        self.resize(1000, 420)
+        self.tree = QTreeWidget(self)
+        self.tree.setHeaderLabels(["entry", "detector", "state", "required", "file", "sha256", "reason"])
+        self.tree.setRootIsDecorated(False)
+        for r in rows:
+            sha = r.get("sha256") or r.get("expected_sha256") or ""
+            it = QTreeWidgetItem([str(r.get("name")), str(r.get("detector")), str(r.get("state")), "yes" if r.get("required") else "no",
+                                  str(r.get("path") or r.get("file") or ""), f"{sha[:16]}…" if sha else "—", str(r.get("reason") or "")])
+            it.setToolTip(5, sha)
+            it.setToolTip(6, str(r.get("reason") or ""))
+            self.tree.addTopLevelItem(it)
+        for k in range(6):
+            self.tree.resizeColumnToContents(k)
+        note = QLabel("A learned detector runs only with verified weights (sha256 checked before loading); "
+                      "bring files with <code>verity weights import PATH</code>.", self)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, parent=self)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(note)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(buttons)

@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
         self.act_analyse_opts = self._act("Run analysis with options…", self.analysis_dialog, "Ctrl+Shift+R", "Choose the detectors and the blink threshold")
         self.act_verify = self._act("Verify evidence hash", self.verify_evidence, tip="Re-hash the evidence file and compare with its intake hash (audit-logged)")
         self.act_audit = self._act("Audit log…", self.show_audit_log, tip="The case's hash-chained audit log, checked")
+        self.act_weights = self._act("Detector weights…", self.show_weights, tip="Which checkpoints are present and verified")
         self.act_cancel = self._act("Cancel", self.cancel_task, "Esc", "Cancel the running task")
         self.act_report = self._act("Export report…", self.export_report_dialog, "Ctrl+E", "PDF/JSON report of the case", short="Report")
         self.act_png = self._act("Export frame as PNG (with overlays)…", lambda: self.export_png_dialog(True), tip="Exhibit: this frame with the overlays shown", short="PNG")
@@ -189,6 +190,7 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Analysis")
         m.addAction(self.act_analyse)
         m.addAction(self.act_analyse_opts)
+        m.addAction(self.act_weights)
         m.addAction(self.act_cancel)
         m = mb.addMenu("&Playback")
         for a in self.player.playback_actions:
@@ -490,6 +492,23 @@ class MainWindow(QMainWindow):
             self.show_info("Evidence verified", f"{ev['name']}: SHA-256 {sha}\nmatches the hash recorded at intake (checked and audit-logged).")
 
         return self.start_task(f"Verifying {ev['name']}", job, done)
+
+    def show_weights(self) -> Task | None:
+        """Weights status is read (and may hash files) in a worker, then shown."""
+        from desktop.dialogs import WeightsDialog
+
+        def job(progress: Any, cancel: Any, on_result: Any) -> list[dict[str, Any]]:
+            from core.weights.verify import status_table
+
+            return status_table()
+
+        def done(rows: list[dict[str, Any]]) -> None:
+            dlg = WeightsDialog(rows, self)
+            dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            self.weights_dialog = dlg
+            dlg.open()
+
+        return self.start_task("Checking weights", job, done, quiet=True)
 
     def show_audit_log(self) -> None:
         if self.store is None or self.case_id is None:

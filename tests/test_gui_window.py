@@ -223,6 +223,9 @@ def test_layout_and_recent_cases_are_remembered(qtbot, tmp_path):
     w2 = MainWindow(settings=settings)  # no db given: the last case file is reopened
     qtbot.addWidget(w2)
     assert str(w2.store.path) == str(tmp_path / "c.sqlite")
+    w2.show_weights()
+    assert w2.wait_idle(30)
+    assert w2.weights_dialog.tree.topLevelItemCount() >= 1
     assert [(r["case_id"], r["label"]) for r in w2.recent_cases()] == [(cid, "R-7 recent")]
     assert w2.results_dock.isHidden()
     w2.close()
