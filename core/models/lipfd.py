@@ -176,7 +176,7 @@ def split_upstream_state_dict(sd: dict[str, torch.Tensor]) -> tuple[dict[str, to
     for k, v in sd.items():
         if not isinstance(v, torch.Tensor):
             continue
-        if k.startswith(CLIP_TEXT_PREFIXES) or k == "encoder.input_resolution":
+        if k.startswith(CLIP_TEXT_PREFIXES) or k in ("encoder.input_resolution", "encoder.context_length", "encoder.vocab_size"):
             ignored.append(k)
         else:
             ours[k] = v
