@@ -176,3 +176,40 @@ def test_stored_pass_matches_run(media: Path, tmp_path: Path) -> None:
     assert back.frames_with_face == fp.frames_with_face == 75
     assert np.allclose(back.tracks[0].landmarks, fp.tracks[0].landmarks)
     assert np.allclose(back.tracks[0].ear, fp.tracks[0].ear, equal_nan=True)
+
+
+def _two_faces(media: Path, n: int = 60, hide: range = range(0)) -> np.ndarray:
+    """HDTF woman on the left, GRID man on the right; the man blanked out for frames in `hide`."""
+    import cv2
+
+    out = []
+    with VideoReader(media / "real" / "hdtf_katiehill_sadtalker_ref.mp4") as a, VideoReader(media / "real" / "grid_bbaf2n.mpg") as b:
+        for (i, x), (_, y) in zip(a.iter_frames(0, n), b.iter_frames(0, n)):
+            y = np.pad(cv2.resize(y, (512, 410)), ((51, 51), (0, 0), (0, 0)))
+            if i in hide:
+                y[:] = 128
+            out.append(np.concatenate([x, y], 1))
+    return np.stack(out)
+
+
+@pytest.mark.media
+def test_two_faces_two_stable_tracks(media: Path, make_video) -> None:
+    fp = _pass(make_video("two.mp4", _two_faces(media)))
+    assert len(fp.tracks) == 2
+    sides = sorted(float(np.median(t.landmarks[:, 30, 0])) for t in fp.tracks)
+    assert sides[0] < 512 < sides[1]
+    for t in fp.tracks:
+        assert np.array_equal(t.frames, np.arange(60))
+        check_landmarks(t, fp.width, fp.height)
+
+
+@pytest.mark.media
+def test_face_that_leaves_and_returns_keeps_its_id(media: Path, make_video) -> None:
+    fp = _pass(make_video("two.mp4", _two_faces(media, hide=range(30, 40))))
+    assert len(fp.tracks) == 2
+    right = next(t for t in fp.tracks if np.median(t.landmarks[:, 30, 0]) > 512)
+    left = next(t for t in fp.tracks if t is not right)
+    assert np.array_equal(left.frames, np.arange(60))
+    # no face claimed on the blank frames, the same id before and after
+    assert not set(range(30, 40)) & set(right.frames.tolist())
+    assert set(range(0, 30)) | set(range(41, 60)) <= set(right.frames.tolist())

@@ -64,6 +64,7 @@ class FacePassParams:
     max_missed: int = 2  # confirmations in a row that may fail before a track ends
     max_scale_jump: float = 0.35  # relative box size change in one frame that means "lost"
     relink_gap_s: float = 2.0  # a face found again this soon near where a track ended keeps its id
+    min_face_contrast: float = 3.0  # grey-level standard deviation below which "a face" is a blank area
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -288,9 +289,16 @@ class FaceTracker:
         s["frames"] += 1
         s["found"] += int(found)
 
-    def _plausible(self, tr: _Track, box: np.ndarray, lm: np.ndarray) -> bool:
+    def _plausible(self, tr: _Track, box: np.ndarray, lm: np.ndarray, gray: np.ndarray) -> bool:
         w, h = box[2] - box[0], box[3] - box[1]
-        if not (np.isfinite(lm).all() and w >= 8 and h >= 8):
+        if not (np.isfinite(lm).all() and w >= 8 and h >= 8 and 0.5 <= h / w <= 2.0):
+            return False
+        # the landmark model fits a face shape anywhere, even on a blank wall: demand texture
+        x0, y0 = max(int(lm[:, 0].min()), 0), max(int(lm[:, 1].min()), 0)
+        x1, y1 = min(int(lm[:, 0].max()) + 1, gray.shape[1]), min(int(lm[:, 1].max()) + 1, gray.shape[0])
+        step = max(1, (x1 - x0) // 32)
+        patch = gray[y0:y1:step, x0:x1:step]
+        if patch.size < 16 or float(patch.std()) < self.p.min_face_contrast:
             return False
         inside = (lm[:, 0] >= -0.1 * w) & (lm[:, 0] <= self.width + 0.1 * w) & (lm[:, 1] >= -0.1 * h) & (lm[:, 1] <= self.height + 0.1 * h)
         if inside.mean() < 0.8:
@@ -332,7 +340,7 @@ class FaceTracker:
         lm = _landmarks(gray, box)
         keep_last = tr.last_box
         tr.last_box = None  # a detection may change the size freely
-        if not self._plausible(tr, box, lm):
+        if not self._plausible(tr, box, lm, gray):
             tr.last_box = keep_last
             return False
         tr.calibrate(box, lm)
@@ -381,7 +389,7 @@ class FaceTracker:
             assert lm is not None
             box = tr.box_from(lm)
             lm = _landmarks(gray, box)
-            if not self._plausible(tr, box, lm):
+            if not self._plausible(tr, box, lm, gray):
                 break
             tr.rows[j] = (box.astype(np.float32), lm, False)
             tr.last_box = box
@@ -423,7 +431,7 @@ class FaceTracker:
             assert tr.last_lm is not None
             box = tr.box_from(tr.last_lm)
             lm = _landmarks(gray, box)
-            if not self._plausible(tr, box, lm):
+            if not self._plausible(tr, box, lm, gray):
                 self._end(tr)
                 self.force_detect = True
                 continue
