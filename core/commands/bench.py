@@ -17,15 +17,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "frame. Without VIDEO: the 512x512 HDTF clip and the 1080p DFDC clip of ../shared/media.",
     )
     p.add_argument("videos", nargs="*", type=Path, metavar="VIDEO")
+    p.add_argument("--all", action="store_true", help="every clip of ../shared/media (frames with a face per clip)")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from core.evidence.probe import check_readable
-    from core.face.benchmark import default_clips, format_rows, measure_in_child
+    from core.face.benchmark import all_media_clips, default_clips, format_rows, measure_in_child
 
-    clips = list(args.videos) or default_clips()
+    clips = list(args.videos) or (all_media_clips() if args.all else default_clips())
     if not clips:
         raise VerityError("no clips given and the benchmark clips of ../shared/media were not found")
     for c in clips:

@@ -97,10 +97,18 @@ def format_rows(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+MEDIA = Path(__file__).resolve().parents[2].parent / "shared" / "media"
+VIDEO_EXTS = {".mp4", ".mpg", ".avi", ".mov", ".mkv"}
+
+
 def default_clips() -> list[Path]:
     """The issue's two benchmark clips in ../shared/media (beside the project), when present."""
-    media = Path(__file__).resolve().parents[2].parent / "shared" / "media"
-    return [p for p in (media / "real" / "hdtf_katiehill_sadtalker_ref.mp4", media / "fake" / "dfdc_abofeumbvv_FAKE.mp4") if p.is_file()]
+    return [p for p in (MEDIA / "real" / "hdtf_katiehill_sadtalker_ref.mp4", MEDIA / "fake" / "dfdc_abofeumbvv_FAKE.mp4") if p.is_file()]
+
+
+def all_media_clips() -> list[Path]:
+    """Every video of ../shared/media (frames-with-face per clip: `verity bench --all`)."""
+    return [p for d in ("real", "fake") if (MEDIA / d).is_dir() for p in sorted((MEDIA / d).iterdir()) if p.suffix.lower() in VIDEO_EXTS]
 
 
 if __name__ == "__main__":
