@@ -5,8 +5,10 @@ core.signals.avsync). The track whose lips follow the audio best is taken as the
 reading for fusion:
 - silence / no speech: inconclusive (nothing to measure);
 - lips follow the speech beyond chance (p <= alpha) at |offset| <= 2 frames: consistent;
-- lips follow the speech beyond chance at a larger offset: inconsistent (an audio offset; note a
-  muxing or broadcast delay also causes one, and lip-sync generators often leave ~100 ms);
+- lips follow the speech beyond chance at |offset| >= 160 ms (a visible lip-sync error):
+  inconsistent;
+- in between (beyond 2 frames, below 160 ms): inconclusive, windows flagged. Lip-sync generators
+  leave ~110 ms here, but genuine broadcasts are found there too (the SyncNet example, -120 ms);
 - otherwise inconclusive: the lips do not measurably follow the speech (could be a
   manipulation, a poor face track, an off-screen speaker or music).
 """
@@ -144,9 +146,15 @@ class AVSyncDetector(Detector):
             )
         if abs(round(est.offset_frames)) <= p.flag_offset_frames:  # whole frames, as SyncNet reports
             return "in sync", "consistent", f"lips follow the speech at {ms:+.0f} ms (p={est.p_value:.2f})"
-        return "out of sync", "inconsistent", (
-            f"lips follow the speech but the audio is offset by {ms:+.0f} ms ({est.offset_frames:+.1f} frames; positive = audio late). "
-            "Lip-sync generators and also muxing/broadcast delays cause offsets"
+        what = (
+            f"lips follow the speech but the audio is offset by {ms:+.0f} ms ({est.offset_frames:+.1f} frames; positive = audio late, "
+            f"p={est.p_value:.2f})"
+        )
+        if abs(ms) >= p.inconsistent_offset_ms:
+            return "out of sync", "inconsistent", f"{what}: a visible lip-sync error. Re-muxing or editing can also cause one"
+        return "out of sync", "inconclusive", (
+            f"{what}: beyond 2 frames but below {p.inconsistent_offset_ms:.0f} ms; lip-sync generators leave such offsets, "
+            "and so do genuine broadcast chains"
         )
 
     @staticmethod

@@ -34,6 +34,10 @@ class AVSyncParams:
     hop_s: float = 0.5
     detrend_s: float = 0.5  # moving average removed from both series (slow drifts, head motion)
     flag_offset_frames: int = 2  # an offset beyond this many whole frames (with sync established) is flagged
+    # The detector reads `inconsistent` only from this offset on: a lip-sync error anyone can see
+    # (ITU-R BT.1359 puts detectability at 45 ms audio early / 125 ms audio late). Smaller offsets
+    # beyond 2 frames are flagged but occur in genuine broadcasts (the SyncNet example: -120 ms).
+    inconsistent_offset_ms: float = 160.0
     alpha: float = 0.05  # sync is established when chance gives this confidence at most this often
     window_alpha: float = 0.1  # the same for one window (fewer frames: a looser test)
     flag_p_value: float = 0.5  # a speech window whose sync is this likely by chance is flagged (2 s is short: lenient)
