@@ -145,6 +145,7 @@ def test_detector_synced_and_offset(make_video) -> None:  # type: ignore[no-unty
     assert res.status == "ok", res.note
     assert abs(res.metrics["offset_frames"]) <= 1.0
     assert res.assessment == "consistent"
+    assert res.per_track["0"]["assessment"] == "consistent"
     d = res.to_dict()
     assert d["frame_predictions"] and {"index", "start_frame", "end_frame", "score"} <= set(d["frame_predictions"][0])
     assert len(d["curves"]["windows"]["score"]) == len(d["frame_predictions"])

@@ -120,6 +120,13 @@ def test_train_checkpoint_eval_analyze(media: Path, tmp_path: Path, make_video, 
     assert res["weights_sha256"] == {"lipfd_local": summary["sha256"]}
     assert all(p["face_centred"] for p in res["frame_predictions"])
 
+    # no face at all: the card's whole-frame pipeline, and the note says so
+    rng = np.random.default_rng(0)
+    noface = make_video("noface.mp4", gradient_frames(40), audio=(0.1 * rng.standard_normal(2 * 16000)).astype(np.float32))
+    res = analyze(noface, AnalysisOptions(detectors=["lipfd"], detector_params={"lipfd": {"n_extract": 2}}))["detectors"]["lipfd"]
+    assert res["status"] == "ok" and res["frames_analyzed"] == 2
+    assert not any(p["face_centred"] for p in res["frame_predictions"]) and "without a tracked face" in res["note"]
+
     # no audio -> the card's error as `unavailable`
     silent = make_video("no_audio.mp4", gradient_frames(30))
     res = analyze(silent, AnalysisOptions(detectors=["lipfd"]))["detectors"]["lipfd"]

@@ -75,7 +75,7 @@ class AVSyncDetector(Detector):
                 continue
             m = mouth_series(fp.frame_count, t.frames, t.mouth)
             est = estimate_offset(fp.times_s, m, audio.samples, audio.sample_rate, audio.start_time_s, fps, p)
-            per_track[str(t.track_id)] = self._track_summary(est)
+            per_track[str(t.track_id)] = {**self._track_summary(est), "assessment": self._reading(est, p)[1]}
             if est.confidence is not None and (best is None or _rank(est) > _rank(best[1])):
                 best = (t.track_id, est)
             elif best is None and est.silent:
