@@ -213,3 +213,25 @@ def test_face_that_leaves_and_returns_keeps_its_id(media: Path, make_video) -> N
     # no face claimed on the blank frames, the same id before and after
     assert not set(range(30, 40)) & set(right.frames.tolist())
     assert set(range(0, 30)) | set(range(41, 60)) <= set(right.frames.tolist())
+
+
+@pytest.mark.media
+def test_small_second_face_beside_a_large_one(media: Path, make_video) -> None:
+    """At 1080p the fast HOG (640 px wide) misses a ~90 px face; with another face tracked, the
+    periodic thorough search still finds it."""
+    import cv2
+
+    frames = []
+    with VideoReader(media / "real" / "hdtf_katiehill_sadtalker_ref.mp4") as a, VideoReader(media / "real" / "grid_bbaf2n.mpg") as b:
+        for (_, x), (_, y) in zip(a.iter_frames(0, 40), b.iter_frames(0, 40)):
+            c = np.full((1080, 1920, 3), 90, np.uint8)
+            c[200:712, 200:712] = x
+            c[600:816, 1400:1670] = cv2.resize(y, (270, 216))
+            frames.append(c)
+    fp = _pass(make_video("small.mp4", np.stack(frames)))
+    assert len(fp.tracks) == 2
+    widths = sorted(float(np.median(t.boxes[:, 2] - t.boxes[:, 0])) for t in fp.tracks)
+    assert widths[0] < 120 < 200 < widths[1]
+    for t in fp.tracks:
+        assert np.array_equal(t.frames, np.arange(40))
+        check_landmarks(t, fp.width, fp.height)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -149,13 +150,15 @@ def detect_hard(
     confirm_threshold: float = 0.0,
     max_candidates: int = 3,
     whole_frame_side: int = 160,
+    exclude: Sequence[tuple[float, ...] | np.ndarray] = (),
 ) -> list[Detection]:
     """The thorough search for frames where the fast HOG found nothing (see module doc).
 
     Frames up to `whole_frame_px` pixels go whole (short side scaled to `whole_frame_side`, 20%
     border) through the MMOD CNN: in small frames a face is large. Larger frames: CLAHE-equalised
     HOG at full resolution with `candidate_threshold`; each of the best `max_candidates`
-    candidates is kept only if the MMOD CNN confirms it in its neighbourhood.
+    candidates is kept only if the MMOD CNN confirms it in its neighbourhood. Candidates on an
+    `exclude` box (faces already tracked) are skipped before the costly confirmation.
     """
     h, w = gray.shape[:2]
     if h * w <= whole_frame_px:
@@ -169,10 +172,12 @@ def detect_hard(
         ]
     eq = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(np.ascontiguousarray(gray))
     rects, scores, _ = frontal_detector().run(eq, 0, candidate_threshold)
-    cands = sorted(zip(scores, rects), key=lambda t: -t[0])[:max_candidates]
+    boxes = [(float(r.left()), float(r.top()), float(r.right()), float(r.bottom())) for r in rects]
+    cands = sorted(
+        ((sc, b) for sc, b in zip(scores, boxes) if not any(same_face(b, e) for e in exclude)), key=lambda t: -t[0]
+    )[:max_candidates]
     out: list[Detection] = []
-    for _, r in cands:
-        box = (float(r.left()), float(r.top()), float(r.right()), float(r.bottom()))
+    for _, box in cands:
         # a low-threshold HOG box often spans the head with hair: scale for a face of ~2/3 of it
         confirmed = mmod_near(gray, box, confirm_threshold, face_px=95.0)
         if confirmed:

@@ -9,9 +9,10 @@ the previous frame's landmarks (at full resolution). Detection runs on a schedul
   that fails too, by dlib's MMOD CNN there. A track that no detector confirms more than
   `max_missed` times in a row ends, and its frames after the last confirmation are dropped
   (the pass never claims a face that no detector saw);
-- every `hard_every` frames while no face is tracked and the HOG finds none: the thorough search
-  of `core.face.detect.detect_hard` (MMOD CNN; contrast-equalised HOG + MMOD on large frames)
-  for small, dark, profile or tightly cropped faces.
+- every `hard_every` frames while no face is tracked and the HOG finds none (every
+  `hard_every_tracked` frames while faces are tracked): the thorough search of
+  `core.face.detect.detect_hard` (MMOD CNN; contrast-equalised HOG + MMOD on large frames) for
+  small, dark, profile or tightly cropped faces.
 
 A new face is also tracked backwards through the frames kept since the last searches; a face
 found again near where a track ended shortly before keeps that track's id. The result is stored
@@ -57,6 +58,7 @@ class FacePassParams:
     search_every: int = 3  # frames between detections while no face is tracked
     local_threshold: float = -0.7  # HOG score that confirms a tracked face in its neighbourhood
     hard_every: int = 15  # frames between thorough searches while no face is tracked (0: never)
+    hard_every_tracked: int = 60  # ... while faces are tracked, for further small or dark faces (0: never)
     hard_whole_frame_px: int = 400 * 400  # frames up to this area go whole (downscaled) to the CNN
     hard_candidate_threshold: float = -0.7  # HOG score of a candidate on large frames
     cnn_threshold: float = 0.0  # MMOD CNN confidence that confirms a face
@@ -478,10 +480,15 @@ class FaceTracker:
                 if di not in used_d and not self._covered(i, d):
                     self._new_track(i, gray, d)
 
-        # 3. nothing tracked and the HOG sees nothing: the thorough search, sparsely
-        if not self.live and not found_any and self.p.hard_every > 0 and i - self.last_hard >= self.p.hard_every:
+        # 3. the thorough search, sparsely: while nothing is tracked and the HOG sees nothing, and
+        #    more rarely while faces are tracked (further faces too small or dark for the HOG)
+        every = self.p.hard_every_tracked if self.live else (0 if found_any else self.p.hard_every)
+        if every > 0 and i - self.last_hard >= every:
             self.last_hard = i
-            dets = detect_hard(gray, self.p.hard_whole_frame_px, self.p.hard_candidate_threshold, self.p.cnn_threshold)
+            tracked = [t.rows[i][0] for t in self.live if i in t.rows]
+            dets = detect_hard(
+                gray, self.p.hard_whole_frame_px, self.p.hard_candidate_threshold, self.p.cnn_threshold, exclude=tracked
+            )
             self._count(SEARCH_HARD, bool(dets))
             for d in dets:
                 if not self._covered(i, d):
