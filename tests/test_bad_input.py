@@ -72,6 +72,28 @@ def audio_only(path: Path) -> Path:
     return path
 
 
+def audio_with_cover(path: Path) -> Path:
+    """An audio file with a cover picture: the picture is a one-frame "video" stream."""
+    with av.open(str(path), "w", format="mp4") as out:
+        a = out.add_stream("aac", rate=16000)
+        a.layout = "mono"
+        v = out.add_stream("mjpeg", rate=1)
+        v.width, v.height, v.pix_fmt = 64, 64, "yuvj420p"
+        v.disposition = av.stream.Disposition.attached_pic
+        for p in v.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), 200, np.uint8), format="rgb24")):
+            out.mux(p)
+        for p in v.encode():
+            out.mux(p)
+        for k in range(0, 16000, 1024):
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+            f.sample_rate, f.pts = 16000, k
+            for p in a.encode(f):
+                out.mux(p)
+        for p in a.encode():
+            out.mux(p)
+    return path
+
+
 # -- files that cannot be analysed --------------------------------------------------------------
 
 
@@ -114,6 +136,11 @@ def test_audio_only_file(tmp_path: Path) -> None:
     before = sha256_file(p)
     assert_refused(run_cli(p, tmp_path=tmp_path), "no video stream")
     assert sha256_file(p) == before
+
+
+def test_audio_with_cover_picture(tmp_path: Path) -> None:
+    p = audio_with_cover(tmp_path / "song.m4a")
+    assert_refused(run_cli(p, tmp_path=tmp_path), "no video stream", "cover picture")
 
 
 def test_one_bad_file_does_not_stop_the_others(tmp_path: Path) -> None:

@@ -78,6 +78,21 @@ def open_container(path: str | os.PathLike[str]) -> av.container.InputContainer:
         raise EvidenceError(f"{p}: not a media file that can be read ({exc.strerror or exc})") from exc
 
 
+def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    """The first moving-picture stream: a cover picture attached to an audio file (an mjpeg/png
+    "video" stream of one frame) is not video evidence."""
+    for s in container.streams.video:
+        if not s.disposition & av.stream.Disposition.attached_pic:
+            return s
+    return None
+
+
+def _stream_kind(s: av.stream.Stream) -> str:
+    if s.type == "video" and s.disposition & av.stream.Disposition.attached_pic:
+        return "cover picture"
+    return str(s.type)
+
+
 def _seconds(value: int | None, time_base: Any) -> float | None:
     if value is None or time_base is None:
         return None
@@ -90,10 +105,10 @@ def probe(path: str | os.PathLike[str]) -> EvidenceInfo:
 
     p = check_readable(path)
     with open_container(p) as container:
-        if not container.streams.video:
-            kinds = ", ".join(s.type for s in container.streams) or "none"
+        vs = video_stream(container)
+        if vs is None:
+            kinds = ", ".join(_stream_kind(s) for s in container.streams) or "none"
             raise EvidenceError(f"{p}: no video stream (streams: {kinds})")
-        vs = container.streams.video[0]
         streams = [
             {"index": s.index, "type": s.type, "codec": s.codec_context.name if s.codec_context else None}
             for s in container.streams

@@ -157,15 +157,16 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _build_index(path: Path) -> FrameIndex:
-    from core.evidence.probe import open_container
+    from core.evidence.probe import open_container, video_stream
 
     # Each step opens the file afresh: seeking back to 0 is not reliable in every container
     # (MPEG-PS lands on a later GOP).
     with open_container(path) as container:
-        if not container.streams.video:
+        stream = video_stream(container)
+        if stream is None:
             raise EvidenceError(f"{path}: no video stream")
         try:
-            index = _from_packets(container, container.streams.video[0])
+            index = _from_packets(container, stream)
         except av.FFmpegError:
             index = None  # truncated or corrupt packets: decode what can be decoded
     if index is not None and index.truncated:
@@ -174,7 +175,7 @@ def _build_index(path: Path) -> FrameIndex:
         index = None
     if index is not None:
         with open_container(path) as container:
-            if _decoder_agrees(container, container.streams.video[0], index):
+            if _decoder_agrees(container, container.streams[stream.index], index):
                 return index
     with open_container(path) as container:
-        return _from_decoding(container, container.streams.video[0])
+        return _from_decoding(container, container.streams[stream.index])
