@@ -156,6 +156,10 @@ _CACHE: dict[tuple[str, int, int], FrameIndex] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def _by_index(container: av.container.InputContainer, index: int) -> av.video.stream.VideoStream:
+    return next(s for s in container.streams.video if s.index == index)
+
+
 def _build_index(path: Path) -> FrameIndex:
     from core.evidence.probe import open_container, video_stream
 
@@ -165,6 +169,7 @@ def _build_index(path: Path) -> FrameIndex:
         stream = video_stream(container)
         if stream is None:
             raise EvidenceError(f"{path}: no video stream")
+        si = stream.index  # a plain int: the stream object dies with its container
         try:
             index = _from_packets(container, stream)
         except av.FFmpegError:
@@ -175,7 +180,7 @@ def _build_index(path: Path) -> FrameIndex:
         index = None
     if index is not None:
         with open_container(path) as container:
-            if _decoder_agrees(container, container.streams[stream.index], index):
+            if _decoder_agrees(container, _by_index(container, si), index):
                 return index
     with open_container(path) as container:
-        return _from_decoding(container, container.streams[stream.index])
+        return _from_decoding(container, _by_index(container, si))
