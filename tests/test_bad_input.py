@@ -131,6 +131,18 @@ def test_truncated_synthetic_mp4(tmp_path: Path) -> None:
     assert sha256_file(p) == before
 
 
+def test_damaged_middle(tmp_path: Path) -> None:
+    full = write_video(tmp_path / "full.mp4", gradient_frames(60))
+    data = bytearray(full.read_bytes())
+    n = len(data)
+    data[n // 4 : n // 2] = np.random.default_rng(0).integers(0, 256, n // 2 - n // 4, dtype=np.uint8).tobytes()
+    p = tmp_path / "damaged.mp4"
+    p.write_bytes(bytes(data))
+    before = sha256_file(p)
+    assert_refused(run_cli(p, tmp_path=tmp_path), "cannot be decoded")
+    assert sha256_file(p) == before
+
+
 def test_audio_only_file(tmp_path: Path) -> None:
     p = audio_only(tmp_path / "speech.mp4")
     before = sha256_file(p)

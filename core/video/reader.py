@@ -126,7 +126,7 @@ class VideoReader:
                 pass
             # Seek overshot or the container cannot seek precisely: decode from the start.
             self._rewind()
-        raise EvidenceError(f"{self.path}: frame {i} could not be decoded")
+        raise EvidenceError(f"{self.path}: frame {i} of {self.frame_count} cannot be decoded (damaged or missing data)")
 
     def frame(self, i: int, fmt: str = "rgb24") -> np.ndarray:
         """Frame i as an array (RGB by default). Exact: the same pixels as sequential decoding."""
