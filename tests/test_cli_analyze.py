@@ -90,3 +90,21 @@ def test_bench_command(tmp_path: Path) -> None:
     assert rows[0]["frames"] == 30 and rows[0]["decode_fps"] > 0 and rows[0]["facepass_fps"] > 0
     assert rows[0]["peak_rss_mb"] >= rows[0]["rss_before_mb"] > 0
     assert "decode fps" in proc.stdout and "face fps" in proc.stdout
+
+
+def test_json_path_problems(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = write_video(tmp_path / "a" / "same.mp4", gradient_frames(8))
+    b = write_video(tmp_path / "b" / "same.mp4", gradient_frames(9))
+    # several videos but --json names an existing file: one clear line, nothing analysed
+    f = tmp_path / "exists.json"
+    f.write_text("{}")
+    proc = run("core.cli", "analyze", a, b, "--json", f, "--work-dir", tmp_path / "w")
+    assert proc.returncode == 2 and "need a folder" in proc.stderr and "Traceback" not in proc.stderr
+    # two videos of the same name: two JSON files, neither overwritten
+    out = tmp_path / "out"
+    proc = run("core.cli", "analyze", a, b, "--json", out, "--work-dir", tmp_path / "w")
+    assert proc.returncode == 0, proc.stderr
+    frames = sorted(json.loads(p.read_text())["evidence"]["video"]["frame_count"] for p in out.glob("*.json"))
+    assert frames == [8, 9]

@@ -70,8 +70,14 @@ def run(args: argparse.Namespace) -> int:
         options.blinks = BlinkParams(mode="fixed", fixed_threshold=args.blink_threshold)
     several = len(args.videos) > 1
     if args.json is not None and several:
-        args.json.mkdir(parents=True, exist_ok=True)
+        if args.json.exists() and not args.json.is_dir():
+            raise VerityError(f"--json {args.json}: several videos need a folder, and this is a file")
+        try:
+            args.json.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise VerityError(f"--json {args.json}: cannot create the folder ({exc.strerror or exc})") from exc
     failures = 0
+    written: set[Path] = set()
     for video in args.videos:
         bar = tqdm(total=100, desc=video.name, unit="%", leave=False, file=sys.stderr, disable=None)
 
@@ -99,6 +105,13 @@ def run(args: argparse.Namespace) -> int:
         print(summary_line(video, result))
         target = _json_target(args.json, video, several)
         if target is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(result, indent=1))
+            if target in written:  # two videos of one name from different folders
+                target = target.with_name(f"{video.name}.{result['evidence']['sha256'][:12]}.json")
+            written.add(target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(json.dumps(result, indent=1))
+            except OSError as exc:
+                print(f"verity: error: {target}: cannot write the JSON ({exc.strerror or exc})", file=sys.stderr)
+                failures += 1
     return 1 if failures else 0
