@@ -150,6 +150,7 @@ def detect_hard(
     confirm_threshold: float = 0.0,
     max_candidates: int = 3,
     whole_frame_side: int = 160,
+    max_side: int = 1920,
     exclude: Sequence[tuple[float, ...] | np.ndarray] = (),
 ) -> list[Detection]:
     """The thorough search for frames where the fast HOG found nothing (see module doc).
@@ -170,20 +171,24 @@ def detect_hard(
             Detection(((b[0] - border) / s, (b[1] - border) / s, (b[2] - border) / s, (b[3] - border) / s), c, MMOD)
             for b, c in _mmod(img, confirm_threshold)
         ]
-    eq = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(np.ascontiguousarray(gray))
+    # beyond 1080p (4K) the candidate search runs on a 1920 px copy: faces of 80 px and more
+    s = min(1.0, max_side / max(h, w))
+    small = gray if s == 1.0 else cv2.resize(gray, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    eq = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(np.ascontiguousarray(small))
     rects, scores, _ = frontal_detector().run(eq, 0, candidate_threshold)
-    boxes = [(float(r.left()), float(r.top()), float(r.right()), float(r.bottom())) for r in rects]
+    boxes = [(r.left() / s, r.top() / s, r.right() / s, r.bottom() / s) for r in rects]
     cands = sorted(
         ((sc, b) for sc, b in zip(scores, boxes) if not any(same_face(b, e) for e in exclude)), key=lambda t: -t[0]
     )[:max_candidates]
     out: list[Detection] = []
     for _, box in cands:
         # a low-threshold HOG box often spans the head with hair: scale for a face of ~2/3 of it
-        confirmed = mmod_near(gray, box, confirm_threshold, face_px=95.0)
+        confirmed = [d for d in mmod_near(gray, box, confirm_threshold, face_px=95.0) if same_face(d.box, box)]
         if confirmed:
+            # the CNN's box (mapped to HOG style) sizes the face better than a low-scoring HOG box
             best = max(confirmed, key=lambda d: d.score)
-            # keep the HOG box (the landmark model is trained on HOG-style boxes), MMOD's score
-            out.append(Detection(box, best.score, f"{HOG}+{MMOD}"))
+            if not any(same_face(best.box, o.box) for o in out):
+                out.append(Detection(best.box, best.score, f"{HOG}+{MMOD}"))
     return out
 
 

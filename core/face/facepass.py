@@ -10,7 +10,8 @@ the previous frame's landmarks (at full resolution). Detection runs on a schedul
   `max_missed` times in a row ends, and its frames after the last confirmation are dropped
   (the pass never claims a face that no detector saw);
 - every `hard_every` frames while no face is tracked and the HOG finds none (every
-  `hard_every_tracked` frames while faces are tracked): the thorough search of
+  `hard_every_tracked` frames while faces are tracked in frames the HOG sees downscaled): the
+  thorough search of
   `core.face.detect.detect_hard` (MMOD CNN; contrast-equalised HOG + MMOD on large frames) for
   small, dark, profile or tightly cropped faces.
 
@@ -58,7 +59,8 @@ class FacePassParams:
     search_every: int = 3  # frames between detections while no face is tracked
     local_threshold: float = -0.7  # HOG score that confirms a tracked face in its neighbourhood
     hard_every: int = 15  # frames between thorough searches while no face is tracked (0: never)
-    hard_every_tracked: int = 60  # ... while faces are tracked, for further small or dark faces (0: never)
+    hard_every_tracked: int = 60  # ... while faces are tracked, for further small or dark faces in frames
+    # larger than detect_max_side (0: never)
     hard_whole_frame_px: int = 400 * 400  # frames up to this area go whole (downscaled) to the CNN
     hard_candidate_threshold: float = -0.7  # HOG score of a candidate on large frames
     cnn_threshold: float = 0.0  # MMOD CNN confidence that confirms a face
@@ -436,6 +438,7 @@ class FaceTracker:
             if not self._plausible(tr, box, lm, gray):
                 self._end(tr)
                 self.force_detect = True
+                self.last_hard = -(10**9)  # look thoroughly at once: the face may still be there
                 continue
             self._record(tr, i, box, lm, False)
 
@@ -482,7 +485,9 @@ class FaceTracker:
 
         # 3. the thorough search, sparsely: while nothing is tracked and the HOG sees nothing, and
         #    more rarely while faces are tracked (further faces too small or dark for the HOG)
-        every = self.p.hard_every_tracked if self.live else (0 if found_any else self.p.hard_every)
+        #    (only where the HOG works on a downscaled copy: at full size it sees faces from 80 px)
+        downscaled = max(self.width, self.height) > self.p.detect_max_side
+        every = (self.p.hard_every_tracked if downscaled else 0) if self.live else (0 if found_any else self.p.hard_every)
         if every > 0 and i - self.last_hard >= every:
             self.last_hard = i
             tracked = [t.rows[i][0] for t in self.live if i in t.rows]
