@@ -235,3 +235,16 @@ def test_small_second_face_beside_a_large_one(media: Path, make_video) -> None:
     for t in fp.tracks:
         assert np.array_equal(t.frames, np.arange(40))
         check_landmarks(t, fp.width, fp.height)
+
+
+@pytest.mark.media
+def test_face_entering_is_not_claimed_before_it_appears(media: Path, make_video) -> None:
+    """Backward tracking covers only frames no search has looked at: a face that appears at
+    frame 20 (searches every 3 frames while none is tracked: 18, 21) starts at 19 or 20."""
+    noise = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    with VideoReader(media / "real" / "hdtf_katiehill_sadtalker_ref.mp4") as r:
+        face = [a.copy() for _, a in r.iter_frames(0, 30)]
+    fp = _pass(make_video("enter.mp4", np.stack([noise] * 20 + face)))
+    assert len(fp.tracks) == 1
+    t = fp.tracks[0]
+    assert t.first_frame in (19, 20) and t.last_frame == 49

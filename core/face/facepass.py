@@ -351,7 +351,9 @@ class FaceTracker:
         self._record(tr, i, box, lm, True)
         return True
 
-    def _new_track(self, i: int, gray: np.ndarray, d: Detection) -> None:
+    def _new_track(self, i: int, gray: np.ndarray, d: Detection, searched: int) -> None:
+        """Start (or revive) a track at a detection; `searched` is the previous frame on which
+        the same search ran and did not report this face."""
         tr = self._revivable(i, d)
         revived = tr is not None
         if tr is None:
@@ -363,7 +365,7 @@ class FaceTracker:
         else:
             self.next_id += 1
         self.live.append(tr)
-        self._backfill(tr, i)
+        self._backfill(tr, i, searched)
 
     def _revivable(self, i: int, d: Detection) -> _Track | None:
         """A track that ended shortly before, near this detection: the same face found again."""
@@ -377,16 +379,16 @@ class FaceTracker:
                 best, best_ov = tr, ov
         return best
 
-    def _backfill(self, tr: _Track, i: int) -> None:
-        """Track a newly found face backwards through the kept frames before i (the face was
-        probably there since the previous searches missed it)."""
+    def _backfill(self, tr: _Track, i: int, searched: int) -> None:
+        """Track a newly found face backwards through the kept frames after the previous search
+        (`searched`): nothing looked for it there. Frames that search saw without it stay empty."""
         lm = tr.last_lm
         box_i, lm_i, prev_box = tr.last_box, tr.last_lm, tr.rows[i][0].astype(np.float64)
         tr.last_box = prev_box
         for j, gray in reversed(self.recent):
             if j >= i:
                 continue
-            if j in tr.rows:
+            if j <= searched or j in tr.rows:
                 break  # reached the track's earlier part (a revived track)
             if any(j in t.rows and iou(t.rows[j][0], tr.last_box) > 0.3 for t in self.live + self.done if t is not tr):
                 break
@@ -446,6 +448,7 @@ class FaceTracker:
         interval = self.p.redetect_every if self.live else self.p.search_every
         found_any = False
         if self.force_detect or i - self.last_detect >= interval:
+            searched = self.last_detect
             self.last_detect = i
             self.force_detect = False
             dets = detect_faces(gray, self.p.detect_max_side, self.p.detect_pad, self.p.detect_upsample)
@@ -481,7 +484,7 @@ class FaceTracker:
                         self.last_hard = -(10**9)  # look thoroughly at once: the face may still be there
             for di, d in enumerate(dets):
                 if di not in used_d and not self._covered(i, d):
-                    self._new_track(i, gray, d)
+                    self._new_track(i, gray, d, searched)
 
         # 3. the thorough search, sparsely: while nothing is tracked and the HOG sees nothing, and
         #    more rarely while faces are tracked (further faces too small or dark for the HOG)
@@ -489,6 +492,7 @@ class FaceTracker:
         downscaled = max(self.width, self.height) > self.p.detect_max_side
         every = (self.p.hard_every_tracked if downscaled else 0) if self.live else (0 if found_any else self.p.hard_every)
         if every > 0 and i - self.last_hard >= every:
+            searched = self.last_hard
             self.last_hard = i
             tracked = [t.rows[i][0] for t in self.live if i in t.rows]
             dets = detect_hard(
@@ -497,7 +501,7 @@ class FaceTracker:
             self._count(SEARCH_HARD, bool(dets))
             for d in dets:
                 if not self._covered(i, d):
-                    self._new_track(i, gray, d)
+                    self._new_track(i, gray, d, searched)
 
         self._drop_duplicates(i)
         self.recent.append((i, np.array(gray, copy=True)))
