@@ -271,3 +271,12 @@ def test_audio_starting_after_video(make_video) -> None:
     assert abs(info.video.start_time_s) < 0.05
     # AAC encoder priming may shift the first packet by a few ms; the 0.5 s offset must remain
     assert abs(info.audio.start_time_s - 0.5) < 0.1, info.audio.start_time_s
+
+
+def test_single_frame_video(make_video, tmp_path: Path) -> None:
+    p = make_video("still.mp4", gradient_frames(1), fps=25)
+    info = probe(p)
+    assert info.video.frame_count == 1 and info.video.fps == pytest.approx(25.0)  # the stated rate
+    proc = run_cli(p, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 frames, 25.000 fps" in proc.stdout and "no face found" in proc.stdout

@@ -26,6 +26,7 @@ class FrameIndex:
     keyframe: np.ndarray  # bool (N,)
     decoded: bool  # True when the index came from a full decode
     declared_frames: int = 0  # frame count the container header claims (0: not stated)
+    nominal_fps: float = 0.0  # the container's stated rate: used only when timestamps cannot tell
 
     @property
     def truncated(self) -> bool:
@@ -46,8 +47,8 @@ class FrameIndex:
 
     @property
     def duration_s(self) -> float | None:
-        if self.pts.size < 2:
-            return None
+        if self.pts.size < 2:  # one frame: it lasts one nominal frame interval, if stated
+            return self.pts.size / self.nominal_fps if self.pts.size and self.nominal_fps > 0 else None
         t = self.times_s
         return float(t[-1] - t[0] + np.median(np.diff(t)))
 
@@ -76,6 +77,11 @@ class FrameIndex:
         return int(keys[-1]) if keys.size else 0
 
 
+def _nominal(stream: av.video.stream.VideoStream) -> float:
+    rate = stream.average_rate or stream.base_rate or stream.guessed_rate
+    return float(rate) if rate else 0.0
+
+
 def _from_packets(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> FrameIndex | None:
     pts: list[int] = []
     keys: list[bool] = []
@@ -94,7 +100,7 @@ def _from_packets(container: av.container.InputContainer, stream: av.video.strea
         return None
     k = np.asarray(keys, dtype=bool)[order]
     k[0] = True  # decoding always starts somewhere: treat the first frame as a seek point
-    return FrameIndex(stream.index, stream.time_base, p, k, decoded=False, declared_frames=int(stream.frames or 0))
+    return FrameIndex(stream.index, stream.time_base, p, k, decoded=False, declared_frames=int(stream.frames or 0), nominal_fps=_nominal(stream))
 
 
 def _from_decoding(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> FrameIndex:
@@ -116,7 +122,9 @@ def _from_decoding(container: av.container.InputContainer, stream: av.video.stre
     k = np.asarray(keys, dtype=bool)
     if k.size:
         k[0] = True
-    return FrameIndex(stream.index, tb, np.asarray(pts, dtype=np.int64), k, decoded=True, declared_frames=int(stream.frames or 0))
+    return FrameIndex(
+        stream.index, tb, np.asarray(pts, dtype=np.int64), k, decoded=True, declared_frames=int(stream.frames or 0), nominal_fps=_nominal(stream)
+    )
 
 
 def _decoder_agrees(container: av.container.InputContainer, stream: av.video.stream.VideoStream, index: FrameIndex) -> bool:
