@@ -146,7 +146,7 @@ def analyze(
             "video": {
                 "codec": v.codec, "width": v.width, "height": v.height, "fps": round(v.fps, 4),
                 "real_frame_rate": v.real_frame_rate, "frame_count": v.frame_count,
-                "variable_frame_rate": v.variable_frame_rate, "start_time_s": v.start_time_s,
+                "variable_frame_rate": v.variable_frame_rate, "start_time_s": v.start_time_s, "rotation": v.rotation,
             },
             "audio": None if info.audio is None else {
                 "codec": info.audio.codec, "sample_rate": info.audio.sample_rate,

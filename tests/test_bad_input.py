@@ -280,3 +280,44 @@ def test_single_frame_video(make_video, tmp_path: Path) -> None:
     proc = run_cli(p, tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "1 frames, 25.000 fps" in proc.stdout and "no face found" in proc.stdout
+
+
+def phone_rotation(path: Path) -> Path:
+    """Mark an mp4 as phones mark portrait video: the picture is stored turned, and the track
+    header's display matrix (0, 1, -1, 0: "rotate=90") tells players to turn it clockwise."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    k = data.find(b"tkhd")
+    assert k > 0 and data[k + 4] == 0  # version 0 header: the matrix sits 44 bytes after the type
+    data[k + 44 : k + 80] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_phone_rotation_is_applied(make_video) -> None:
+    img = np.zeros((64, 96, 3), np.uint8)
+    img[:, :20] = 255  # stored picture: a white band on the left
+    p = phone_rotation(make_video("portrait.mp4", np.stack([img] * 12)))
+    info = probe(p)
+    assert (info.video.width, info.video.height, info.video.rotation) == (64, 96, 90)
+    with VideoReader(p) as r:
+        assert (r.width, r.height, r.rotation_cw) == (64, 96, 90)
+        a = r.frame(5)
+        assert a.shape == (96, 64, 3)
+        assert a[:15].mean() > 200 and a[-60:].mean() < 40  # as displayed: the band on top
+        seq = [x.copy() for _, x in r.iter_frames()]
+        assert np.array_equal(seq[5], a) and seq[0].shape == (96, 64, 3)
+
+
+@pytest.mark.media
+def test_phone_portrait_face_is_found(media: Path, make_video) -> None:
+    with VideoReader(media / "real" / "grid_bbaf2n.mpg") as r:
+        stored = np.stack([np.rot90(a, k=1) for _, a in r.iter_frames(0, 30)])  # turned as a phone stores it
+    p = phone_rotation(make_video("phone.mp4", stored))
+    with VideoReader(p) as r:
+        fp = run_face_pass(r)
+    assert (fp.width, fp.height) == (360, 288)
+    assert len(fp.tracks) == 1 and fp.frames_with_face == 30
+    lm = fp.tracks[0].landmarks
+    assert (lm[:, 36:48, 1].mean(1) < lm[:, 48:68, 1].mean(1)).all()  # upright: eyes above mouth

@@ -26,6 +26,7 @@ class VideoStreamInfo:
     duration_s: float | None
     pix_fmt: str | None
     declared_frame_count: int = 0  # what the container header claims (0: not stated)
+    rotation: int = 0  # degrees clockwise a player turns the picture; width/height are as displayed
 
 
 @dataclass
@@ -134,6 +135,8 @@ def probe(path: str | os.PathLike[str]) -> EvidenceInfo:
     index = build_index(p)
     if index.frame_count == 0:
         raise EvidenceError(f"{p}: the video stream holds no decodable frames (truncated or corrupt)")
+    if index.rotation_cw in (90, 270):
+        width, height = height, width
     video = VideoStreamInfo(
         index=index.stream_index,
         codec=codec,
@@ -147,6 +150,7 @@ def probe(path: str | os.PathLike[str]) -> EvidenceInfo:
         duration_s=index.duration_s,
         pix_fmt=pix_fmt,
         declared_frame_count=index.declared_frames,
+        rotation=index.rotation_cw,
     )
     warnings = []
     if index.truncated:

@@ -27,6 +27,7 @@ class FrameIndex:
     decoded: bool  # True when the index came from a full decode
     declared_frames: int = 0  # frame count the container header claims (0: not stated)
     nominal_fps: float = 0.0  # the container's stated rate: used only when timestamps cannot tell
+    rotation_cw: int = 0  # degrees clockwise the decoded picture is turned for display (0/90/180/270)
 
     @property
     def truncated(self) -> bool:
@@ -77,6 +78,17 @@ class FrameIndex:
         return int(keys[-1]) if keys.size else 0
 
 
+def display_rotation(frame: av.VideoFrame) -> int:
+    """Clockwise degrees (0/90/180/270) a player turns this frame by, from the container's display
+    matrix: phones store portrait video as landscape pictures plus this matrix. FFmpeg gives the
+    matrix's counter-clockwise angle (-90 for a phone's "rotate=90")."""
+    try:
+        angle = float(frame.rotation or 0)
+    except (AttributeError, ValueError, TypeError):
+        return 0
+    return int(round(-angle / 90.0)) % 4 * 90
+
+
 def _nominal(stream: av.video.stream.VideoStream) -> float:
     rate = stream.average_rate or stream.base_rate or stream.guessed_rate
     return float(rate) if rate else 0.0
@@ -108,8 +120,11 @@ def _from_decoding(container: av.container.InputContainer, stream: av.video.stre
     pts: list[int] = []
     keys: list[bool] = []
     last = -1
+    rotation = 0
     try:
         for frame in container.decode(stream):
+            if not pts:
+                rotation = display_rotation(frame)
             p = frame.pts if frame.pts is not None else last + 1
             if p <= last:  # missing or repeated timestamps: keep the output order
                 p = last + 1
@@ -123,7 +138,8 @@ def _from_decoding(container: av.container.InputContainer, stream: av.video.stre
     if k.size:
         k[0] = True
     return FrameIndex(
-        stream.index, tb, np.asarray(pts, dtype=np.int64), k, decoded=True, declared_frames=int(stream.frames or 0), nominal_fps=_nominal(stream)
+        stream.index, tb, np.asarray(pts, dtype=np.int64), k, decoded=True, declared_frames=int(stream.frames or 0),
+        nominal_fps=_nominal(stream), rotation_cw=rotation,
     )
 
 
@@ -133,6 +149,8 @@ def _decoder_agrees(container: av.container.InputContainer, stream: av.video.str
     got: list[int | None] = []
     try:
         for frame in container.decode(stream):
+            if not got:
+                index.rotation_cw = display_rotation(frame)
             got.append(frame.pts)
             if len(got) >= 3:
                 break

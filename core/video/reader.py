@@ -17,13 +17,18 @@ from core.video.index import FrameIndex, build_index
 _PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv410p", "yuv411p", "nv12"}
 
 
-def to_array(frame: av.VideoFrame, fmt: str = "rgb24") -> np.ndarray:
-    """RGB (H, W, 3) uint8, or luma (H, W) uint8 for fmt='gray'."""
+def to_array(frame: av.VideoFrame, fmt: str = "rgb24", rotation_cw: int = 0) -> np.ndarray:
+    """RGB (H, W, 3) uint8, or luma (H, W) uint8 for fmt='gray', turned `rotation_cw` degrees
+    clockwise (as a player shows it)."""
     if fmt == "gray" and frame.format.name in _PLANAR_YUV:
         plane = frame.planes[0]
         buf = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
-        return buf[:, : frame.width]
-    return frame.to_ndarray(format=fmt)
+        a = buf[:, : frame.width]
+    else:
+        a = frame.to_ndarray(format=fmt)
+    if rotation_cw:
+        a = np.ascontiguousarray(np.rot90(a, k=-(rotation_cw // 90)))
+    return a
 
 
 class VideoReader:
@@ -69,12 +74,21 @@ class VideoReader:
         return self.index.average_fps
 
     @property
+    def rotation_cw(self) -> int:
+        """Degrees clockwise every frame is turned (the container's display matrix), already
+        applied to what `frame` and `iter_frames` return."""
+        return self.index.rotation_cw
+
+    @property
     def width(self) -> int:
-        return self._stream.codec_context.width
+        """Width of the frames as returned (displayed orientation)."""
+        cc = self._stream.codec_context
+        return cc.height if self.index.rotation_cw in (90, 270) else cc.width
 
     @property
     def height(self) -> int:
-        return self._stream.codec_context.height
+        cc = self._stream.codec_context
+        return cc.width if self.index.rotation_cw in (90, 270) else cc.height
 
     def time_of(self, i: int) -> float:
         """Presentation time of frame i in seconds (stream clock, not shifted to zero)."""
@@ -130,7 +144,8 @@ class VideoReader:
 
     def frame(self, i: int, fmt: str = "rgb24") -> np.ndarray:
         """Frame i as an array (RGB by default). Exact: the same pixels as sequential decoding."""
-        return to_array(self._decode_to(i), fmt).copy()
+        a = to_array(self._decode_to(i), fmt, self.index.rotation_cw)
+        return a if self.index.rotation_cw else a.copy()
 
     def iter_frames(
         self, start: int = 0, stop: int | None = None, step: int = 1, fmt: str = "rgb24"
@@ -147,7 +162,7 @@ class VideoReader:
         if start == 0:
             self._rewind()
         for i in range(start, stop, step):
-            yield i, to_array(self._decode_to(i), fmt)
+            yield i, to_array(self._decode_to(i), fmt, self.index.rotation_cw)
 
     def close(self) -> None:
         self._container.close()
