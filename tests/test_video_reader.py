@@ -54,3 +54,29 @@ def test_2997_fps_clip(media) -> None:
     assert idx.frame_count == 300
     assert abs(idx.average_fps - 29.97) < 0.01
     assert not idx.variable_frame_rate
+
+
+@pytest.mark.parametrize(
+    ("codec", "pix_fmt", "ext"),
+    [("ffv1", "yuv420p10le", "mkv"), ("mpeg4", "yuv420p", "avi"), ("mjpeg", "yuvj422p", "avi"), ("libvpx-vp9", "yuv420p", "webm")],
+)
+def test_other_codecs_and_containers(tmp_path, codec: str, pix_fmt: str, ext: str) -> None:
+    """10-bit, intra-only, AVI, WebM: exact random access, 8-bit luma for the face pass."""
+    import av
+
+    path = tmp_path / f"clip.{ext}"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = 96, 64, pix_fmt
+        for f in gradient_frames(20):
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format=pix_fmt)):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    with VideoReader(path) as r:
+        assert r.frame_count == 20
+        seq = [_digest(a) for _, a in r.iter_frames()]
+        for i in (15, 3, 19, 0, 7):
+            assert _digest(r.frame(i)) == seq[i]
+        g = r.frame(4, fmt="gray")
+        assert g.dtype == np.uint8 and g.shape == (64, 96)
