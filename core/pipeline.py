@@ -158,7 +158,7 @@ def analyze(
         "parameters": options.parameters(),
         "facepass": {
             "path": str(store), "frames_with_face": fp.frames_with_face, "processing_time": round(fp.processing_time, 3),
-            "search": fp.search, "no_face": fp.no_face_reason(),
+            "search": fp.search, "no_face": fp.no_face_reason(), "shot_cuts": fp.cuts,
         },
         "faces": faces_summary(fp, blinks),
         "detectors": results,

@@ -248,3 +248,25 @@ def test_face_entering_is_not_claimed_before_it_appears(media: Path, make_video)
     assert len(fp.tracks) == 1
     t = fp.tracks[0]
     assert t.first_frame in (19, 20) and t.last_frame == 49
+
+
+@pytest.mark.media
+def test_shot_cut_ends_tracks(media: Path, make_video, tmp_path: Path) -> None:
+    """A cut from one person to another at the same place: two tracks, split at the cut, never
+    one id for two people; the cut is recorded and survives the stored pass."""
+    import cv2
+
+    with VideoReader(media / "real" / "hdtf_katiehill_sadtalker_ref.mp4") as a:
+        first = [x.copy() for _, x in a.iter_frames(0, 30)]
+    with VideoReader(media / "real" / "grid_bbaf2n.mpg") as b:
+        second = [cv2.resize(x, (512, 512)) for _, x in b.iter_frames(0, 30)]
+    fp = _pass(make_video("cut.mp4", np.stack(first + second)))
+    assert fp.cuts == [30]
+    assert [(t.first_frame, t.last_frame) for t in fp.tracks] == [(0, 29), (30, 59)]
+    assert FacePass.load(fp.save(tmp_path / "p.npz")).cuts == [30]
+
+
+def test_no_cut_within_a_shot(make_video) -> None:
+    frames = gradient_frames(30)
+    frames[15:] = np.clip(frames[15:].astype(int) + 60, 0, 255).astype(np.uint8)  # a brightness jump is no cut
+    assert _pass(make_video("g.mp4", frames)).cuts == []

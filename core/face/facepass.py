@@ -15,9 +15,11 @@ the previous frame's landmarks (at full resolution). Detection runs on a schedul
   `core.face.detect.detect_hard` (MMOD CNN; contrast-equalised HOG + MMOD on large frames) for
   small, dark, profile or tightly cropped faces.
 
-A new face is also tracked backwards through the frames kept since the last searches; a face
-found again near where a track ended shortly before keeps that track's id. The result is stored
-once as a compressed .npz so detectors and the GUI never decode the video again for landmarks.
+A new face is also tracked backwards through the frames since the previous search; a face found
+again near where a track ended shortly before keeps that track's id. A cut to another shot
+(consecutive frames decorrelate) ends every track, so one track never spans two shots. The
+result is stored once as a compressed .npz so detectors and the GUI never decode the video
+again for landmarks.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import dlib
 import numpy as np
 
@@ -51,7 +54,7 @@ SEARCH_HARD = f"thorough search ({MMOD}; on large frames contrast-equalised {HOG
 
 @dataclass
 class FacePassParams:
-    algorithm: int = 2  # bumped when the tracker changes, so stored passes of another version are not reused
+    algorithm: int = 3  # bumped when the tracker changes, so stored passes of another version are not reused
     detect_max_side: int = 640  # detection image long side (the frame is downscaled to it)
     detect_pad: float = 0.25  # border before detection, fraction of the short side
     detect_upsample: int = 0  # dlib pyramid upsampling (slow; for small faces)
@@ -69,6 +72,7 @@ class FacePassParams:
     max_scale_jump: float = 0.35  # relative box size change in one frame that means "lost"
     relink_gap_s: float = 2.0  # a face found again this soon near where a track ended keeps its id
     min_face_contrast: float = 3.0  # grey-level standard deviation below which "a face" is a blank area
+    cut_decorrelation: float = 0.5  # 1 - correlation of consecutive thumbnails that means a shot cut (0: off)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +116,7 @@ class FacePass:
     evidence_sha256: str = ""
     processing_time: float = 0.0
     search: dict[str, dict[str, int]] = field(default_factory=dict)  # search -> {"frames", "found"}
+    cuts: list[int] = field(default_factory=list)  # first frame of each new shot (tracks end there)
 
     def track(self, track_id: int) -> FaceTrack:
         for t in self.tracks:
@@ -152,6 +157,7 @@ class FacePass:
             "evidence_sha256": self.evidence_sha256,
             "processing_time": self.processing_time,
             "search": self.search,
+            "cuts": self.cuts,
         }
         tmp = path.with_name(path.name + ".part")
         with open(tmp, "wb") as fh:
@@ -216,6 +222,7 @@ class FacePass:
             evidence_sha256=meta["evidence_sha256"],
             processing_time=meta.get("processing_time", 0.0),
             search=meta.get("search", {}),
+            cuts=[int(c) for c in meta.get("cuts", [])],
         )
 
 
@@ -286,6 +293,8 @@ class FaceTracker:
         keep = max(params.search_every, params.redetect_every, params.hard_every, 1)
         self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=keep)  # frames for backward tracking
         self.search: dict[str, dict[str, int]] = {}
+        self.cuts: list[int] = []  # first frames of new shots
+        self._thumb: np.ndarray | None = None
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def _count(self, name: str, found: bool) -> None:
@@ -372,8 +381,8 @@ class FaceTracker:
         best, best_ov = None, 0.0
         for tr in self.done:
             last = max(tr.rows)
-            if i - last > self.relink_gap or last >= i:
-                continue
+            if i - last > self.relink_gap or last >= i or (self.cuts and last < self.cuts[-1]):
+                continue  # too long ago, or before a cut to another shot
             ov = iou(tr.rows[last][0], d.box)
             if same_face(tr.rows[last][0], d.box, self.p.match_iou, max_ratio=3.0) and ov >= best_ov:
                 best, best_ov = tr, ov
@@ -431,7 +440,29 @@ class FaceTracker:
         return True
 
     # -- one frame ------------------------------------------------------------------------------
+    def _shot_cut(self, gray: np.ndarray) -> bool:
+        """A cut to another shot: the 32x32 thumbnail decorrelates from the previous frame's
+        (1 - r > `cut_decorrelation`; within shots of the media clips it stays below 0.21, a cut
+        between two of them gives ~1). Brightness changes alone keep r high."""
+        step = max(1, min(gray.shape[:2]) // 128)
+        thumb = cv2.resize(gray[::step, ::step], (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+        prev, self._thumb = self._thumb, thumb
+        if prev is None or self.p.cut_decorrelation <= 0:
+            return False
+        a, b = thumb - thumb.mean(), prev - prev.mean()
+        den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+        return den > 0 and 1.0 - float((a * b).sum()) / den > self.p.cut_decorrelation
+
     def step(self, i: int, gray: np.ndarray) -> None:
+        # 0. a cut to another shot ends every track: one track never spans two shots
+        if self._shot_cut(gray):
+            self.cuts.append(i)
+            for tr in list(self.live):
+                self._end(tr)
+            self.recent.clear()
+            self.force_detect = True
+            self.last_hard = -(10**9)
+
         # 1. every tracked face: landmarks placed from the previous frame's
         for tr in list(self.live):
             assert tr.last_lm is not None
@@ -564,4 +595,5 @@ def run_face_pass(
         params=params.to_dict(),
         processing_time=time.perf_counter() - t0,
         search=tracker.search,
+        cuts=tracker.cuts,
     )
