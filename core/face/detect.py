@@ -2,12 +2,15 @@
 
 - `detect_faces`: HOG (dlib's frontal detector, 5 views) on a downscaled, padded copy of the
   frame. Fast; finds ordinary faces of at least ~80 px at detection scale.
-- `detect_local`: HOG in a neighbourhood of a tracked box, contrast-stretched and scaled so the
-  face is ~100 px, with a lowered threshold. Confirms that a track still holds a face.
+- `detect_local`: HOG in a neighbourhood of a tracked box, equalised (CLAHE) and scaled so the
+  face is ~110 px, with a lowered threshold. Confirms that a track still holds a face.
+- `mmod_near`: dlib's MMOD CNN in a neighbourhood of a box (the last check before a track ends).
 - `detect_hard`: for frames where the HOG finds nothing. Small frames (tight crops such as the
   224x224 AVLips clips, profile views) go whole through dlib's MMOD CNN; large frames get a
   contrast-equalised full-resolution HOG at a low threshold whose candidates must then be
   confirmed by the MMOD CNN in their neighbourhood (two different detectors must agree).
+
+Every detector returns HOG-style boxes (the 68-point landmark model was trained on those).
 """
 
 from __future__ import annotations
