@@ -21,6 +21,12 @@ def run(module: str, *args: str | Path, timeout: float = 300) -> subprocess.Comp
                           timeout=timeout, cwd=ROOT, env=env, check=False)
 
 
+def manifest_full_face(media: Path) -> set[str]:
+    """Clips whose MANIFEST.tsv entry says "face in 100% frames"."""
+    rows = (line.split("\t") for line in (media / "MANIFEST.tsv").read_text().splitlines()[1:])
+    return {r[0] for r in rows if len(r) > 11 and "face in 100% frames" in r[11]}
+
+
 def check_shape(d: dict, video: Path) -> None:
     """The keys issue 2 lists for the analysis JSON."""
     assert d["schema"] == "verity.analysis/1"
@@ -71,12 +77,16 @@ def test_real_clips_json_folder(media: Path, tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     written = sorted(p.name for p in out.glob("*.json"))
     assert written == sorted(f"{v.name}.json" for v in videos)
+    full = manifest_full_face(media)
     for v in videos:
         d = json.loads((out / f"{v.name}.json").read_text())
         check_shape(d, v)
-        # every real clip shows one person throughout (MANIFEST.tsv)
+        # every real clip shows one person throughout: one track; in every frame where the
+        # manifest's plain-dlib check saw the face in 100% (elsewhere: profile views, >= 90%)
         assert len(d["faces"]) == 1, v.name
-        assert d["faces"][0]["frames_with_face"] == d["evidence"]["video"]["frame_count"], v.name
+        n = d["evidence"]["video"]["frame_count"]
+        want = n if f"real/{v.name}" in full else 0.9 * n
+        assert d["faces"][0]["frames_with_face"] >= want, v.name
     vfr = json.loads((out / "retalking_face1_man_suit.mp4.json").read_text())["evidence"]["video"]
     assert vfr["frame_count"] == 135 and vfr["variable_frame_rate"]
 

@@ -134,21 +134,25 @@ def test_same_face_rule() -> None:
 
 @pytest.mark.media
 @pytest.mark.parametrize(
-    "clip",
+    ("clip", "coverage"),
     [
-        "real/grid_bbaf2n.mpg",  # an ordinary frontal face, MPEG-PS
-        "real/avlips_real_0.mp4",  # 224x224, face fills the frame, mostly in profile: HOG alone finds 30%
+        ("real/grid_bbaf2n.mpg", 1.0),  # an ordinary frontal face, MPEG-PS: every frame
+        # 224x224, the face fills the frame and is mostly in profile: the HOG alone finds it in 30%
+        # of the frames, the manifest's plain-dlib estimate 17%; 102 of 107 here (5 frames where
+        # no detector confirmed the face are not claimed)
+        ("real/avlips_real_0.mp4", 0.9),
     ],
 )
-def test_media_face_in_every_frame(media: Path, clip: str) -> None:
+def test_media_face_tracked(media: Path, clip: str, coverage: float) -> None:
     path = media / clip
     fp = _pass(path)
-    # the manifest says one person in every frame: one track covering all of them, id 0
+    # one person throughout: one track, id 0
     assert len(fp.tracks) == 1, [(t.first_frame, t.last_frame) for t in fp.tracks]
     t = fp.tracks[0]
     assert t.track_id == 0
-    assert fp.frames_with_face == fp.frame_count
-    assert np.array_equal(t.frames, np.arange(fp.frame_count))
+    assert fp.frames_with_face >= coverage * fp.frame_count
+    if coverage == 1.0:
+        assert np.array_equal(t.frames, np.arange(fp.frame_count))
     assert t.detected.sum() >= fp.frame_count // 15  # confirmed by a detector regularly
     check_landmarks(t, fp.width, fp.height)
     assert fp.no_face_reason() is None
@@ -270,3 +274,20 @@ def test_no_cut_within_a_shot(make_video) -> None:
     frames = gradient_frames(30)
     frames[15:] = np.clip(frames[15:].astype(int) + 60, 0, 255).astype(np.uint8)  # a brightness jump is no cut
     assert _pass(make_video("g.mp4", frames)).cuts == []
+
+
+@pytest.mark.media
+def test_face_replaced_by_texture_is_not_claimed(media: Path, make_video) -> None:
+    """From frame 30 the face is covered by textured noise: the landmark fit may still look like
+    a face, but no detector confirms it, so nothing after the last confirmation is claimed."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    with VideoReader(media / "real" / "hdtf_katiehill_sadtalker_ref.mp4") as r:
+        frames = [a.copy() for _, a in r.iter_frames(0, 60)]
+    for f in frames[30:]:
+        f[150:470, 100:420] = cv2.GaussianBlur(rng.integers(0, 256, (320, 320, 3), dtype=np.uint8), (5, 5), 0)
+    fp = _pass(make_video("covered.mp4", np.stack(frames)))
+    claimed = {int(f) for t in fp.tracks for f in t.frames}
+    assert set(range(0, 21)) <= claimed  # confirmed at 0, 10, 20
+    assert not claimed & set(range(30, 60))

@@ -5,14 +5,15 @@ the previous frame's landmarks (at full resolution). Detection runs on a schedul
 
 - every `redetect_every` frames while faces are tracked (every `search_every` while none is):
   dlib HOG on a downscaled, padded frame finds new faces. A tracked face it does not see is
-  checked by a HOG in the face's neighbourhood (contrast-stretched, lower threshold) and, when
-  that fails too, by dlib's MMOD CNN there. A track that no detector confirms more than
-  `max_missed` times in a row ends, and its frames after the last confirmation are dropped
-  (the pass never claims a face that no detector saw);
+  checked by a HOG in the face's neighbourhood (equalised, lower threshold) and, when that
+  fails too, by dlib's MMOD CNN there. A track that no detector confirms more than
+  `max_missed` times in a row ends. Whenever a track ends (also when its fit turns implausible,
+  at a cut or at the end of the clip) after a failed confirmation, its frames after the last
+  confirmation are dropped: the pass never claims a face against its detectors;
 - every `hard_every` frames while no face is tracked and the HOG finds none (every
   `hard_every_tracked` frames while faces are tracked in frames the HOG sees downscaled): the
-  thorough search of
-  `core.face.detect.detect_hard` (MMOD CNN; contrast-equalised HOG + MMOD on large frames) for
+  thorough search of `core.face.detect.detect_hard` (MMOD CNN; contrast-equalised HOG + MMOD on
+  large frames) for
   small, dark, profile or tightly cropped faces.
 
 A new face is also tracked backwards through the frames since the previous search; a face found
@@ -54,7 +55,7 @@ SEARCH_HARD = f"thorough search ({MMOD}; on large frames contrast-equalised {HOG
 
 @dataclass
 class FacePassParams:
-    algorithm: int = 3  # bumped when the tracker changes, so stored passes of another version are not reused
+    algorithm: int = 4  # bumped when the tracker changes, so stored passes of another version are not reused
     detect_max_side: int = 640  # detection image long side (the frame is downscaled to it)
     detect_pad: float = 0.25  # border before detection, fraction of the short side
     detect_upsample: int = 0  # dlib pyramid upsampling (slow; for small faces)
@@ -337,10 +338,12 @@ class FaceTracker:
             tr.confirmed_width = float(box[2] - box[0])
             tr.missed = 0
 
-    def _end(self, tr: _Track, unconfirmed_tail: bool = False) -> None:
-        """Finish a track; with `unconfirmed_tail`, drop its frames after the last confirmation."""
+    def _end(self, tr: _Track) -> None:
+        """Finish a track. If a detector has looked for the face and not found it since its last
+        confirmation, the frames after that confirmation are dropped: the face may have been gone
+        for all of them, and the pass never claims a face against its detectors."""
         self.live.remove(tr)
-        if unconfirmed_tail:
+        if tr.missed > 0:
             for f in [f for f in tr.rows if f > tr.last_confirmed]:
                 del tr.rows[f]
         if tr.rows:
@@ -410,11 +413,14 @@ class FaceTracker:
             tr.last_box = box
         tr.last_box, tr.last_lm = box_i, lm_i
 
-    def _best_match(self, dets: list[Detection], box: np.ndarray) -> Detection | None:
-        """The detection on the tracked face: same place, similar size (a low-threshold search
-        also fires on head-and-shoulders windows), best overlap."""
+    def _best_match(self, dets: list[Detection], box: np.ndarray, max_ratio: float = 1.4) -> Detection | None:
+        """The detection on the tracked face: same place, similar size (a low-threshold HOG also
+        fires on head-and-shoulders windows), best overlap."""
         w = box[2] - box[0]
-        ok = [d for d in dets if same_face(d.box, box, self.p.match_iou) and 0.7 <= (d.box[2] - d.box[0]) / max(w, 1.0) <= 1.4]
+        ok = [
+            d for d in dets
+            if same_face(d.box, box, self.p.match_iou) and 1 / max_ratio <= (d.box[2] - d.box[0]) / max(w, 1.0) <= max_ratio
+        ]
         return max(ok, key=lambda d: iou(d.box, box), default=None)
 
     def _confirm(self, tr: _Track, i: int, gray: np.ndarray) -> bool:
@@ -423,10 +429,10 @@ class FaceTracker:
         dets = detect_local(gray, box, self.p.local_threshold)
         hit = self._best_match(dets, box)
         self._count(SEARCH_LOCAL, hit is not None)
-        if hit is None and tr.missed + 1 > self.p.max_missed:
-            # last chance before the track ends: the CNN sees profiles and dark faces
+        if hit is None:
+            # the CNN sees profiles and dark faces the HOG misses
             dets = mmod_near(gray, box, self.p.cnn_threshold)
-            hit = self._best_match(dets, box)
+            hit = self._best_match(dets, box, max_ratio=2.0)  # its boxes on turned faces run large
             self._count(SEARCH_LOCAL_CNN, hit is not None)
             if hit is not None:  # keep the tracked landmarks: the CNN box only vouches for them
                 _, lm, _ = tr.rows[i]
@@ -511,7 +517,7 @@ class FaceTracker:
                 if not self._confirm(tr, i, gray):
                     tr.missed += 1
                     if tr.missed > self.p.max_missed:
-                        self._end(tr, unconfirmed_tail=True)
+                        self._end(tr)
                         self.last_hard = -(10**9)  # look thoroughly at once: the face may still be there
             for di, d in enumerate(dets):
                 if di not in used_d and not self._covered(i, d):
