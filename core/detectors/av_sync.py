@@ -92,6 +92,8 @@ class AVSyncDetector(Detector):
                 "index": k, "start_frame": w.start_frame, "end_frame": w.end_frame, "score": w.score,
                 "offset_frames": w.offset_frames, "confidence": w.confidence, "p_value": _r(w.p_value),
                 "speech_fraction": w.speech_fraction, "flagged": w.flagged, "reason": w.reason,
+                "state": w.state, "measurable": w.measurable, "r_at_clip_lag": w.r_at_clip_lag,
+                "r_expected": w.r_expected, "r_chance": w.r_chance, "deviation_z": w.deviation_z, "z_crit": w.z_crit,
             }
             for k, w in enumerate(windows)
         ]
@@ -102,6 +104,16 @@ class AVSyncDetector(Detector):
                 "score": [w.score for w in windows],
                 "offset_frames": [w.offset_frames for w in windows],
                 "confidence": [w.confidence for w in windows],
+                "state": [w.state for w in windows],
+                "flagged": [w.flagged for w in windows],
+            },
+            # 1 = a window without sync would have been told from the clip's sync, 0 = this window
+            # can show nothing either way (weak signal, no speech, no face, no clip-level sync).
+            # Under "values", not "score": a measure, not a probability of manipulation.
+            "measurable": {
+                "start_frame": [w.start_frame for w in windows],
+                "end_frame": [w.end_frame for w in windows],
+                "values": [1.0 if w.measurable else 0.0 for w in windows],
             },
             "mouth_aperture": {"track_id": tid, "values": np.round(est.mouth, 5) if est.mouth is not None else []},
             "speech_level_db": np.round(est.envelope_db, 2) if est.envelope_db is not None else [],
@@ -116,6 +128,8 @@ class AVSyncDetector(Detector):
             "track_id": tid,
             "windows_judged": len(est.judged_windows),
             "windows_flagged": sum(w.flagged for w in windows),
+            "windows_measurable": sum(w.measurable for w in windows),
+            "window_z_crit": next((w.z_crit for w in windows if w.z_crit is not None), None),
             "correlation_by_lag": {"lags": est.lags.astype(int), "r": np.round(est.correlation, 4)},
         }
         prediction, assessment, note = self._reading(est, p)
