@@ -201,14 +201,21 @@ def _dips(seg: np.ndarray, base: np.ndarray, fps: float, params: BlinkParams) ->
 
 
 def detect_blinks(
-    frames: np.ndarray, ear_lr: np.ndarray, fps: float, params: BlinkParams | None = None
+    frames: np.ndarray,
+    ear_lr: np.ndarray,
+    fps: float,
+    params: BlinkParams | None = None,
+    mask: np.ndarray | None = None,
 ) -> tuple[list[BlinkEvent], np.ndarray]:
     """Blink events for one track. Returns the events and the per-row closing threshold used.
 
     frames: (M,) increasing frame numbers of the track; ear_lr: (M, 2) EAR of the image-left and
-    image-right eye (NaN where unknown). The threshold is NaN where no decision was made; in
-    adaptive mode it is the level a dip from the open baseline must reach, (1 - min_depth) x
-    baseline capped by max_ratio x baseline.
+    image-right eye (NaN where unknown). mask: optional bool (M,), False where the eyes cannot
+    be judged (`core.signals.eyes.eyes_assessable`: head turned, eyes too small...); those rows
+    are treated like frames without a face: the track is split there and no event starts, ends
+    or lies inside them. The threshold is NaN where no decision was made; in adaptive mode it is
+    the level a dip from the open baseline must reach, (1 - min_depth) x baseline capped by
+    max_ratio x baseline.
     """
     params = params or BlinkParams()
     if params.mode not in ("adaptive", "fixed"):
@@ -217,6 +224,10 @@ def detect_blinks(
     ear_lr = np.asarray(ear_lr, np.float64).reshape(-1, 2)
     if frames.size != ear_lr.shape[0]:
         raise ValueError(f"{frames.size} frames but {ear_lr.shape[0]} EAR rows")
+    if mask is not None:
+        mask = np.asarray(mask, bool).reshape(-1)
+        if mask.size != frames.size:
+            raise ValueError(f"{frames.size} frames but {mask.size} mask rows")
     if not np.isfinite(fps):
         raise ValueError(f"frame rate {fps} is not a number")
     # fps <= 0 means an unknown rate (e.g. a one-frame video): windows then assume 25 fps and
@@ -227,7 +238,8 @@ def detect_blinks(
     threshold = np.full(avg.shape, np.nan)
     events: list[BlinkEvent] = []
     min_rows = max(1, int(np.ceil(params.min_segment_s * fps)))
-    for a, b in _segments(frames, np.isfinite(avg)):
+    valid = np.isfinite(avg) if mask is None else np.isfinite(avg) & mask
+    for a, b in _segments(frames, valid):
         seg = avg[a:b]
         eyes = ear_lr[a:b]
         if params.mode == "fixed":
@@ -291,7 +303,10 @@ def _eye_baseline(eye: np.ndarray, fallback: np.ndarray, fps: float, params: Bli
 
 
 def blink_rate_per_min(n_blinks: int, frames_with_face: int, fps: float) -> float | None:
-    """Blinks per minute of visible face; None when under 1 s of face was seen."""
+    """Blinks per minute of visible face; None when under 1 s of face was seen.
+
+    Pass the number of frames whose eyes were assessable (`core.signals.eyes`) when blinks were
+    detected with a mask: time with the head turned is time in which no blink could be seen."""
     if fps <= 0 or frames_with_face < fps:
         return None
     return float(n_blinks / (frames_with_face / fps / 60.0))
