@@ -24,6 +24,7 @@ from core.fusion import fuse
 from core.paths import cache_dir
 from core.progress import CancelToken, ProgressCallback, no_progress
 from core.signals.blinks import BlinkParams, blink_rate_per_min, detect_blinks
+from core.signals.eyes import EyeCheck, EyeParams, assessable_summary, check_eyes
 from core.video.reader import VideoReader
 
 SCHEMA = "verity.analysis/1"
@@ -34,6 +35,7 @@ class AnalysisOptions:
     detectors: list[str] | None = None  # None: every registered detector
     facepass: FacePassParams = field(default_factory=FacePassParams)
     blinks: BlinkParams = field(default_factory=BlinkParams)
+    eyes: EyeParams = field(default_factory=EyeParams)  # which frames' eyes count for blinks
     detector_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     work_dir: Path | None = None  # where the face pass is stored; default: the user cache
     reuse_facepass: bool = True
@@ -42,6 +44,7 @@ class AnalysisOptions:
         return {
             "facepass": self.facepass.to_dict(),
             "blinks": self.blinks.to_dict(),
+            "eyes": self.eyes.to_dict(),
             "detectors": self.detector_params,
         }
 
@@ -70,11 +73,19 @@ def load_or_run_facepass(
     return fp, store
 
 
-def faces_summary(fp: FacePass, blinks: dict[int, list[Any]]) -> list[dict[str, Any]]:
+def eye_checks(fp: FacePass, params: EyeParams | None = None) -> dict[int, EyeCheck]:
+    """Per track: which frames' eyes can be judged for blinks (core.signals.eyes)."""
+    return {t.track_id: check_eyes(t.frames, t.landmarks, fp.width, fp.height, fp.fps, t.ear, params) for t in fp.tracks}
+
+
+def faces_summary(fp: FacePass, blinks: dict[int, list[Any]], eyes: dict[int, EyeCheck] | None = None) -> list[dict[str, Any]]:
+    eyes = eye_checks(fp) if eyes is None else eyes
     out = []
     for t in fp.tracks:
         events = blinks.get(t.track_id, [])
-        rate = blink_rate_per_min(len(events), len(t), fp.fps)
+        check = eyes[t.track_id]
+        # per minute of assessable eyes: a turned head is time in which no blink could be seen
+        rate = blink_rate_per_min(len(events), int(check.assessable.sum()), fp.fps)
         out.append(
             {
                 "track_id": t.track_id,
@@ -86,6 +97,7 @@ def faces_summary(fp: FacePass, blinks: dict[int, list[Any]]) -> list[dict[str, 
                     for e in events
                 ],
                 "blink_rate_per_min": None if rate is None else round(rate, 2),
+                **assessable_summary(check),
             }
         )
     return out
@@ -111,7 +123,8 @@ def analyze(
         raise EvidenceError(f"{path}: sha256 {sha} differs from the {expected_sha256} recorded at intake; analysis refused")
 
     fp, store = load_or_run_facepass(path, sha, options, progress, cancel)
-    blinks = {t.track_id: detect_blinks(t.frames, t.ear, fp.fps, options.blinks)[0] for t in fp.tracks}
+    eyes = eye_checks(fp, options.eyes)
+    blinks = {t.track_id: detect_blinks(t.frames, t.ear, fp.fps, options.blinks, mask=eyes[t.track_id].assessable)[0] for t in fp.tracks}
 
     names = options.detectors if options.detectors is not None else list(detector_registry.available())
     ctx = AnalysisContext(
@@ -160,7 +173,7 @@ def analyze(
             "path": str(store), "frames_with_face": fp.frames_with_face, "processing_time": round(fp.processing_time, 3),
             "search": fp.search, "no_face": fp.no_face_reason(), "shot_cuts": fp.cuts,
         },
-        "faces": faces_summary(fp, blinks),
+        "faces": faces_summary(fp, blinks, eyes),
         "detectors": results,
         "finding": fuse(results, [t.track_id for t in fp.tracks]),
         "processing_time": round(time.perf_counter() - t0, 3),
