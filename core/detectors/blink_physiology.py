@@ -1,7 +1,8 @@
 """Blink physiology: per face track, the blinks measured against published human norms.
 
 No trained weights. Reads the face pass (EAR per eye) and the blink events the pipeline found
-with the adaptive threshold; `core.signals.physiology` holds the measurements, the norms with
+with the adaptive threshold over the frames whose eyes are assessable (`core.signals.eyes`: a
+turned head, tiny eyes or implausible landmarks count as time without eyes); `core.signals.physiology` holds the measurements, the norms with
 their sources and the rules that turn them into this detector's reading (`assessment`).
 Scores are not probabilities here: every number is a measurement with its unit.
 """
@@ -16,6 +17,7 @@ import numpy as np
 from core.detectors import register
 from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segment
 from core.signals.blinks import detect_blinks
+from core.signals.eyes import check_eyes
 from core.signals.physiology import NORMS, PhysiologyParams, TrackPhysiology, assess, measure_track, per_eye_baseline
 
 _FLAG_TEXT = {
@@ -28,7 +30,7 @@ _FLAG_TEXT = {
 
 
 def _params(d: dict[str, Any]) -> PhysiologyParams:
-    names = {f.name for f in fields(PhysiologyParams)} - {"blinks"}
+    names = {f.name for f in fields(PhysiologyParams)} - {"blinks", "eyes"}
     return PhysiologyParams(**{k: v for k, v in d.items() if k in names})
 
 
@@ -46,7 +48,7 @@ class BlinkPhysiology(Detector):
     name = "blink_physiology"
     title = "Blink physiology (rate, duration, completeness, asymmetry vs human norms)"
     needs_weights = False
-    default_params = {k: v for k, v in PhysiologyParams().to_dict().items() if k != "blinks"}
+    default_params = {k: v for k, v in PhysiologyParams().to_dict().items() if k not in ("blinks", "eyes")}
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
         p = _params(self.params(ctx))
@@ -61,10 +63,12 @@ class BlinkPhysiology(Detector):
         measured: list[TrackPhysiology] = []
         for t in fp.tracks:
             ctx.check_cancel()
+            eyes = check_eyes(t.frames, t.landmarks, fp.width, fp.height, fps, t.ear, p.eyes)
+            ok = eyes.assessable
             events = ctx.blinks.get(t.track_id)
             if events is None:
-                events = detect_blinks(t.frames, t.ear, fps, p.blinks)[0]
-            tp = measure_track(t.track_id, t.frames, t.ear, t.landmarks, events, fps, p)
+                events = detect_blinks(t.frames, t.ear, fps, p.blinks, mask=ok)[0]
+            tp = measure_track(t.track_id, t.frames, t.ear, t.landmarks, events, fps, p, assessable=ok)
             value, reasons = assess(tp, p)
             readings.append(value)
             measured.append(tp)
@@ -77,13 +81,16 @@ class BlinkPhysiology(Detector):
                     "norm": {"range_per_min": [p.rate_low_per_min, p.rate_high_per_min]},
                     "source": f"{NORMS['rate_primary_gaze_95']['source']} (primary gaze, conversation)",
                 })
-            per_track[str(t.track_id)] = {"assessment": value, "reasons": reasons, "flags": flags, **tp.to_dict()}
+            per_track[str(t.track_id)] = {
+                "assessment": value, "reasons": reasons, "flags": flags, **tp.to_dict(),
+                "eyes_assessable_frames": int(ok.sum()), "eyes_not_assessable": eyes.reason_counts(),
+            }
             for b in tp.blinks:
                 for flag in b.flags:
                     segments.append(Segment(b.start_frame, b.end_frame, None, _reason(flag, b, p), t.track_id))
-            base = per_eye_baseline(t.frames, np.asarray(t.ear, np.float64), fps, p.blinks)
+            base = per_eye_baseline(t.frames, np.asarray(t.ear, np.float64), fps, p.blinks, ok)
             with np.errstate(divide="ignore", invalid="ignore"):
-                closure = 1.0 - np.asarray(t.ear, np.float64) / base
+                closure = 1.0 - np.asarray(t.ear, np.float64) / base  # NaN where the eyes are not assessable
             frames = t.frames.tolist()
             curves[f"lid closure, image-left eye (track {t.track_id})"] = {"frames": frames, "values": np.round(closure[:, 0], 4).tolist(), "track_id": t.track_id}
             curves[f"lid closure, image-right eye (track {t.track_id})"] = {"frames": frames, "values": np.round(closure[:, 1], 4).tolist(), "track_id": t.track_id}

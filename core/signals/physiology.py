@@ -1,6 +1,8 @@
 """Blink physiology of one face track: rate, durations, intervals, completeness, asymmetry.
 
-Weight-free measurements over the frames where both eyes are visible (finite EAR). Everything
+Weight-free measurements over the frames where both eyes are visible (finite EAR) and
+assessable (`core.signals.eyes`: head not turned, eyes large enough, inside the frame, plausible
+landmarks); the rest of the track counts as time without eyes. Everything
 is measured on the track's own scale: the lid closure of a blink is how far each eye's EAR drops
 below that eye's open baseline (the running upper percentile that `core.signals.blinks` uses),
 so a narrow-eyed person and a wide-eyed one are judged alike.
@@ -32,6 +34,7 @@ import numpy as np
 from scipy.stats import chi2
 
 from core.signals.blinks import BlinkEvent, BlinkParams, open_baseline
+from core.signals.eyes import EyeParams
 
 NORMS: dict[str, dict[str, Any]] = {
     "rate_rest": {"value_per_min": 17.0, "source": "Bentivoglio et al. 1997, Mov Disord 12:1028"},
@@ -63,6 +66,7 @@ class PhysiologyParams:
     pattern_fraction: float = 0.75  # share of judged blinks that must carry the same anomaly
     normal_max_fraction: float = 0.25  # at most this share anomalous for a `consistent` reading
     blinks: BlinkParams = field(default_factory=BlinkParams)
+    eyes: EyeParams = field(default_factory=EyeParams)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +111,7 @@ class TrackPhysiology:
     judged_blinks: int
     flag_counts: dict[str, int]
     blinks: list[BlinkMeasure]
+    not_assessable_s: float = 0.0  # face seen but eyes not assessable (head turned, eyes small...)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -179,14 +184,17 @@ def measure_blink(
     )
 
 
-def per_eye_baseline(frames: np.ndarray, ear: np.ndarray, fps: float, bp: BlinkParams) -> np.ndarray:
+def per_eye_baseline(
+    frames: np.ndarray, ear: np.ndarray, fps: float, bp: BlinkParams, assessable: np.ndarray | None = None
+) -> np.ndarray:
     """Open-eye EAR level of each eye (M, 2), computed per gap-free stretch like the blink events.
 
     Rows where an eye is unknown are filled with the stretch's median for the baseline only (the
-    closure there stays NaN because the EAR is NaN)."""
+    closure there stays NaN because the EAR is NaN). With `assessable` (bool (M,)), stretches
+    also end at unassessable rows, which stay NaN."""
     base = np.full(ear.shape, np.nan)
-    breaks = np.flatnonzero(np.diff(frames) != 1) + 1
-    for a, b in zip(np.r_[0, breaks], np.r_[breaks, frames.size]):
+    ok = np.ones(frames.size, bool) if assessable is None else np.asarray(assessable, bool)
+    for a, b in _runs(frames, ok):
         for eye in (0, 1):
             x = ear[a:b, eye]
             if not np.isfinite(x).any():
@@ -203,18 +211,28 @@ def measure_track(
     events: list[BlinkEvent],
     fps: float,
     params: PhysiologyParams | None = None,
+    assessable: np.ndarray | None = None,
 ) -> TrackPhysiology:
-    """All blink measurements of one track (frames (M,), ear (M, 2), landmarks (M, 68, 2))."""
+    """All blink measurements of one track (frames (M,), ear (M, 2), landmarks (M, 68, 2)).
+
+    assessable: optional bool (M,) from `core.signals.eyes.eyes_assessable`; rows where it is
+    False count as time without visible eyes (events should come from `detect_blinks` with the
+    same mask)."""
     p = params or PhysiologyParams()
     frames = np.asarray(frames)
     ear = np.asarray(ear, np.float64)
-    visible = np.isfinite(ear).all(axis=1) if ear.size else np.zeros(0, bool)
+    seen = np.isfinite(ear).all(axis=1) if ear.size else np.zeros(0, bool)
+    visible = seen if assessable is None else seen & np.asarray(assessable, bool).reshape(-1)
     visible_s = float(visible.sum() / fps) if fps > 0 else 0.0
+    not_assessable_s = float((seen & ~visible).sum() / fps) if fps > 0 else 0.0
     widths = np.linalg.norm(landmarks[:, 39] - landmarks[:, 36], axis=1) if len(landmarks) else np.zeros(0)
     widths2 = np.linalg.norm(landmarks[:, 45] - landmarks[:, 42], axis=1) if len(landmarks) else np.zeros(0)
-    eye_width = float(np.median(np.minimum(widths, widths2))) if widths.size else 0.0
+    narrower = np.minimum(widths, widths2)
+    if assessable is not None and visible.any():
+        narrower = narrower[visible]  # the eye size where the eyes were measured
+    eye_width = float(np.median(narrower)) if narrower.size else 0.0
     judged = eye_width >= p.min_eye_width_px
-    base = per_eye_baseline(frames, ear, fps, p.blinks) if frames.size else np.zeros((0, 2))
+    base = per_eye_baseline(frames, ear, fps, p.blinks, assessable) if frames.size else np.zeros((0, 2))
     blinks = [measure_blink(ev, frames, ear, base, fps, judged, p) for ev in events]
 
     n = len(blinks)
@@ -284,6 +302,7 @@ def measure_track(
         judged_blinks=len(judged_blinks),
         flag_counts=counts,
         blinks=blinks,
+        not_assessable_s=round(not_assessable_s, 3),
     )
 
 
@@ -305,6 +324,11 @@ def assess(tp: TrackPhysiology, p: PhysiologyParams | None = None) -> tuple[str,
     reasons: list[str] = []
     judged = [b for b in tp.blinks if b.judged]
     inconsistent = False
+    if tp.not_assessable_s > 0:
+        reasons.append(
+            f"eyes not assessable in {tp.not_assessable_s:.1f} s of the track (head turned, eyes too small or "
+            f"outside the frame, implausible landmarks): left out of every measure"
+        )
     if tp.blinks and not judged:
         reasons.append(
             f"eyes {tp.eye_width_px:.0f} px wide (< {p.min_eye_width_px:g} px): lid closure and asymmetry not judged"
