@@ -13,8 +13,8 @@ and EAR of the face pass; nothing is recomputed):
    (single-frame landmark jumps are not turns). The proxy is the nose-to-jaw asymmetry along the
    eye line: with a and b the distances from the nose tip (30) to the jaw ends (0 and 16),
    measured along the line through the outer eye corners (36 -> 45), yaw = (a - b) / (a + b):
-   0 for a frontal face, towards +-1 as the nose reaches one jaw line (positive: nose towards
-   the image left, the face turned to the image left). For a rigid head it grows like tan(yaw);
+   0 for a frontal face, +-1 when the nose tip reaches a jaw end, beyond that past it (positive:
+   nose towards the image right; a mirrored fit has no yaw and fails). For a rigid head it grows like (nose depth / jaw half-width) x tan(yaw), so
    0.5 is very roughly 20-30 degrees;
 2. both eyes at least `min_eye_px` wide (outer to inner corner, 36-39 and 42-45);
 3. the eye points (36-47), the brows (17-26) and the yaw proxy's points (jaw ends 0 and 16, nose
@@ -84,16 +84,20 @@ class _Track(Protocol):
 
 
 def yaw_proxy(landmarks: np.ndarray) -> np.ndarray:
-    """Signed nose-to-jaw asymmetry (..., 68, 2) -> (...): 0 frontal, +-1 nose on a jaw line."""
+    """Signed nose-to-jaw asymmetry (..., 68, 2) -> (...): 0 frontal, +-1 nose at a jaw end
+    (positive: nose towards the image right); NaN where the eye corners coincide or the jaw
+    ends are in the wrong order."""
     lm = np.asarray(landmarks, np.float64)
     axis = lm[..., 45, :] - lm[..., 36, :]
     span = np.linalg.norm(axis, axis=-1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         axis = axis / span
         nose = lm[..., 30, :]
-        a = np.abs(((lm[..., 0, :] - nose) * axis).sum(-1))  # nose to the image-left jaw end
-        b = np.abs(((lm[..., 16, :] - nose) * axis).sum(-1))
-        yaw = (a - b) / (a + b)
+        # signed, so that a nose beyond a jaw end reads beyond +-1 instead of folding back
+        a = ((nose - lm[..., 0, :]) * axis).sum(-1)  # image-left jaw end to the nose
+        b = ((lm[..., 16, :] - nose) * axis).sum(-1)  # nose to the image-right jaw end
+        span = a + b  # the jaw's width along the eye line; not positive for a mirrored fit
+        yaw = np.where(span > 0, (a - b) / span, np.nan)
     return np.where(np.isfinite(yaw), yaw, np.nan)
 
 
