@@ -3,8 +3,11 @@
 Usage:  python tests/bench/blinks.py [--media DIR] [--verbose] [--clip SUBSTRING] [--fresh]
 
 For every labelled clip: run (or reuse from the user cache) the one face pass, detect blinks
-with the adaptive default and with the EyeBlink card's fixed EAR 0.2, and score events against
-the labels. Prints per-clip counts and precision / recall / F1, then overall figures separately
+with the adaptive default over the frames whose eyes are assessable (core.signals.eyes: what
+`verity analyze` reports), the same without that mask, and the EyeBlink card's fixed EAR 0.2
+(masked), and score events against the labels. `eyes` is the share of face frames whose eyes
+are assessable. With --all the unlabelled clips of the media folder are listed too: blinks
+with and without the mask and the assessable share, per track. Prints per-clip counts and precision / recall / F1, then overall figures separately
 for real/ and fake/ clips (micro-averaged over events).
 
 Matching (labels/README.md: a detection counts as found when its event overlaps a labelled
@@ -41,6 +44,7 @@ from core.face.facepass import FacePass
 from core.pipeline import AnalysisOptions, load_or_run_facepass
 from core.progress import no_progress
 from core.signals.blinks import BlinkEvent, BlinkParams, detect_blinks
+from core.signals.eyes import check_eyes
 
 MEDIA = Path(__file__).resolve().parents[3] / "shared" / "media"
 
@@ -122,11 +126,37 @@ def score_events(detections: list[Span], labels: dict) -> Score:
     return s
 
 
-def clip_events(fp: FacePass, params: BlinkParams) -> list[BlinkEvent]:
+def clip_events(fp: FacePass, params: BlinkParams, masked: bool = True) -> list[BlinkEvent]:
     events: list[BlinkEvent] = []
     for t in fp.tracks:
-        events += detect_blinks(t.frames, t.ear, fp.fps, params)[0]
+        mask = check_eyes(t.frames, t.landmarks, fp.width, fp.height, fp.fps, t.ear).assessable if masked else None
+        events += detect_blinks(t.frames, t.ear, fp.fps, params, mask=mask)[0]
     return sorted(events, key=lambda e: e.start_frame)
+
+
+def assessable_share(fp: FacePass) -> float:
+    n = sum(len(t) for t in fp.tracks)
+    k = sum(int(check_eyes(t.frames, t.landmarks, fp.width, fp.height, fp.fps, t.ear).assessable.sum()) for t in fp.tracks)
+    return k / n if n else 0.0
+
+
+def list_unlabelled(media: Path, labelled: set[str], options: AnalysisOptions) -> None:
+    """Every other clip of the media folder: blinks without / with the mask, assessable share."""
+    exts = {".mp4", ".mpg", ".avi", ".mov", ".mkv"}
+    print("\nunlabelled clips (per track: blinks without mask -> with mask, eyes assessable)")
+    for d in ("real", "fake"):
+        for clip in sorted((media / d).glob("*")):
+            name = f"{d}/{clip.name}"
+            if clip.suffix.lower() not in exts or name in labelled:
+                continue
+            fp, _ = load_or_run_facepass(clip, sha256_file(clip), options, no_progress, None)
+            cells = []
+            for t in fp.tracks:
+                ok = check_eyes(t.frames, t.landmarks, fp.width, fp.height, fp.fps, t.ear).assessable
+                raw = len(detect_blinks(t.frames, t.ear, fp.fps)[0])
+                masked = len(detect_blinks(t.frames, t.ear, fp.fps, mask=ok)[0])
+                cells.append(f"track {t.track_id}: {raw} -> {masked} blinks, eyes {ok.mean():.0%} of {len(t)} frames")
+            print(f"{name:42s} " + ("; ".join(cells) or "no face"))
 
 
 def _fmt(s: Score) -> str:
@@ -139,24 +169,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip", default="", help="only clips whose path contains this")
     ap.add_argument("--verbose", "-v", action="store_true", help="list missed and false events")
     ap.add_argument("--fresh", action="store_true", help="recompute the face passes (after face-pass code changes)")
+    ap.add_argument("--all", action="store_true", help="also list the unlabelled clips (blinks with/without the eye mask)")
     args = ap.parse_args(argv)
     label_dir = args.media / "labels"
     if not label_dir.is_dir():
         print(f"no labels at {label_dir}", file=sys.stderr)
         return 2
     options = AnalysisOptions(reuse_facepass=not args.fresh)
-    methods = {"adaptive": BlinkParams(), "fixed0.2": BlinkParams(mode="fixed", fixed_threshold=0.2)}
+    # name -> (parameters, apply the eyes-assessable mask)
+    methods = {
+        "adaptive": (BlinkParams(), True),
+        "adaptive, no eye mask": (BlinkParams(), False),
+        "fixed0.2": (BlinkParams(mode="fixed", fixed_threshold=0.2), True),
+    }
     totals = {(g, m): Score() for g in ("real", "fake") for m in methods}
     no_blink_fp: dict[str, list[tuple[str, int]]] = {m: [] for m in methods}
-    head = f"{'clip':42s} {'frames':>6s} {'face':>5s} {'lab':>3s} {'par':>3s} | " + " | ".join(
+    head = f"{'clip':42s} {'frames':>6s} {'face':>5s} {'eyes':>5s} {'lab':>3s} {'par':>3s} | " + " | ".join(
         f"{m:^30s}" for m in methods
     )
-    sub = f"{'':42s} {'':6s} {'':5s} {'':3s} {'':3s} | " + " | ".join(
+    sub = f"{'':42s} {'':6s} {'':5s} {'':5s} {'':3s} {'':3s} | " + " | ".join(
         f"{'TP  FP  FN neu  P     R     F1':30s}" for _ in methods
     )
     print(head)
     print(sub)
     t_all = time.perf_counter()
+    labelled: set[str] = set()
     for lab_path in sorted(label_dir.glob("*.json")):
         labels = json.loads(lab_path.read_text())
         clip = args.media / labels["clip"]
@@ -165,12 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         if not clip.is_file():
             print(f"{labels['clip']}: clip missing, skipped", file=sys.stderr)
             continue
+        labelled.add(labels["clip"])
         group = labels["clip"].split("/")[0]
         fp, _ = load_or_run_facepass(clip, sha256_file(clip), options, no_progress, None)
         cells = []
         details = []
-        for m, params in methods.items():
-            events = clip_events(fp, params)
+        for m, (params, masked) in methods.items():
+            events = clip_events(fp, params, masked)
             s = score_events([(e.start_frame, e.end_frame) for e in events], labels)
             totals[(group, m)].add(s)
             if not labels.get("blinks"):
@@ -182,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 details.append(f"    {m}: detected [{dets}]  missed {s.fn_spans}  false {s.fp_spans}")
         coverage = fp.frames_with_face / max(fp.frame_count, 1)
         print(
-            f"{labels['clip']:42s} {fp.frame_count:6d} {coverage:5.0%} {len(labels.get('blinks', [])):3d} "
+            f"{labels['clip']:42s} {fp.frame_count:6d} {coverage:5.0%} {assessable_share(fp):5.0%} {len(labels.get('blinks', [])):3d} "
             f"{len(labels.get('partial', [])):3d} | " + " | ".join(cells)
         )
         for line in details:
@@ -207,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m}: no labelled clip without blinks")
         else:
             print(f"{m}: most false blinks on a clip labelled without blinks: {worst}")
+    if args.all:
+        list_unlabelled(args.media, labelled, options)
     print(f"({time.perf_counter() - t_all:.1f} s; face passes cached under the user cache)")
     return 0
 
