@@ -2,10 +2,11 @@
 
 Usage:  python tests/bench/physiology.py [--media DIR] [--clip SUBSTRING] [--json OUT] [--markdown]
 
-For each clip: run (or reuse from the user cache) the one face pass, the pipeline's blink events,
-then the `blink_physiology` and `landmark_motion` detectors and the fusion of those two. Prints:
+For each clip: run (or reuse from the user cache) the one face pass, the pipeline's blink events
+(over the frames whose eyes are assessable, core.signals.eyes), then the `blink_physiology` and `landmark_motion` detectors and the fusion of those two. Prints:
 
-1. one row per clip (the main face track): visible-eye time, blink count, observed rate with its
+1. one row per clip (the main face track): share of face frames with assessable eyes (eyes%),
+   blinks found without the eye mask (n0), assessable visible-eye time, blink count, observed rate with its
    exact 95% Poisson interval, mean duration, completeness (deeper eye's EAR drop below its open
    level, mean and range), asymmetry, flag counts, eye width, the blink reading, and the landmark-
    motion scores (irregularity median/max, mouth-jaw coupling, jaw ratio, mouth/anchor flicker,
@@ -35,7 +36,7 @@ from core.detectors.blink_physiology import BlinkPhysiology
 from core.detectors.landmark_motion import LandmarkMotion
 from core.evidence import probe, sha256_file
 from core.fusion import fuse
-from core.pipeline import AnalysisOptions, load_or_run_facepass
+from core.pipeline import AnalysisOptions, eye_checks, load_or_run_facepass
 from core.progress import no_progress
 from core.signals.blinks import detect_blinks
 
@@ -51,9 +52,15 @@ def clips(media: Path, needle: str | None) -> list[Path]:
 def run_clip(path: Path) -> dict[str, Any]:
     sha = sha256_file(path)
     fp, _ = load_or_run_facepass(path, sha, AnalysisOptions(), no_progress, None)
-    blinks = {t.track_id: detect_blinks(t.frames, t.ear, fp.fps)[0] for t in fp.tracks}
+    eyes = eye_checks(fp)
+    blinks = {t.track_id: detect_blinks(t.frames, t.ear, fp.fps, mask=eyes[t.track_id].assessable)[0] for t in fp.tracks}
+    unmasked = {t.track_id: len(detect_blinks(t.frames, t.ear, fp.fps)[0]) for t in fp.tracks}
+    share = {t.track_id: float(eyes[t.track_id].assessable.mean()) for t in fp.tracks}
     ctx = AnalysisContext(path=path, evidence=probe(path), sha256=sha, facepass=fp, blinks=blinks)
-    row: dict[str, Any] = {"clip": f"{path.parent.name}/{path.name}", "label": path.parent.name, "frames": fp.frame_count}
+    row: dict[str, Any] = {
+        "clip": f"{path.parent.name}/{path.name}", "label": path.parent.name, "frames": fp.frame_count,
+        "eyes_share": share, "unmasked_blinks": unmasked,
+    }
     results = {}
     for det in (BlinkPhysiology(), LandmarkMotion()):
         if not fp.tracks:
@@ -84,9 +91,12 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
     tr = _get(bp, "per_track", main) or {}
     comp = [b["completeness"] for b in tr.get("blinks", []) if b.get("judged")]
     lmm = lm.get("metrics") or {}
+    tid = _get(bp, "metrics", "main_track")
     return {
         "clip": row["clip"],
         "label": row["label"],
+        "eyes": row["eyes_share"].get(tid),
+        "n0": row["unmasked_blinks"].get(tid),
         "visible_s": tr.get("visible_s"),
         "blinks": tr.get("n_blinks"),
         "rate": tr.get("observed_per_min"),
@@ -121,12 +131,12 @@ def fmt(v: Any) -> str:
 
 
 COLUMNS = [
-    ("clip", 36), ("visible_s", 6), ("blinks", 3), ("rate", 6), ("rate_ci", 12), ("dur_ms", 6), ("compl", 5), ("compl_rng", 9),
+    ("clip", 36), ("eyes", 5), ("n0", 3), ("visible_s", 6), ("blinks", 3), ("rate", 6), ("rate_ci", 12), ("dur_ms", 6), ("compl", 5), ("compl_rng", 9),
     ("asym", 5), ("incompl", 3), ("one_eyed", 3), ("eye_px", 5), ("blink_reading", 12), ("irr_med", 5), ("irr_max", 5),
     ("irr_win", 5), ("coupling", 5), ("jaw_ratio", 5), ("mouth_flk", 5), ("rigid_win", 5), ("finding", 12),
 ]
 HEAD = {
-    "visible_s": "vis_s", "blinks": "n", "rate_ci": "rate 95%CI", "compl_rng": "compl rng", "incompl": "inc", "one_eyed": "1eye",
+    "eyes": "eyes%", "visible_s": "vis_s", "blinks": "n", "rate_ci": "rate 95%CI", "compl_rng": "compl rng", "incompl": "inc", "one_eyed": "1eye",
     "blink_reading": "blink read", "irr_win": "irrW", "coupling": "coupl", "jaw_ratio": "jawR", "mouth_flk": "mFlk", "rigid_win": "rigW",
 }
 
