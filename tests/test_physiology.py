@@ -296,3 +296,40 @@ def test_structured_flags_carry_value_norm_and_source() -> None:
     still = BlinkPhysiology()(make_context(make_facepass([make_track(int(60 * FPS))])))
     (rate,) = still.per_track["0"]["flags"]
     assert rate["kind"] == "rate_low" and rate["measured"]["ci95_per_min"][1] < 8 and "Doughty" in rate["source"]
+
+
+def test_turned_head_is_time_without_eyes() -> None:
+    """One-eyed blinks while the head is turned (EAR there is not a lid measure) do not count, and
+    the time turned away is not visible-eye time."""
+    from core.detectors.blink_physiology import BlinkPhysiology
+    from core.pipeline import eye_checks
+
+    n = int(16 * FPS)
+    half = n // 2
+    lm = np.repeat(face_template()[None], n, axis=0)
+    lm[half:, 30, 0] += 0.8 * 110  # nose tip 80% of the way to the jaw end: yaw proxy 0.8
+    blinks = every(2.0, half, ql=0.8, qr=0.8) + [(s + half, 7, 0.9, 0.0) for s in range(20, half - 12, 50)]
+    t = make_track(n, blinks, landmarks=lm)
+    fp = make_facepass([t])
+    ok = eye_checks(fp)[0].assessable
+    assert ok[: half - 3].all() and not ok[half + 3 :].any()
+
+    unmasked = make_context(fp)  # events found without the mask: the one-eyed ones among them
+    assert any(e.start_frame >= half for e in unmasked.blinks[0])
+    for ctx in (unmasked, make_context(fp)):
+        if ctx is not unmasked:
+            ctx.blinks = {0: detect_blinks(t.frames, t.ear, FPS, mask=ok)[0]}
+        res = BlinkPhysiology()(ctx)
+        tr = res.per_track["0"]
+        assert all(b["end_frame"] < half for b in tr["blinks"])
+        assert tr["flag_counts"]["one_eyed"] == 0 and res.assessment != "inconsistent"
+        assert tr["visible_s"] == pytest.approx(int(ok.sum()) / FPS) and tr["not_assessable_s"] > 7.5
+        assert tr["eyes_assessable_frames"] == int(ok.sum()) and tr["eyes_not_assessable"]["head_turned"] > 0
+        assert any("not assessable" in r for r in tr["reasons"])
+        closure = res.to_dict()["curves"]["lid closure, image-left eye (track 0)"]["values"]
+        assert closure[half + 10] is None and closure[10] is not None
+
+    # the control: on a frontal face the same one-eyed blinks are measured and flagged
+    frontal = make_track(n, blinks)
+    res = BlinkPhysiology()(make_context(make_facepass([frontal])))
+    assert res.per_track["0"]["flag_counts"]["one_eyed"] >= 3 and res.per_track["0"]["visible_s"] == pytest.approx(n / FPS)

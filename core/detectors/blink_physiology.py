@@ -68,6 +68,8 @@ class BlinkPhysiology(Detector):
             events = ctx.blinks.get(t.track_id)
             if events is None:
                 events = detect_blinks(t.frames, t.ear, fps, p.blinks, mask=ok)[0]
+            else:  # events found without the mask (another caller): keep those wholly on assessable eyes
+                events = [e for e in events if _on_assessable(t.frames, ok, e)]
             tp = measure_track(t.track_id, t.frames, t.ear, t.landmarks, events, fps, p, assessable=ok)
             value, reasons = assess(tp, p)
             readings.append(value)
@@ -132,6 +134,11 @@ class BlinkPhysiology(Detector):
             segments=segments,
             curves=curves,
         )
+
+
+def _on_assessable(frames: np.ndarray, ok: np.ndarray, e: Any) -> bool:
+    a, b = np.searchsorted(frames, [e.start_frame, e.end_frame])
+    return bool(b < frames.size and frames[b] == e.end_frame and ok[a : b + 1].all() and b - a == e.end_frame - e.start_frame)
 
 
 def _reason(flag: str, b: Any, p: PhysiologyParams) -> str:
