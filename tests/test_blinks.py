@@ -240,3 +240,24 @@ def test_blinks_on_a_labelled_clip(media) -> None:  # type: ignore[no-untyped-de
     events = bench.clip_events(fp, BlinkParams())
     s = bench.score_events([(e.start_frame, e.end_frame) for e in events], labels)
     assert (s.tp, s.fp, s.fn) == (len(labels["blinks"]), 0, 0)
+
+
+def test_mask_splits_the_track_like_a_missing_face() -> None:
+    x = series(220, 0.30, [30, 100, 160])
+    mask = np.ones(220, bool)
+    mask[90:120] = False  # eyes not assessable (head turned) around the second blink
+    for params in (BlinkParams(), FIXED):
+        events, thr = detect_blinks(np.arange(220), both(x), FPS, params, mask=mask)
+        assert [e.apex_frame // 10 for e in events] == [3, 16]  # the blink at 100 is not reported
+        assert np.isnan(thr[90:120]).all() and np.isfinite(thr[:90]).all()
+        for e in events:
+            assert mask[e.start_frame : e.end_frame + 1].all()
+        # the same as cutting the masked frames out of the track
+        cut = np.r_[0:90, 120:220]
+        assert spans(events) == spans(detect_blinks(cut, both(x[cut]), FPS, params)[0])
+    # a blink cut by the start of a masked stretch ends where the assessable frames end, as at
+    # the end of a track: it never runs into the masked frames
+    mask = np.arange(220) < 104
+    events = detect_blinks(np.arange(220), both(x), FPS, mask=mask)[0]
+    assert [e.apex_frame // 10 for e in events] == [3, 10] and events[-1].end_frame == 103
+    assert detect_blinks(np.arange(220), both(x), FPS, mask=np.zeros(220, bool))[0] == []
