@@ -47,7 +47,9 @@ def summary_line(video: Path, result: dict[str, Any]) -> str:
             + (f" ({rate:.1f}/min)" if rate is not None else "")
         )
     for name, d in result["detectors"].items():
-        parts.append(f"{name}: {d['status']}" + (f" {d['prediction']}" if d.get("prediction") else "") + (f" ({d['note']})" if d["status"] != "ok" and d.get("note") else ""))
+        # the summary names why a detector did not run; the full reason is in the JSON
+        why = (d.get("note") or "").split(":")[0].strip() if d["status"] != "ok" else ""
+        parts.append(f"{name}: {d['status']}" + (f" {d['prediction']}" if d.get("prediction") else "") + (f" ({why})" if why else ""))
     finding = result.get("finding")
     if finding:
         parts.append(f"finding: {finding['value']}")
