@@ -23,8 +23,8 @@ from core.face.facepass import FacePass, FacePassParams, run_face_pass
 from core.fusion import fuse
 from core.paths import cache_dir
 from core.progress import CancelToken, ProgressCallback, no_progress
-from core.signals.blinks import BlinkParams, blink_rate_per_min, detect_blinks
-from core.signals.eyes import EyeCheck, EyeParams, assessable_summary, check_eyes
+from core.signals.blinks import BlinkParams, blink_rate_per_min
+from core.signals.eyes import EyeCheck, EyeParams, assessable_summary, check_eyes, track_blinks
 from core.video.reader import VideoReader
 
 SCHEMA = "verity.analysis/1"
@@ -123,12 +123,15 @@ def analyze(
         raise EvidenceError(f"{path}: sha256 {sha} differs from the {expected_sha256} recorded at intake; analysis refused")
 
     fp, store = load_or_run_facepass(path, sha, options, progress, cancel)
-    eyes = eye_checks(fp, options.eyes)
-    blinks = {t.track_id: detect_blinks(t.frames, t.ear, fp.fps, options.blinks, mask=eyes[t.track_id].assessable)[0] for t in fp.tracks}
+    # track_blinks is also what the GUI, the PDF and training call, so they show these very events
+    eyes: dict[int, EyeCheck] = {}
+    blinks: dict[int, list[Any]] = {}
+    for t in fp.tracks:
+        blinks[t.track_id], _, eyes[t.track_id] = track_blinks(t, fp.width, fp.height, fp.fps, options.blinks, options.eyes)
 
     names = options.detectors if options.detectors is not None else list(detector_registry.available())
     ctx = AnalysisContext(
-        path=path, evidence=info, sha256=sha, facepass=fp, blinks=blinks,
+        path=path, evidence=info, sha256=sha, facepass=fp, blinks=blinks, eyes=eyes,
         parameters=options.detector_params, progress=progress, cancel=cancel, work_dir=options.work_dir,
     )
     results: dict[str, Any] = {}

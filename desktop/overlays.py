@@ -1,5 +1,5 @@
 """Overlays drawn over the frame: face boxes with track id, 68 landmarks, eye contours coloured
-by open/closed, mouth contour. One drawing routine serves the view (as graphics items, each
+by open/closed (muted grey on frames whose eyes cannot be judged for blinks), mouth contour. One drawing routine serves the view (as graphics items, each
 toggled on its own) and the exports (painted into a QImage, in any thread).
 """
 
@@ -19,6 +19,7 @@ BOX = QColor(80, 200, 255)
 LANDMARK = QColor(255, 220, 60)
 EYE_OPEN = QColor(60, 230, 90)
 EYE_CLOSED = QColor(255, 60, 60)
+EYE_MUTED = QColor(150, 150, 150)  # eyes not assessable (turned head, small eyes...): no open/closed verdict
 MOUTH = QColor(255, 120, 220)
 FLAGGED = QColor(255, 80, 40)
 
@@ -92,8 +93,9 @@ def draw_overlays(
             painter.setBrush(Qt.BrushStyle.NoBrush)
         if "eyes" in kinds:
             closed = tv.eyes_closed(row)
+            judged = tv.eyes_assessable(row)
             for k, sl in enumerate((slice(36, 42), slice(42, 48))):
-                painter.setPen(pen(EYE_CLOSED if closed[k] else EYE_OPEN, 1.2))
+                painter.setPen(pen(EYE_MUTED if not judged else EYE_CLOSED if closed[k] else EYE_OPEN, 1.0 if not judged else 1.2))
                 painter.drawPolygon(_poly(lm[sl]))
         if "mouth" in kinds:
             painter.setPen(pen(MOUTH, 1.1))

@@ -434,6 +434,7 @@ class Player(QWidget, OverlayHost):
     def current_values(self) -> dict[str, float | None]:
         """EAR L/R, mouth aperture of the chosen (or first visible) track and window scores."""
         out: dict[str, float | None] = {}
+        self._eyes_reason = ""  # why the shown face's eyes cannot be judged on this frame ("" if they can)
         if self.review is None:
             return out
         i = self.frame_index
@@ -447,6 +448,7 @@ class Player(QWidget, OverlayHost):
             out["ear_left"] = float(tv.track.ear[row, 0])
             out["ear_right"] = float(tv.track.ear[row, 1])
             out["mouth"] = float(tv.track.mouth[row])
+            self._eyes_reason = tv.not_assessable_reason(row)
             break
         for name, v in self.review.window_scores(i, self.track_filter).items():
             out[name] = v
@@ -462,6 +464,8 @@ class Player(QWidget, OverlayHost):
         v = self.current_values()
         if "ear_left" in v:
             parts.append(f"face {v['track']}: EAR L {v['ear_left']:.3f} R {v['ear_right']:.3f}  mouth {v['mouth']:.3f}")
+            if self._eyes_reason:
+                parts.append(f"eyes not assessable ({self._eyes_reason})")
         elif self.review is not None and self.review.tracks:
             parts.append("no face on this frame")
         for k, val in v.items():

@@ -1,7 +1,9 @@
 """What the player and timeline show, read from one analysis dict (no Qt here).
 
 Landmarks, EAR and mouth aperture come from the stored face pass (`facepass.path`); nothing is
-recomputed from pixels. Detector output is read generically from each result's `segments` and
+recomputed from pixels. Blink events, the closing threshold and which frames' eyes can be judged
+come from `core.signals.eyes.track_blinks` with the run's stored `parameters.blinks` and
+`parameters.eyes`: the call `verity analyze` makes, so the GUI shows the blinks the JSON reports. Detector output is read generically from each result's `segments` and
 `curves`, so a new detector appears on the timeline without GUI changes.
 """
 
@@ -14,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from core.face.facepass import FacePass, FaceTrack
-from core.signals.blinks import BlinkParams, detect_blinks
+from core.signals.blinks import BlinkParams
+from core.signals.eyes import EyeCheck, stored_params, track_blinks
 
 
 @dataclass
@@ -25,6 +28,7 @@ class TrackView:
     threshold: np.ndarray  # (M,) EAR threshold used per row
     blinks: list[dict[str, Any]]  # start_frame, apex_frame, end_frame, ...
     in_blink: np.ndarray  # (M,) bool: row inside a blink event
+    eyes: EyeCheck | None = None  # which rows' eyes can be judged for blinks (None: all)
 
     @property
     def track_id(self) -> int:
@@ -32,6 +36,37 @@ class TrackView:
 
     def row(self, frame: int) -> int | None:
         return self.track.row_of(frame)
+
+    @property
+    def assessable(self) -> np.ndarray:
+        """(M,) bool: the eyes of this row can be judged for blinks."""
+        return np.ones(len(self.track), bool) if self.eyes is None else self.eyes.assessable
+
+    @property
+    def assessable_fraction(self) -> float:
+        """Share of this track's face frames whose eyes can be judged (the JSON's eyes_assessable_fraction)."""
+        a = self.assessable
+        return float(a.mean()) if a.size else 0.0
+
+    def eyes_assessable(self, row: int) -> bool:
+        return bool(self.assessable[row])
+
+    def not_assessable_reason(self, row: int) -> str:
+        """Why the eyes of this row cannot be judged, in words ("" when they can)."""
+        return "" if self.eyes is None else self.eyes.reason(row)
+
+    def unassessable_stretches(self) -> list[tuple[int, int, str]]:
+        """(first frame, last frame inclusive, reason) of each run of consecutive frames whose eyes
+        cannot be judged for the same reason."""
+        out: list[tuple[int, int, str]] = []
+        frames = self.track.frames
+        for row in np.flatnonzero(~self.assessable):
+            f, why = int(frames[row]), self.not_assessable_reason(int(row))
+            if out and out[-1][1] == f - 1 and out[-1][2] == why:
+                out[-1] = (out[-1][0], f, why)
+            else:
+                out.append((f, f, why))
+        return out
 
     def eyes_closed(self, row: int) -> tuple[bool, bool]:
         """(image-left, image-right) eye closed: inside a blink, or EAR under the threshold."""
@@ -217,9 +252,7 @@ class Review:
 
 
 def blink_params(analysis: dict[str, Any]) -> BlinkParams:
-    p = analysis.get("parameters", {}).get("blinks") or {}
-    known = {k: v for k, v in p.items() if k in BlinkParams.__dataclass_fields__}
-    return BlinkParams(**known)
+    return stored_params(analysis.get("parameters"))[0]
 
 
 def build_review(analysis: dict[str, Any], facepass: FacePass | None = None) -> Review:
@@ -234,20 +267,20 @@ def build_review(analysis: dict[str, Any], facepass: FacePass | None = None) -> 
     review = Review(analysis, facepass)
     faces = {f["track_id"]: f for f in analysis.get("faces", [])}
     if facepass is not None:
-        params = blink_params(analysis)
+        stored = analysis.get("parameters") or {}
+        params, eye_params = stored_params(stored)
         for t in facepass.tracks:
+            # the pipeline's own call with the run's parameters (cheap: stored EAR and landmarks)
+            evs, thr, check = track_blinks(t, facepass.width, facepass.height, facepass.fps, params, eye_params)
             events = faces.get(t.track_id, {}).get("blinks")
-            thr: np.ndarray
-            if events is None:
-                evs, thr = detect_blinks(t.frames, t.ear, facepass.fps, params)
+            if events is None or "eyes" not in stored:
+                # no events stored, or a run from before the eyes mask (its events may lie on a
+                # turned head): show the masked events, as `verity analyze` reports them now
                 events = [e.to_dict() for e in evs]
-            else:
-                # Only the per-row threshold is derived (cheap, from stored EAR, same parameters).
-                _, thr = detect_blinks(t.frames, t.ear, facepass.fps, params)
             in_blink = np.zeros(len(t), bool)
             for e in events:
                 in_blink |= (t.frames >= e["start_frame"]) & (t.frames <= e["end_frame"])
-            review.tracks.append(TrackView(t, np.asarray(thr, np.float64), list(events), in_blink))
+            review.tracks.append(TrackView(t, np.asarray(thr, np.float64), list(events), in_blink, check))
     n = review.frame_count
     for name, d in (analysis.get("detectors") or {}).items():
         for s in d.get("segments") or []:

@@ -1,6 +1,7 @@
 """The timeline (pyqtgraph): one shared x axis in frames, labelled with time as well.
 
-Rows: EAR left/right/average with the threshold and blink events; mouth aperture against the
+Rows: EAR left/right/average with the threshold and blink events, stretches whose eyes cannot be
+judged for blinks (turned head, small eyes...: `core.signals.eyes`) shaded grey with the reason; mouth aperture against the
 audio envelope; every detector's curves (windows as bars spanning their frames, per-frame
 values as lines). Flagged segments are shaded on every row. The cursor line follows the player
 and moving it (drag, or a click anywhere) asks the player for that frame; a click inside a
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
 
-from desktop.review import Review, SegmentView, audio_envelope
+from desktop.review import Review, SegmentView, TrackView, audio_envelope
 from desktop.timecode import format_timecode
 
 pg.setConfigOptions(antialias=False, background=(24, 26, 30), foreground=(200, 200, 205))
@@ -29,6 +30,7 @@ MOUTH = (255, 120, 220)
 AUDIO = (120, 220, 140)
 SEGMENT = (255, 70, 40, 38)
 BLINK = (90, 170, 255, 60)
+UNASSESSABLE = (150, 150, 150, 70)  # neutral grey: no verdict, unlike the red of a flagged segment
 PALETTE = [(255, 200, 60), (120, 220, 255), (200, 140, 255), (140, 255, 170), (255, 140, 120), (220, 220, 120)]
 
 
@@ -132,6 +134,7 @@ class Timeline(QWidget):
         self.graphics.scene().sigMouseClicked.connect(self._on_click)
         self._dynamic: list[tuple[pg.PlotItem, pg.GraphicsObject]] = []
         self.segment_items: list[tuple[pg.LinearRegionItem, SegmentView]] = []
+        self.unassessable_items: list[tuple[pg.LinearRegionItem, tuple[int, int, str]]] = []  # grey bands, (first, last, reason)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -172,6 +175,7 @@ class Timeline(QWidget):
         if review is not None:
             for tv in review.tracks:
                 self.track_box.addItem(f"face {tv.track_id} (frames {tv.track.first_frame}–{tv.track.last_frame})", tv.track_id)
+                self.track_box.setItemData(self.track_box.count() - 1, assessable_text(tv), Qt.ItemDataRole.ToolTipRole)
         if self.track_box.count() == 0:
             self.track_box.addItem("no face", None)
         self.track_box.blockSignals(False)
@@ -196,6 +200,7 @@ class Timeline(QWidget):
             plot.removeItem(item)
         self._dynamic.clear()
         self.segment_items.clear()
+        self.unassessable_items: list[tuple[pg.LinearRegionItem, tuple[int, int, str]]] = []
         review = self.review
         tv = review.track(self.track_id) if review is not None and self.track_id is not None else None
         # EAR with threshold and blink events
@@ -213,9 +218,18 @@ class Timeline(QWidget):
                 r = pg.LinearRegionItem((e["start_frame"] - 0.5, e["end_frame"] + 0.5), movable=False, brush=pg.mkBrush(*BLINK), pen=pg.mkPen(None))
                 r.setZValue(-10)
                 self._add(self.p_ear, r, True)
+            for a, b, why in tv.unassessable_stretches():
+                r = pg.LinearRegionItem((a - 0.5, b + 0.5), movable=False, brush=pg.mkBrush(*UNASSESSABLE), pen=pg.mkPen(None))
+                r.setZValue(-15)
+                r.setToolTip(f"eyes not assessable for blinks, frames {a}–{b}: {why}")
+                self._add(self.p_ear, r, True)
+                self.unassessable_items.append((r, (a, b, why)))
             self._add(self.p_mouth, pg.PlotDataItem(f, _norm(tv.track.mouth), pen=pg.mkPen(MOUTH, width=2), connect=conn))
             blinks = len(tv.blinks)
-            self.info.setText(f"{blinks} blink event{'s' if blinks != 1 else ''} on face {tv.track_id}; red dashes: EAR threshold; blue bands: blinks")
+            grey = "; grey: eyes not assessable" if self.unassessable_items else ""
+            self.info.setText(f"{assessable_text(tv)}; {blinks} blink event{'s' if blinks != 1 else ''}; "
+                              f"red dashes: EAR threshold; blue bands: blinks{grey}")
+            self.info.setToolTip("Blinks are only detected where the eyes can be judged; hover a grey band for the reason")
         else:
             self.info.setText("no face track" if review is not None else "not analysed yet: run an analysis to see the signals")
         if self.envelope is not None:
@@ -324,6 +338,13 @@ class Timeline(QWidget):
         target = seg.start_frame if seg is not None else i
         self.set_cursor(target)
         self.frameRequested.emit(target)
+
+
+def assessable_text(tv: TrackView) -> str:
+    """"eyes assessable in N% of face frames" for one track."""
+    f = tv.assessable_fraction
+    pct = round(100 * f) if f in (0.0, 1.0) else min(max(round(100 * f), 1), 99)  # never "100%" with a frame missing
+    return f"face {tv.track_id}: eyes assessable in {pct}% of face frames"
 
 
 def _norm(v: np.ndarray) -> np.ndarray:

@@ -98,6 +98,7 @@ class AnalysisContext:
     sha256: str
     facepass: FacePass
     blinks: dict[int, list[Any]]  # track id -> BlinkEvent list
+    eyes: dict[int, Any] = field(default_factory=dict)  # track id -> core.signals.eyes.EyeCheck (the blinks' mask)
     parameters: dict[str, Any] = field(default_factory=dict)  # per-detector parameters by name
     progress: ProgressCallback = no_progress
     cancel: CancelToken | None = None

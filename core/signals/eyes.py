@@ -30,6 +30,7 @@ blink rates count assessable time only. docs/blinks.md has the measurements behi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -46,6 +47,13 @@ FRAME_POINTS = np.r_[36:48, 17:27, 0, 16, 30]
 
 # why a frame is not assessable, in the order they are checked; the JSON uses these keys
 REASONS = ("head_turned", "eyes_small", "outside_frame", "landmarks_implausible")
+# the same reasons in words, for the GUI and the PDF
+REASON_TEXT = {
+    "head_turned": "head turned",
+    "eyes_small": "eyes too small",
+    "outside_frame": "face outside the frame",
+    "landmarks_implausible": "implausible eye landmarks",
+}
 
 
 @dataclass
@@ -75,6 +83,10 @@ class EyeCheck:
     def reason_counts(self) -> dict[str, int]:
         """Rows failing each check (a row can count under several reasons)."""
         return {k: int(v.sum()) for k, v in self.failed.items()}
+
+    def reason(self, row: int) -> str:
+        """Why this row is not assessable, in words ("" when it is)."""
+        return ", ".join(REASON_TEXT[k] for k in REASONS if k in self.failed and bool(self.failed[k][row]))
 
 
 class _Track(Protocol):
@@ -167,6 +179,18 @@ def check_eyes(
     ok = ~np.logical_or.reduce(list(failed.values())) if frames.size else np.zeros(0, bool)
     return EyeCheck(yaw=yaw, yaw_smoothed=np.where(np.isfinite(smooth), smooth, np.nan), eye_px=px, inside=inside,
                     plausible=plausible, assessable=ok, failed=failed)
+
+
+def stored_params(parameters: Mapping[str, Any] | None) -> tuple[BlinkParams, EyeParams]:
+    """The blink and eye parameters recorded in an analysis JSON's `parameters` (its `blinks` and
+    `eyes` entries; unknown keys ignored, missing ones at their defaults), so that the GUI, the
+    report and training recompute exactly what that run reported."""
+    p = parameters or {}
+
+    def pick(cls: Any, d: Any) -> dict[str, Any]:
+        return {k: v for k, v in (d or {}).items() if k in cls.__dataclass_fields__} if isinstance(d, Mapping) else {}
+
+    return BlinkParams(**pick(BlinkParams, p.get("blinks"))), EyeParams(**pick(EyeParams, p.get("eyes")))
 
 
 def eyes_assessable(track: _Track, width: int, height: int, fps: float | None = None, params: EyeParams | None = None) -> np.ndarray:
