@@ -17,7 +17,7 @@ import numpy as np
 
 from core.face.facepass import FacePass, FaceTrack
 from core.signals.blinks import BlinkParams
-from core.signals.eyes import EyeCheck, stored_params, track_blinks
+from core.signals.eyes import EyeCheck, stored_params, track_blinks, unassessable_runs
 
 
 @dataclass
@@ -58,22 +58,7 @@ class TrackView:
     def unassessable_stretches(self) -> list[tuple[int, int, str]]:
         """(first frame, last frame inclusive, reason) of each run of consecutive frames whose eyes
         cannot be judged for the same reason."""
-        out: list[tuple[int, int, str]] = []
-        frames = self.track.frames
-        for row in np.flatnonzero(~self.assessable):
-            f, why = int(frames[row]), self.not_assessable_reason(int(row))
-            if out and out[-1][1] == f - 1 and out[-1][2] == why:
-                out[-1] = (out[-1][0], f, why)
-            else:
-                out.append((f, f, why))
-        return out
-
-    def eyes_closed(self, row: int) -> tuple[bool, bool]:
-        """(image-left, image-right) eye closed: inside a blink, or EAR under the threshold."""
-        ear = self.track.ear[row]
-        thr = float(self.threshold[row])
-        blink = bool(self.in_blink[row])
-        return (blink or bool(ear[0] < thr), blink or bool(ear[1] < thr))
+        return [] if self.eyes is None else unassessable_runs(self.track.frames, self.eyes)
 
 
 @dataclass

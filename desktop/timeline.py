@@ -17,6 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
 
+from core.signals.eyes import assessable_percent
 from desktop.review import Review, SegmentView, TrackView, audio_envelope
 from desktop.timecode import format_timecode
 
@@ -342,9 +343,7 @@ class Timeline(QWidget):
 
 def assessable_text(tv: TrackView) -> str:
     """"eyes assessable in N% of face frames" for one track."""
-    f = tv.assessable_fraction
-    pct = round(100 * f) if f in (0.0, 1.0) else min(max(round(100 * f), 1), 99)  # never "100%" with a frame missing
-    return f"face {tv.track_id}: eyes assessable in {pct}% of face frames"
+    return f"face {tv.track_id}: eyes assessable in {assessable_percent(tv.assessable_fraction)}% of face frames"
 
 
 def _norm(v: np.ndarray) -> np.ndarray:

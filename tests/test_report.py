@@ -211,4 +211,53 @@ def test_report_on_two_real_clips(tmp_path: Path, media: Path) -> None:
     whole = "\n".join(pdf_pages_text(out_pdf))
     assert len(pages) >= 4
     assert whole.count("eye aspect ratio of face 0") == 2  # one EAR timeline per clip
+    assert "Eyes assessable" in whole and "under 1 s of face)" not in whole
     assert all(hashlib.sha256(c.read_bytes()).hexdigest() == manifest[f"{c.parent.name}/{c.name}"] for c in clips)
+
+
+def _turned_track_pass() -> Any:
+    """A frontal face turned away for frames 70-129, with blinks at 30, 100 (turned) and 160."""
+    import numpy as np
+
+    from core.face.facepass import FacePass
+    from tests.test_eyes import FPS, SIZE, blink_ear, track
+
+    n = 200
+    yaw = np.zeros(n)
+    yaw[70:130] = 35.0
+    return FacePass(n, FPS, np.arange(n) / FPS, SIZE, SIZE, [track(yaw, blink_ear(n, [30, 100, 160]))])
+
+
+def test_ear_plot_uses_the_masked_blink_events() -> None:
+    import numpy as np
+
+    from core.report.plots import ear_plot_data, ear_timeline
+    from core.signals.blinks import detect_blinks
+    from core.signals.eyes import stored_params, track_blinks
+
+    fp = _turned_track_pass()
+    t = fp.tracks[0]
+    assert len(detect_blinks(t.frames, t.ear, fp.fps)[0]) == 3  # unmasked, the dip on the turned head counts
+    params, eyes = stored_params(AnalysisOptions().parameters())
+    reported = [e.to_dict() for e in track_blinks(t, fp.width, fp.height, fp.fps, params, eyes)[0]]  # what the JSON holds
+    for stored in (None, reported):
+        d = ear_plot_data(fp, t, params, stored, eyes)
+        assert d.blinks == reported and [e["apex_frame"] for e in d.blinks] == [32, 162]
+        (a, b, why), = d.unassessable
+        assert 68 <= a <= 72 and 127 <= b <= 131 and why == "head turned"
+        assert np.isnan(d.threshold[a:b + 1]).all() and np.isfinite(d.threshold[:60]).all()
+        assert d.assessable_fraction == pytest.approx(1 - (b - a + 1) / 200)
+    # the run's stored eye parameters are honoured: a run that let turned heads through had 3 blinks
+    loose = stored_params({"eyes": {"max_yaw": 5.0}})[1]
+    assert [e["apex_frame"] for e in ear_plot_data(fp, t, params, None, loose).blinks] == [32, 102, 162]
+    assert ear_timeline(fp, t, params, None, [], eyes)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_faces_table_states_assessable_eyes() -> None:
+    from core.report.pdf import _eyes_assessable
+
+    face = {"eyes_assessable_frames": 50, "eyes_assessable_fraction": 0.25,
+            "eyes_not_assessable": {"head_turned": 150, "eyes_small": 0, "outside_frame": 12, "landmarks_implausible": 0}}
+    assert _eyes_assessable(face) == "25% (50 frames); not: head turned 150, face outside the frame 12"
+    assert _eyes_assessable({**face, "eyes_assessable_fraction": 0.999}).startswith("99%")
+    assert _eyes_assessable({}) == "-"  # a run from before the mask

@@ -162,6 +162,17 @@ def _image(png: bytes, width: float) -> Image:
     return Image(io.BytesIO(png), width=width, height=width * h / w)
 
 
+def _eyes_assessable(face: dict[str, Any]) -> str:
+    """"83% (head turned 40, eyes too small 3)" from a faces[] entry; "-" for runs before the eyes mask."""
+    from core.signals.eyes import REASON_TEXT, assessable_percent
+
+    if "eyes_assessable_fraction" not in face:
+        return "-"
+    text = f"{assessable_percent(face['eyes_assessable_fraction'])}% ({face.get('eyes_assessable_frames', '?')} frames)"
+    why = [f"{REASON_TEXT.get(k, k)} {n}" for k, n in (face.get("eyes_not_assessable") or {}).items() if n]
+    return text + (f"; not: {', '.join(why)}" if why else "")
+
+
 def _fmt(v: Any, digits: int = 3) -> str:
     if v is None:
         return "-"
@@ -353,27 +364,33 @@ class _Builder:
         if not faces:
             self.para("No face was found in the video; face-based detectors could not measure anything.")
         else:
-            rows = [["Face", "Frames", "Frames with face", "Blinks", "Blink rate (per min)"]]
+            rows = [["Face", "Frames", "Frames with face", "Eyes assessable", "Blinks", "Blink rate (per min)"]]
             for f in faces:
-                rows.append([f["track_id"], f"{f['first_frame']}-{f['last_frame']}", f["frames_with_face"], len(f["blinks"]),
-                             _fmt(f["blink_rate_per_min"], 1) if f["blink_rate_per_min"] is not None else "n/a (under 1 s of face)"])
-            self.add(_table(rows, [14 * mm, 30 * mm, 30 * mm, 20 * mm, self.width - 94 * mm], st))
+                rows.append([f["track_id"], f"{f['first_frame']}-{f['last_frame']}", f["frames_with_face"], _eyes_assessable(f), len(f["blinks"]),
+                             _fmt(f["blink_rate_per_min"], 1) if f["blink_rate_per_min"] is not None else "n/a (under 1 s of assessable eyes)"])
+            self.add(_table(rows, [12 * mm, 24 * mm, 22 * mm, self.width - 110 * mm, 14 * mm, 38 * mm], st))
+            if any("eyes_assessable_frames" in f for f in faces):
+                self.para("Blinks are only looked for on frames where the eyes can be judged: not on a turned head, eyes under "
+                          "8 pixels wide, a face partly outside the picture or implausible eye landmarks. Rates are per minute "
+                          "of such frames.", "small")
         # EAR timeline per face track
         if fp is None and faces:
             self.notes.append(f"Item #{e['id']}: the face pass file of run #{run['id']} is missing or changed, so the EAR plots and key-frame landmarks are omitted.")
         if fp is not None:
-            from core.signals.blinks import BlinkParams
+            from core.signals.eyes import stored_params
 
-            bp = (run["parameters"] or {}).get("blinks") or {}
-            params = BlinkParams(**{k: v for k, v in bp.items() if k in BlinkParams.__dataclass_fields__})
-            by_id = {f["track_id"]: f for f in faces}
+            stored = run["parameters"] or {}
+            params, eye_params = stored_params(stored)  # the run's own parameters: the plot shows what it reported
+            # a run from before the eyes mask stored unmasked events: the plot recomputes the masked ones
+            by_id = {f["track_id"]: f for f in faces} if "eyes" in stored else {}
             for t in fp.tracks[:4]:
                 # only blink-related segments here: other detectors' segments are shaded on their own series
                 segs = [s for s in run["segments"] if "blink" in s["detector"] and s["track_id"] in (None, t.track_id)]
-                png = plots.ear_timeline(fp, t, params, by_id.get(t.track_id, {}).get("blinks"), segs)
+                png = plots.ear_timeline(fp, t, params, by_id.get(t.track_id, {}).get("blinks"), segs, eye_params)
                 self.add(KeepTogether([_image(png, self.width), _p(
-                    f"Figure: eye aspect ratio of face {t.track_id} over time, with the blink threshold (dashed), blink events (purple) "
-                    "and segments flagged by the blink detectors (red).", st["caption"])]))
+                    f"Figure: eye aspect ratio of face {t.track_id} over time, with the blink threshold (dashed), blink events (purple), "
+                    "segments flagged by the blink detectors (red) and stretches where the eyes cannot be judged (grey: "
+                    "no blink is looked for there).", st["caption"])]))
             if len(fp.tracks) > 4:
                 self.notes.append(f"Item #{e['id']}: only the first 4 of {len(fp.tracks)} face tracks are plotted.")
         # detector results

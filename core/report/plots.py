@@ -1,4 +1,5 @@
-"""Report figures as PNG bytes in memory: EAR timeline, per-window score series, key frames.
+"""Report figures as PNG bytes in memory: EAR timeline (the pipeline's masked blinks, unassessable
+eyes in grey), per-window score series, key frames.
 
 matplotlib runs on the Agg backend through its object API (no pyplot state, thread-safe enough
 for a worker thread); key frames are drawn with OpenCV on frames read by core.video.VideoReader.
@@ -7,6 +8,7 @@ for a worker thread); key frames are drawn with OpenCV on frames read by core.vi
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +16,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from core.face.facepass import FacePass, FaceTrack
-from core.signals.blinks import BlinkParams, detect_blinks
+from core.signals.blinks import BlinkParams
+from core.signals.eyes import EyeParams, assessable_percent, track_blinks, unassessable_runs
 from core.video.reader import VideoReader
 
 DPI = 150
@@ -50,32 +53,67 @@ def frame_to_time(fp: FacePass) -> Any:
     return conv
 
 
-def ear_timeline(fp: FacePass, track: FaceTrack, params: BlinkParams, blinks: list[dict[str, Any]] | None,
-                 segments: list[dict[str, Any]]) -> bytes:
-    """EAR (left, right, mean) of one track with the blink threshold, blink events and flagged segments."""
-    to_t = frame_to_time(fp)
-    x = np.array([to_t(f) for f in track.frames])
+UNASSESSABLE_COLOUR = "#9e9e9e"  # neutral grey: eyes not judged, no verdict either way
+
+
+@dataclass
+class EarPlotData:
+    """What the EAR figure of one face track shows, on the frame axis."""
+
+    frames: np.ndarray  # (M,) frame of each track row
+    ear: np.ndarray  # (M, 2) image-left, image-right
+    mean: np.ndarray  # (M,)
+    threshold: np.ndarray  # (M,) closing level; NaN where the eyes were not judged
+    blinks: list[dict[str, Any]]  # the blink events drawn (start_frame, apex_frame, end_frame, min_ear...)
+    unassessable: list[tuple[int, int, str]]  # (first, last frame, reason) of the stretches whose eyes cannot be judged
+    assessable_fraction: float  # share of the track's frames whose eyes can be judged
+
+
+def ear_plot_data(fp: FacePass, track: FaceTrack, params: BlinkParams, blinks: list[dict[str, Any]] | None,
+                  eye_params: EyeParams | None = None) -> EarPlotData:
+    """The EAR figure's data. Threshold, mask and (when `blinks` is None) the events come from
+    `track_blinks`, the call `verity analyze` makes: pass the run's stored parameters (see
+    `core.signals.eyes.stored_params`) and its stored events to draw exactly what the JSON reports."""
+    events, threshold, check = track_blinks(track, fp.width, fp.height, fp.fps, params, eye_params)
     ear = np.asarray(track.ear, float)
-    mean = np.nanmean(ear, axis=1)
-    events, threshold = detect_blinks(track.frames, track.ear, fp.fps, params)
-    if blinks is None:
-        blinks = [e.to_dict() for e in events]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row without any EAR: NaN, not a warning
+        mean = np.nanmean(ear, axis=1) if ear.size else np.zeros(0)
+    a = check.assessable
+    return EarPlotData(
+        frames=np.asarray(track.frames), ear=ear, mean=mean, threshold=np.asarray(threshold, float),
+        blinks=[e.to_dict() for e in events] if blinks is None else list(blinks),
+        unassessable=unassessable_runs(track.frames, check), assessable_fraction=float(a.mean()) if a.size else 0.0,
+    )
+
+
+def ear_timeline(fp: FacePass, track: FaceTrack, params: BlinkParams, blinks: list[dict[str, Any]] | None,
+                 segments: list[dict[str, Any]], eye_params: EyeParams | None = None) -> bytes:
+    """EAR (left, right, mean) of one track with the blink threshold, blink events, flagged
+    segments, and the stretches whose eyes cannot be judged for blinks in grey."""
+    d = ear_plot_data(fp, track, params, blinks, eye_params)
+    to_t = frame_to_time(fp)
+    x = np.array([to_t(f) for f in d.frames])
     fig = Figure(figsize=(7.2, 2.6))
     ax = fig.add_subplot()
-    ax.plot(x, ear[:, 0], lw=0.6, color="#1f77b4", alpha=0.55, label="EAR image-left eye")
-    ax.plot(x, ear[:, 1], lw=0.6, color="#2ca02c", alpha=0.55, label="EAR image-right eye")
-    ax.plot(x, mean, lw=1.2, color="black", label="EAR mean")
-    ax.plot(x, threshold, lw=1.0, ls="--", color="#ff7f0e", label=f"blink threshold ({params.mode})")
+    ax.plot(x, d.ear[:, 0], lw=0.6, color="#1f77b4", alpha=0.55, label="EAR image-left eye")
+    ax.plot(x, d.ear[:, 1], lw=0.6, color="#2ca02c", alpha=0.55, label="EAR image-right eye")
+    ax.plot(x, d.mean, lw=1.2, color="black", label="EAR mean")
+    ax.plot(x, d.threshold, lw=1.0, ls="--", color="#ff7f0e", label=f"blink threshold ({params.mode})")
+    for k, (a, b, _) in enumerate(d.unassessable):
+        ax.axvspan(to_t(a), to_t(b + 1), color=UNASSESSABLE_COLOUR, alpha=0.3, lw=0,
+                   label="eyes not assessable" if k == 0 else None)
     _shade(ax, segments, to_t)
-    for k, b in enumerate(blinks):
-        ax.axvspan(to_t(b["start_frame"]), to_t(b["end_frame"] + 1), color="#9467bd", alpha=0.25, lw=0, label="blink" if k == 0 else None)
-        ax.plot([to_t(b["apex_frame"])], [b["min_ear"]], "v", color="#9467bd", ms=4)
+    for k, e in enumerate(d.blinks):
+        ax.axvspan(to_t(e["start_frame"]), to_t(e["end_frame"] + 1), color="#9467bd", alpha=0.25, lw=0, label="blink" if k == 0 else None)
+        ax.plot([to_t(e["apex_frame"])], [e["min_ear"]], "v", color="#9467bd", ms=4)
     ax.set_xlim(0, to_t(fp.frame_count))
     ax.set_xlabel("time from first frame (s)")
     ax.set_ylabel("eye aspect ratio")
-    ax.set_title(f"Face track {track.track_id}: EAR, threshold and {len(blinks)} blink event(s)", fontsize=9)
+    ax.set_title(f"Face track {track.track_id}: EAR, threshold and {len(d.blinks)} blink event(s); "
+                 f"eyes assessable in {assessable_percent(d.assessable_fraction)}% of face frames", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False)
+    ax.legend(fontsize=6, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False)
     return _png(fig)
 
 

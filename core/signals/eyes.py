@@ -181,6 +181,27 @@ def check_eyes(
                     plausible=plausible, assessable=ok, failed=failed)
 
 
+def unassessable_runs(frames: np.ndarray, check: EyeCheck) -> list[tuple[int, int, str]]:
+    """(first frame, last frame inclusive, reason in words) of each run of consecutive frames of a
+    track whose eyes are not assessable for the same reason: the stretches the GUI and the PDF grey out."""
+    frames = np.asarray(frames).reshape(-1)
+    out: list[tuple[int, int, str]] = []
+    for row in np.flatnonzero(~check.assessable):
+        f, why = int(frames[row]), check.reason(int(row))
+        if out and out[-1][1] == f - 1 and out[-1][2] == why:
+            out[-1] = (out[-1][0], f, why)
+        else:
+            out.append((f, f, why))
+    return out
+
+
+def assessable_percent(fraction: float) -> int:
+    """A share of assessable frames as a whole percentage that never reads 0 or 100 unless it is
+    (one turned frame in a thousand is not "100%")."""
+    f = float(fraction)
+    return round(100 * f) if f <= 0.0 or f >= 1.0 else min(max(round(100 * f), 1), 99)
+
+
 def stored_params(parameters: Mapping[str, Any] | None) -> tuple[BlinkParams, EyeParams]:
     """The blink and eye parameters recorded in an analysis JSON's `parameters` (its `blinks` and
     `eyes` entries; unknown keys ignored, missing ones at their defaults), so that the GUI, the
