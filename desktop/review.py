@@ -60,6 +60,13 @@ class TrackView:
         cannot be judged for the same reason."""
         return [] if self.eyes is None else unassessable_runs(self.track.frames, self.eyes)
 
+    def eyes_closed(self, row: int) -> tuple[bool, bool]:
+        """(image-left, image-right) eye closed: inside a blink, or EAR under the threshold."""
+        ear = self.track.ear[row]
+        thr = float(self.threshold[row])
+        blink = bool(self.in_blink[row])
+        return (blink or bool(ear[0] < thr), blink or bool(ear[1] < thr))
+
 
 @dataclass
 class SegmentView:
