@@ -162,11 +162,58 @@ def test_frame_skip_samples_like_the_card() -> None:
     assert all(f % 10 == 0 for f in w10[0].frames)
 
 
+def test_sequences_never_hold_unassessable_frames() -> None:
+    frames = np.arange(100)
+    ok = np.ones(100, bool)
+    ok[30:40] = False  # e.g. the head turned away
+    ev = [_ev(41, 43), _ev(60, 62), _ev(36, 38)]  # just after the turn, clear of it, inside it (unmasked events)
+    w, found = eb.blink_windows(frames, ev, sequence_length=10, assessable=ok)
+    assert found == 6 and [x.blink_index for x in w] == [0, 1]  # the event inside the turn is skipped
+    for x in w:
+        assert all(ok[f] for f in x.frames) and len(x.frames) == 10
+    assert min(w[0].frames) >= 40  # padding stops at the turn: the window shifts right instead
+    assert w[1].frames == list(range(57, 67))  # away from the turn: centred as before (3 before, 4 after)
+    # without the mask the first window would have pulled in frames 37-39
+    w0, _ = eb.blink_windows(frames, ev[:1], sequence_length=10)
+    assert min(w0[0].frames) < 40
+    # a short assessable run: the edge frame repeats rather than crossing into unassessable frames
+    ok2 = np.zeros(100, bool)
+    ok2[50:54] = True
+    (x,), _ = eb.blink_windows(frames, [_ev(51, 52)], 8, assessable=ok2)
+    assert set(x.frames) <= {50, 51, 52, 53} and len(x.frames) == 8
+    # with the card's sampling too
+    w10, _ = eb.blink_windows(frames, [_ev(58, 62)], 4, frame_skip=10, assessable=ok)
+    assert all(ok[f] and f % 10 == 0 for f in w10[0].frames) and 30 not in w10[0].frames
+    with pytest.raises(ValueError):
+        eb.blink_windows(frames, ev, 4, assessable=ok[:50])
+
+
+def test_windows_for_uses_the_mask_and_checks_tracks_without_one() -> None:
+    from tests.test_eyes import FPS, SIZE, blink_ear, track
+
+    n = 200
+    yaw = np.zeros(n)
+    yaw[70:130] = 35.0
+    t = track(yaw, blink_ear(n, [30, 100, 160]))
+    fp = FacePass(n, FPS, np.arange(n) / FPS, SIZE, SIZE, [t])
+    from core.signals.blinks import detect_blinks
+    from core.signals.eyes import track_blinks
+
+    unmasked = detect_blinks(t.frames, t.ear, FPS)[0]
+    events, _, check = track_blinks(t, SIZE, SIZE, FPS)
+    prep = eb.Preprocessing(sequence_length=16)
+    for blinks, mask in (({0: events}, {0: check.assessable}), ({0: unmasked}, None)):  # the pipeline's, or a mask computed here
+        w, _ = eb.windows_for(fp, blinks, prep, assessable=mask)
+        assert len(w) == 2 and all(check.assessable[f] for x in w for f in x.frames)
+
+
 def _landmarks(n: int, cx: float = 64.0, cy: float = 56.0, span: float = 40.0, angle: float = 0.0) -> np.ndarray:
     """68 points with eyes (36-47) placed around (cx, cy), tilted by angle; the rest below."""
     lm = np.zeros((n, 68, 2), np.float32)
     base = np.zeros((68, 2))
     base[:, 0], base[:, 1] = cx, cy + 30
+    # jaw ends and nose tip of a frontal face: the eyes-assessable check reads the head's yaw there
+    base[0], base[16], base[30] = (cx - span / 2 - 5, cy + 5), (cx + span / 2 + 5, cy + 5), (cx, cy + 15)
     xs = np.linspace(-span / 2, -span / 8, 4)
     eye_l = [(xs[0], 0), (xs[1], -3), (xs[2], -3), (xs[3], 0), (xs[2], 3), (xs[1], 3)]
     eye_r = [(-xs[3], 0), (-xs[2], -3), (-xs[1], -3), (-xs[0], 0), (-xs[1], 3), (-xs[2], 3)]

@@ -1,7 +1,8 @@
 """EyeBlink-CNN-LSTM (model card 000): a learned score per blink sequence of eye crops.
 
 From the face pass's blink events (found on every frame, not the card's every-10th frame,
-which misses most blinks; `frame_skip` keeps the card's sampling available), both eyes are cut
+which misses most blinks; `frame_skip` keeps the card's sampling available; only on frames whose
+eyes can be judged, `core.signals.eyes`: a sequence never pads into a turned head), both eyes are cut
 out around landmarks 36-47 for the frames of each blink, grouped into sequences of
 `sequence_length` frames, run through the frozen Xception and the trained LSTM head.
 
@@ -145,7 +146,14 @@ def _runs_of(positions: np.ndarray, frames: np.ndarray, step: int) -> tuple[int,
     return lo, hi
 
 
-def blink_windows(track_frames: np.ndarray, events: Sequence[Any], sequence_length: int, frame_skip: int = 1, track_id: int = 0) -> tuple[list[BlinkWindow], int]:
+def blink_windows(
+    track_frames: np.ndarray,
+    events: Sequence[Any],
+    sequence_length: int,
+    frame_skip: int = 1,
+    track_id: int = 0,
+    assessable: np.ndarray | None = None,
+) -> tuple[list[BlinkWindow], int]:
     """Sequences of `sequence_length` frames for each blink event; also the blink frames found.
 
     The blink's frames are those of the track within [start_frame, end_frame] (every
@@ -154,17 +162,33 @@ def blink_windows(track_frames: np.ndarray, events: Sequence[Any], sequence_leng
     - n <= L: one window centred on the blink, filled out with the track's neighbouring sampled
       frames (the lids' descent and rise); where the track ends, the edge frame is repeated.
     - n > L: ceil(n / L) windows of L frames evenly spread over the blink, covering every frame.
+
+    `assessable` (bool per track row, `core.signals.eyes`): frames whose eyes cannot be judged
+    count as frames without a face. A sequence never contains one: the padding stops at them (the
+    edge frame is repeated, as at a track end), and an event with an unassessable frame inside
+    [start_frame, end_frame] is skipped and its frames not counted as found (the pipeline's
+    masked events never have one; unmasked events from elsewhere may).
     """
     L = int(sequence_length)
     if L < 1:
         raise ValueError("sequence_length must be >= 1")
     step = max(int(frame_skip), 1)
     frames = np.asarray(track_frames)
+    if assessable is not None:
+        ok = np.asarray(assessable, bool).reshape(-1)
+        if ok.size != frames.size:
+            raise ValueError(f"{frames.size} track frames but {ok.size} assessable flags")
+        bad = frames[~ok]
+        frames = frames[ok]  # a removed frame breaks the run of consecutive frames, like a face lost
+    else:
+        bad = frames[:0]
     if step > 1:
         frames = frames[frames % step == 0]
     windows: list[BlinkWindow] = []
     found = 0
     for k, ev in enumerate(events):
+        if bad.size and ((bad >= ev.start_frame) & (bad <= ev.end_frame)).any():
+            continue  # eyes not judged during this "blink": no sequence from it
         pos = np.flatnonzero((frames >= ev.start_frame) & (frames <= ev.end_frame))
         n = int(pos.size)
         found += n
@@ -185,15 +209,29 @@ def blink_windows(track_frames: np.ndarray, events: Sequence[Any], sequence_leng
     return windows, found
 
 
-def windows_for(facepass: FacePass, blinks: dict[int, list[Any]], prep: Preprocessing, tracks: str = "all") -> tuple[list[BlinkWindow], int]:
-    """Blink windows of every track (or only the track seen longest, as the card's single subject)."""
+def windows_for(
+    facepass: FacePass,
+    blinks: dict[int, list[Any]],
+    prep: Preprocessing,
+    tracks: str = "all",
+    assessable: dict[int, np.ndarray] | None = None,
+) -> tuple[list[BlinkWindow], int]:
+    """Blink windows of every track (or only the track seen longest, as the card's single subject).
+    `assessable`: track id -> bool per row (see `blink_windows`); a track missing from it is
+    checked with `core.signals.eyes.eyes_assessable` at its default parameters, so no sequence
+    ever holds a frame whose eyes cannot be judged."""
+    from core.signals.eyes import eyes_assessable
+
     chosen = list(facepass.tracks)
     if tracks == "largest" and chosen:
         chosen = [max(chosen, key=lambda t: (len(t), -t.track_id))]
     out: list[BlinkWindow] = []
     found = 0
     for t in chosen:
-        w, n = blink_windows(t.frames, blinks.get(t.track_id, []), prep.sequence_length, prep.frame_skip, t.track_id)
+        ok = (assessable or {}).get(t.track_id)
+        if ok is None:
+            ok = eyes_assessable(t, facepass.width, facepass.height, facepass.fps)
+        w, n = blink_windows(t.frames, blinks.get(t.track_id, []), prep.sequence_length, prep.frame_skip, t.track_id, ok)
         out += w
         found += n
     return out, found
@@ -489,7 +527,10 @@ class EyeBlinkCNNLSTM(Detector):
         params["head_training"] = {"training_data": model.head_meta.get("training_data"), "metrics": model.head_meta.get("metrics"), "training": training}
         weights = {HEAD_WEIGHTS: model.head_sha256, BACKBONE_WEIGHTS: model.backbone_sha256}
 
-        windows, found = windows_for(ctx.facepass, ctx.blinks, prep, p.get("tracks", "all"))
+        # the pipeline's eyes mask (the one its blink events were found under); sequences stay inside it
+        mask = {tid: check.assessable for tid, check in ctx.eyes.items()}
+        params["eyes_mask"] = "analysis" if mask else "default eye parameters"
+        windows, found = windows_for(ctx.facepass, ctx.blinks, prep, p.get("tracks", "all"), mask)
         min_frames = prep.sequence_length if p.get("min_blink_frames") is None else int(p["min_blink_frames"])
         base = {"detector": NAME, "weights_sha256": weights, "parameters": params, "frame_count": ctx.facepass.frame_count}
         if found < max(min_frames, 1) or not windows:

@@ -1,10 +1,10 @@
 """Blink-sequence features for training and evaluating the EyeBlink head.
 
 A labelled folder holds `real/` and `fake/` videos (FaceForensics++ style). Each video goes
-through the same steps as analysis (face pass, blink events, blink windows, eye crops) and the
-frozen Xception once; its (S, L, 2048) features are cached on disk keyed by the video's sha256,
-the preprocessing, the blink parameters and the backbone's sha256, so training epochs, resumed
-runs and evaluations never run the backbone twice.
+through the same steps as analysis (face pass, blink events over assessable eyes, blink windows,
+eye crops) and the frozen Xception once; its (S, L, 2048) features are cached on disk keyed by
+the video's sha256, the preprocessing, the blink and eye parameters and the backbone's sha256,
+so training epochs, resumed runs and evaluations never run the backbone twice.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from core.detectors.eyeblink_cnn_lstm import (
 )
 from core.errors import VerityError
 from core.progress import CancelToken, ProgressCallback, no_progress
-from core.signals.blinks import BlinkParams, detect_blinks
+from core.signals.blinks import BlinkParams
+from core.signals.eyes import EyeParams, track_blinks
 
 if TYPE_CHECKING:
     from core.models.eyeblink_cnn_lstm import XceptionFeatures
@@ -74,8 +75,10 @@ class VideoSequences:
     error: str | None = None  # why the video gave nothing (unreadable, no face...)
 
 
-def cache_key(sha256: str, prep: Preprocessing, blinks: BlinkParams, backbone_sha256: str, tracks: str) -> str:
-    blob = json.dumps({"prep": prep.to_dict(), "blinks": blinks.to_dict(), "backbone": backbone_sha256, "tracks": tracks}, sort_keys=True)
+def cache_key(sha256: str, prep: Preprocessing, blinks: BlinkParams, backbone_sha256: str, tracks: str, eyes: EyeParams | None = None) -> str:
+    eyes = eyes or EyeParams()
+    blob = json.dumps({"prep": prep.to_dict(), "blinks": blinks.to_dict(), "eyes": eyes.to_dict(), "backbone": backbone_sha256,
+                       "tracks": tracks}, sort_keys=True)
     return f"{sha256}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
@@ -112,22 +115,31 @@ def video_sequences(
     batch_size: int = 16,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    eyes: EyeParams | None = None,
 ) -> VideoSequences:
-    """Face pass (reused from the cache when present), blink windows, backbone features (cached)."""
+    """Face pass (reused from the cache when present), blink windows, backbone features (cached).
+
+    Blink events and the eyes-assessable mask come from `track_blinks`, as in `verity analyze`,
+    so the head trains on the sequences it will be shown (none on a turned head)."""
     from core.evidence import sha256_file
     from core.pipeline import AnalysisOptions, load_or_run_facepass
     from core.video.reader import VideoReader
 
     blinks = blinks or BlinkParams()
+    eyes = eyes or EyeParams()
     sha = sha256_file(video.path)
-    store = cache / f"{cache_key(sha, prep, blinks, backbone_sha256, tracks)}.npz"
+    store = cache / f"{cache_key(sha, prep, blinks, backbone_sha256, tracks, eyes)}.npz"
     hit = _load_cached(store) if store.is_file() else None
     if hit is not None:
         hit.label, hit.path = video.label, str(video.path)
         return hit
-    fp, _ = load_or_run_facepass(video.path, sha, AnalysisOptions(blinks=blinks), progress, cancel)
-    events = {t.track_id: detect_blinks(t.frames, t.ear, fp.fps, blinks)[0] for t in fp.tracks}
-    windows, found = windows_for(fp, events, prep, tracks)
+    fp, _ = load_or_run_facepass(video.path, sha, AnalysisOptions(blinks=blinks, eyes=eyes), progress, cancel)
+    events: dict[int, list[Any]] = {}
+    assessable: dict[int, np.ndarray] = {}
+    for t in fp.tracks:
+        evs, _, check = track_blinks(t, fp.width, fp.height, fp.fps, blinks, eyes)
+        events[t.track_id], assessable[t.track_id] = evs, check.assessable
+    windows, found = windows_for(fp, events, prep, tracks, assessable)
     if windows:
         n_crops = len({(w.track_id, f) for w in windows for f in w.frames})
         with VideoReader(video.path) as reader:
