@@ -260,3 +260,25 @@ def test_closing_during_an_analysis_cancels_it_promptly(qtbot, tmp_path, media):
     assert time.monotonic() - t0 < 8.0
     with CaseStore(tmp_path / "c.sqlite") as store:
         assert [r["status"] for r in store.runs_for()] == ["cancelled"]
+
+
+def test_status_bar_says_why_eyes_are_not_assessable(window, qtbot, media, tmp_path):
+    from core.face.facepass import FacePass
+    from tests.test_eyes import FPS, SIZE, blink_ear, track
+
+    path = media / CLIP
+    window.open_clip(path)
+    qtbot.waitUntil(lambda: window.player.index is not None, timeout=30000)
+    yaw = np.zeros(75)
+    yaw[30:50] = 35.0  # a synthetic face pass on the clip's frame axis, head turned in frames ~30-49
+    store = tmp_path / "fp.npz"
+    FacePass(75, FPS, np.arange(75) / FPS, SIZE, SIZE, [track(yaw, blink_ear(75, [10]))]).save(store)
+    window.load_analysis({"evidence": {"video": {"frame_count": 75}}, "facepass": {"path": str(store)}, "detectors": {}})
+    qtbot.waitUntil(lambda: window.review is not None and bool(window.review.tracks), timeout=10000)
+    window.player.seek(40)
+    _wait_frame(window, qtbot, 40)
+    assert "eyes not assessable (head turned)" in window.status_label.text()
+    assert "eyes assessable in 73% of face frames" in window.timeline.info.text()
+    window.player.seek(5)
+    _wait_frame(window, qtbot, 5)
+    assert "EAR L" in window.status_label.text() and "not assessable" not in window.status_label.text()
