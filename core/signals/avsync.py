@@ -41,16 +41,18 @@ class AVSyncParams:
     inconsistent_offset_ms: float = 160.0
     alpha: float = 0.05  # sync is established when chance gives this confidence at most this often
     window_alpha: float = 0.1  # a window's own sync is "established" at this p (reported, never flagged on its own)
-    # Window flags are tests across all judged windows of a clip: the chance that an in-sync clip
-    # gets any flagged window is held at `family_alpha` (Bonferroni over the judged windows).
+    # Window flags are tests across all spans of a clip: the chance that an in-sync clip gets any
+    # flagged window is held near `family_alpha` (Bonferroni over the spans' effective number:
+    # overlapping spans of one length count as the disjoint spans that fit, see span_test_count).
     family_alpha: float = 0.05
-    # Spread of the in-sync correlation between windows of one genuine clip beyond the sampling
-    # spread (content: closed-mouth consonants, head turns). Measured on the shared in-sync reals
-    # (docs/lipsync.md); it widens the band a window must fall below to be flagged.
+    # Spread of the in-sync correlation between stretches of one genuine clip beyond the sampling
+    # spread (pauses, closed-mouth consonants, head turns). Measured on the shared in-sync reals:
+    # 0.25 over 2-s spans, 0.24 over 4-s, 0.29 over 8-s (one clip), so it does NOT shrink with the
+    # span length and is applied in full to every span (docs/lipsync.md).
     between_window_sd: float = 0.25
-    # A window is "measurable" when a window without sync would fall below the flag line with
-    # ~84 % chance (1 sd of power beyond the flag line): otherwise it can show nothing either way.
-    power_z: float = 1.0
+    # A span is "measurable" when a span without sync would fall below the flag line with ~69 %
+    # chance (0.5 sd of power beyond the line): otherwise it can show nothing either way.
+    power_z: float = 0.5
     # A window's correlation at the clip's lag must also be unremarkable against chance (one-sided
     # z under this) for "the lips do not follow"; a window above it follows, only more weakly.
     follows_z: float = 1.645
@@ -61,6 +63,11 @@ class AVSyncParams:
     # reals it flagged 6 of 12 clips, since a short window of real sync often peaks on a side lobe
     # of the syllable rhythm, which beats the rotated-audio chance level too (docs/lipsync.md).
     flag_local_offsets: bool = False
+    # Over spans of at least this many touching windows (8 s) a local offset is tested instead. Over
+    # 4 s, 2 of the shared in-sync reals showed "offsets" of +450..+495 ms beating 2000 rotations
+    # (side lobes of the speech rhythm: rotations are no null for "sync at another lag"); over 8 s none did.
+    local_offset_min_windows: int = 4
+    local_null_shifts: int = 2000  # rotations for that test (an empirical p down to 1/2001; stops early)
     min_null_shift_s: float = 1.0
     silence_dbfs: float = -50.0  # a frame quieter than this is never speech
     speech_margin_db: float = 12.0  # speech: this far above the clip's noise floor (10th percentile)
@@ -117,6 +124,7 @@ class SyncEstimate:
     windows: list[SyncWindow] = field(default_factory=list)
     mouth: np.ndarray | None = None  # (N,) per frame, NaN without a face
     envelope_db: np.ndarray | None = None  # (N,) speech-band level at each frame time
+    spans: list[dict[str, Any]] = field(default_factory=list)  # every "lips do not follow" test made (diagnostics)
 
     @property
     def judged_windows(self) -> list[SyncWindow]:
@@ -251,6 +259,25 @@ def _confidences(lags: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
+def span_test_count(spans: list[tuple[int, int, list[int]]], windows: list[SyncWindow]) -> int:
+    """Effective number of span tests: per span length, the disjoint spans that fit in the judged frames.
+
+    Spans of one length overlap by up to 75 % (hop 0.5 s, window 2 s) and their statistics move
+    together; counting every overlapping span would make Bonferroni needlessly blind.
+    """
+    judged_frames = len({f for _, _, ks in spans if len(ks) == 1 for k in ks for f in range(windows[k].start_frame, windows[k].end_frame + 1)})
+    win = max((b - a for a, b, ks in spans if len(ks) == 1), default=1)
+    total = 0
+    powers = [k for k in sorted({len(ks) for _, _, ks in spans}) if k & (k - 1) == 0]
+    for k in powers:
+        length = max(b - a for a, b, ks in spans if len(ks) == k)
+        total += max(judged_frames // max(length, 1), 1)
+    # change-point spans (run start to a window, a window to run end): one pair per window length
+    if any(len(ks) & (len(ks) - 1) != 0 for _, _, ks in spans):
+        total += 2 * max(judged_frames // max(win, 1), 1)
+    return total
+
+
 def z_crit_for(n_windows: int, family_alpha: float) -> float:
     """One-sided normal quantile with Bonferroni over n_windows tests (overlap makes it conservative)."""
     return float(NormalDist().inv_cdf(1.0 - family_alpha / max(n_windows, 1)))
@@ -348,6 +375,42 @@ def estimate_offset(
     return est
 
 
+def _local_offset(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, shifted: np.ndarray, env_t: np.ndarray,
+                  hp_env: np.ndarray, times_s: np.ndarray, lags: np.ndarray, sl: slice, smin: int, d: int,
+                  alpha_span: float) -> tuple[str, float] | None:
+    """A span whose own sync sits more than flag_offset_frames from the clip's lag d, beyond chance.
+
+    The span's confidence (peak - median correlation) must be reached by at most alpha_span of the
+    audio rotations (empirical p; Bonferroni over the clip's spans). Returns the flag's reason.
+    """
+    rs = _pearson_rows(hp_mouth[sl], shifted[:, sl], smin)
+    lo, conf, _ = _peak(lags, rs)
+    if lo is None or conf is None or abs(round(lo) - d) <= p.flag_offset_frames:
+        return None
+    lo_s = int(p.min_null_shift_s / ENVELOPE_HOP_S)
+    if env_t.size <= 2 * lo_s or 1.0 / (p.local_null_shifts + 1) > alpha_span:
+        return None
+    rot = np.unique(np.linspace(lo_s, env_t.size - lo_s, p.local_null_shifts).astype(int))
+    if 1.0 / (rot.size + 1) > alpha_span:
+        return None  # too short a clip for this many tests: cannot be significant
+    # rotations in chunks, in a shuffled order: stop as soon as too many reach the confidence
+    rot = np.random.default_rng(0).permutation(rot)
+    allowed = int(np.floor(alpha_span * (rot.size + 1))) - 1  # rotations that may reach it
+    hits, done = 0, 0
+    for c in range(0, rot.size, 200):
+        nc = _confidences(lags, _null_rows(hp_mouth, env_t, hp_env, times_s, lags, est.fps, smin, rot[c:c + 200], sl))
+        hits += int(np.sum(nc[np.isfinite(nc)] >= conf))
+        done += int(np.isfinite(nc).sum())
+        if hits > allowed:
+            return None
+    pv = (1 + hits) / (1 + done)
+    if pv > alpha_span:
+        return None
+    fps = est.fps
+    return (f"audio offset {1000 * lo / fps:+.0f} ms here ({lo:+.1f} frames, found over frames {sl.start}-{sl.stop - 1}; "
+            f"the clip elsewhere {1000 * d / fps:+.0f} ms; p={pv:.4f} <= {alpha_span:.4f})"), lo
+
+
 def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_glob: np.ndarray, shifted: np.ndarray,
                    speech: np.ndarray, env_t: np.ndarray, hp_env: np.ndarray, times_s: np.ndarray, lags: np.ndarray,
                    min_n: int) -> None:
@@ -414,8 +477,19 @@ def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_g
             if nxt is None:
                 break
             chain.append(nxt)
+        # change points: from this window to the end of its run, and from the run's start to it
+        # (the rest of the clip is then the other side of the change, a clean reference)
+        if len(chain) & (len(chain) - 1) != 0:
+            spans.append((est.windows[chain[0]].start_frame, est.windows[chain[-1]].end_frame + 1, list(chain)))
+        back = [k]
+        while (prev := next((j for j, f in follow.items() if f == back[0]), None)) is not None:
+            back.insert(0, prev)
+        if len(back) > 1 and len(back) & (len(back) - 1) != 0:
+            spans.append((est.windows[back[0]].start_frame, est.windows[back[-1]].end_frame + 1, list(back)))
     spans.sort(key=lambda t: -len(t[2]))  # a window's reason comes from the longest flagged span
-    z_crit = z_crit_for(len(spans), p.family_alpha)
+    n_tests = span_test_count(spans, est.windows)
+    z_crit = z_crit_for(n_tests, p.family_alpha)
+    alpha_span = p.family_alpha / n_tests
     above: dict[int, float] = {}
 
     for k in judged:
@@ -450,6 +524,7 @@ def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_g
     # 2. spans whose lips do not follow the speech at the clip's lag
     n_meas = np.zeros(n, bool)  # frames inside a measurable span
     flagged_spans: list[tuple[int, int, str]] = []
+    local_spans: list[tuple[int, int]] = []
     for a, b, ks in spans:
         sl = slice(a, b)
         smin = max(int(0.5 * (b - a)), 5)
@@ -462,9 +537,26 @@ def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_g
         if not np.isfinite(r_d) or not np.isfinite(r_ref) or nd.size < 5 or nd.std() <= 0:
             continue
         mu0, sd0 = float(nd.mean()), float(nd.std())
-        sd_h0 = float(np.sqrt(sd0 ** 2 + p.between_window_sd ** 2 / len(ks)))
+        if len(ks) >= p.local_offset_min_windows and not any(fa <= a and b <= fb for fa, fb in local_spans):
+            local = _local_offset(est, p, hp_mouth, shifted, env_t, hp_env, times_s, lags, sl, smin, d, alpha_span)
+            if local is not None:
+                reason, lo = local
+                n_meas[sl] = True
+                local_spans.append((a, b))  # its sub-spans need no test of their own
+                # localise: only the span's windows that themselves prefer the span's lag to the clip's
+                for k in judged:
+                    w = est.windows[k]
+                    if a <= w.start_frame and w.end_frame < b and not w.flagged:
+                        rw = _pearson_rows(hp_mouth[w.start_frame:w.end_frame + 1], shifted[:, w.start_frame:w.end_frame + 1], max(int(0.5 * (w.end_frame + 1 - w.start_frame)), 5))
+                        li = int(np.argmin(np.abs(lags - round(lo))))
+                        if np.isfinite(rw[li]) and (not np.isfinite(rw[di]) or rw[li] > rw[di]):
+                            w.flagged, w.state, w.measurable, w.score, w.reason = True, FLAGGED, True, 1.0, reason
+                continue
+        sd_h0 = float(np.sqrt(sd0 ** 2 + p.between_window_sd ** 2))
         dev = (r_d - r_ref) / sd_h0
         measurable = (r_ref - mu0) / sd_h0 >= z_crit + p.power_z
+        est.spans.append({"start_frame": a, "end_frame": b - 1, "windows": len(ks), "r": r_d, "r_expected": r_ref, "r_chance": mu0,
+                          "chance_sd": sd0, "deviation_z": dev, "measurable": bool(measurable)})
         if len(ks) == 1:
             w = est.windows[ks[0]]
             w.r_at_clip_lag, w.r_expected, w.r_chance, w.deviation_z = round(r_d, 4), round(r_ref, 4), round(mu0, 4), round(dev, 3)
