@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QMenu, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from core.signals.eyes import assessable_percent
 from desktop.review import Review, SegmentView, TrackView, audio_envelope
@@ -91,6 +91,8 @@ class Timeline(QWidget):
         self.track_box.setToolTip("Face track shown on the timeline and in the status bar")
         self.track_box.currentIndexChanged.connect(self._on_track_box)
         self.info = QLabel("", self)
+        # the label may be cut at the right; the face selector keeps its full width
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.curves_button = QToolButton(self)
         self.curves_button.setText("Curves")
         self.curves_button.setToolTip("Choose the detector curves shown (scores in 0..1 are shown by default; other measures are scaled)")
@@ -227,10 +229,12 @@ class Timeline(QWidget):
                 self.unassessable_items.append((r, (a, b, why)))
             self._add(self.p_mouth, pg.PlotDataItem(f, _norm(tv.track.mouth), pen=pg.mkPen(MOUTH, width=2), connect=conn))
             blinks = len(tv.blinks)
-            grey = "; grey: eyes not assessable" if self.unassessable_items else ""
-            self.info.setText(f"{assessable_text(tv)}; {blinks} blink event{'s' if blinks != 1 else ''}; "
-                              f"red dashes: EAR threshold; blue bands: blinks{grey}")
-            self.info.setToolTip("Blinks are only detected where the eyes can be judged; hover a grey band for the reason")
+            grey = ", grey: eyes not assessable" if self.unassessable_items else ""
+            text = (f"{assessable_text(tv, face=False)}; {blinks} blink{'s' if blinks != 1 else ''}; "
+                    f"red dashes: EAR threshold, blue: blinks{grey}")
+            self.info.setText(text)
+            self.info.setToolTip(f"face {tv.track_id}: {text}.\nBlinks are only looked for where the eyes can be judged; "
+                                 "hover a grey band for the reason")
         else:
             self.info.setText("no face track" if review is not None else "not analysed yet: run an analysis to see the signals")
         if self.envelope is not None:
@@ -341,9 +345,10 @@ class Timeline(QWidget):
         self.frameRequested.emit(target)
 
 
-def assessable_text(tv: TrackView) -> str:
-    """"eyes assessable in N% of face frames" for one track."""
-    return f"face {tv.track_id}: eyes assessable in {assessable_percent(tv.assessable_fraction)}% of face frames"
+def assessable_text(tv: TrackView, face: bool = True) -> str:
+    """"[face N: ]eyes assessable in P% of face frames" for one track."""
+    text = f"eyes assessable in {assessable_percent(tv.assessable_fraction)}% of face frames"
+    return f"face {tv.track_id}: {text}" if face else text
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
