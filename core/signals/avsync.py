@@ -68,6 +68,9 @@ class AVSyncParams:
     # (side lobes of the speech rhythm: rotations are no null for "sync at another lag"); over 8 s none did.
     local_offset_min_windows: int = 4
     local_null_shifts: int = 2000  # rotations for that test (an empirical p down to 1/2001; stops early)
+    # Longest span tested, in touching windows (16 = 32 s); change-point spans only in runs shorter
+    # than this (they keep the cost of a long recording linear in its length).
+    max_span_windows: int = 16
     min_null_shift_s: float = 1.0
     silence_dbfs: float = -50.0  # a frame quieter than this is never speech
     speech_margin_db: float = 12.0  # speech: this far above the clip's noise floor (10th percentile)
@@ -454,7 +457,8 @@ def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_g
         return
     lo = int(p.min_null_shift_s / ENVELOPE_HOP_S)
     span = env_t.size
-    shifts = np.unique(np.linspace(lo, span - lo, p.window_null_shifts).astype(int)) if span > 2 * lo else np.zeros(0, int)
+    n_rot = p.window_null_shifts if p.flag_local_offsets else p.null_shifts  # window p: reported, flagged only by rule 1
+    shifts = np.unique(np.linspace(lo, span - lo, n_rot).astype(int)) if span > 2 * lo else np.zeros(0, int)
     established = est.p_value is not None and est.p_value <= p.alpha and est.offset_frames is not None
     d = int(round(est.offset_frames)) if established and est.offset_frames is not None else None
     di = None if d is None else int(np.argmin(np.abs(lags - d)))
@@ -467,23 +471,27 @@ def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_g
     by_start = {est.windows[k].start_frame: k for k in judged}
     follow = {k: next((by_start[f] for f in range(est.windows[k].end_frame + 1, est.windows[k].end_frame + 1 + hop) if f in by_start), None)
               for k in judged}
+    before = {f: k for k, f in follow.items() if f is not None}
     spans: list[tuple[int, int, list[int]]] = []
     for k in judged:
         chain = [k]
-        while True:
+        while len(chain) < p.max_span_windows:
             if len(chain) & (len(chain) - 1) == 0:  # a power of two
                 spans.append((est.windows[chain[0]].start_frame, est.windows[chain[-1]].end_frame + 1, list(chain)))
             nxt = follow[chain[-1]]
             if nxt is None:
                 break
             chain.append(nxt)
+        else:
+            spans.append((est.windows[chain[0]].start_frame, est.windows[chain[-1]].end_frame + 1, list(chain)))
+            continue  # a long run: spans of up to max_span_windows, no change points
         # change points: from this window to the end of its run, and from the run's start to it
         # (the rest of the clip is then the other side of the change, a clean reference)
         if len(chain) & (len(chain) - 1) != 0:
             spans.append((est.windows[chain[0]].start_frame, est.windows[chain[-1]].end_frame + 1, list(chain)))
         back = [k]
-        while (prev := next((j for j, f in follow.items() if f == back[0]), None)) is not None:
-            back.insert(0, prev)
+        while back[0] in before and len(back) < p.max_span_windows:
+            back.insert(0, before[back[0]])
         if len(back) > 1 and len(back) & (len(back) - 1) != 0:
             spans.append((est.windows[back[0]].start_frame, est.windows[back[-1]].end_frame + 1, list(back)))
     spans.sort(key=lambda t: -len(t[2]))  # a window's reason comes from the longest flagged span
@@ -523,6 +531,7 @@ def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_g
 
     # 2. spans whose lips do not follow the speech at the clip's lag
     n_meas = np.zeros(n, bool)  # frames inside a measurable span
+    span_shifts = np.unique(np.linspace(lo, span - lo, 100).astype(int)) if span > 2 * lo else np.zeros(0, int)
     flagged_spans: list[tuple[int, int, str]] = []
     local_spans: list[tuple[int, int]] = []
     for a, b, ks in spans:
@@ -532,7 +541,7 @@ def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_g
         x_out = x_glob.copy()
         x_out[sl] = np.nan  # the clip outside this span: what in-sync speech of this face gives
         r_ref = float(_pearson_rows(x_out, shifted[di:di + 1], min_n)[0])
-        nd = _null_rows(hp_mouth, env_t, hp_env, times_s, lags[di:di + 1], fps, smin, shifts[:: max(shifts.size // 100, 1)], sl)[:, 0]
+        nd = _null_rows(hp_mouth, env_t, hp_env, times_s, lags[di:di + 1], fps, smin, span_shifts, sl)[:, 0]
         nd = nd[np.isfinite(nd)]
         if not np.isfinite(r_d) or not np.isfinite(r_ref) or nd.size < 5 or nd.std() <= 0:
             continue
