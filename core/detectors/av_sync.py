@@ -11,6 +11,11 @@ reading for fusion:
   leave ~110 ms here, but genuine broadcasts are found there too (the SyncNet example, -120 ms);
 - otherwise inconclusive: the lips do not measurably follow the speech (could be a
   manipulation, a poor face track, an off-screen speaker or music).
+
+Windows (frame_predictions, curves.windows, segments) are flagged only on evidence against the
+clip's own sync, with the chance of any flag on an in-sync clip held near 5 % (see
+core.signals.avsync._judge_windows); a window that can show nothing either way is reported
+`not measurable` (curves.measurable = 0, score None), never flagged.
 """
 
 from __future__ import annotations
