@@ -40,7 +40,6 @@ class AVSyncParams:
     # beyond 2 frames are flagged but occur in genuine broadcasts (the SyncNet example: -120 ms).
     inconsistent_offset_ms: float = 160.0
     alpha: float = 0.05  # sync is established when chance gives this confidence at most this often
-    window_alpha: float = 0.1  # a window's own sync is "established" at this p (reported, never flagged on its own)
     # Window flags are tests across all spans of a clip: the chance that an in-sync clip gets any
     # flagged window is held near `family_alpha` (Bonferroni over the spans' effective number:
     # overlapping spans of one length count as the disjoint spans that fit, see span_test_count).
@@ -420,19 +419,22 @@ def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_g
     """Sliding windows: measure each, then flag only what is evidence against the clip's own sync.
 
     A 2-s window of genuine, in-sync speech often shows no sync better than chance (few syllables,
-    a still mouth, a head turn): that is "not measurable" or "consistent", never a flag. Flags:
-    1. local offset: the window's own sync beats every one of `window_null_shifts` audio rotations
-       often enough for p <= family_alpha / windows, at a lag more than flag_offset_frames from the
-       clip's established lag (or from 0 without one);
+    a still mouth, a head turn): that is "not measurable" or "lips follow", never a flag. Flags:
+    1. local offset: over a span of >= local_offset_min_windows touching windows (8 s) the lips
+       follow the audio best at a lag more than flag_offset_frames from the clip's established
+       lag (or from 0 without one), with a confidence reached by at most alpha_span of up to
+       local_null_shifts audio rotations; the span's windows that prefer that lag are flagged.
+       (The same test per 2-s window, `flag_local_offsets`, is off: side lobes of real sync.)
     2. the lips do not follow: the clip's sync is established (p <= alpha) at lag d; over a span of
-       touching windows (2, 4, 8... s) the correlation at d falls more than z_crit
-       in-sync spreads below the clip's correlation outside the span, and is unremarkable against
-       chance. Only "measurable" spans are tested: those where a span without sync would fall below
-       that line with ~84 % chance. z_crit is Bonferroni over all spans tested;
+       touching windows (2, 4, 8, 16 windows, or a change point: run start to a window, a window
+       to run end) the correlation at d falls more than z_crit in-sync spreads below the clip's
+       correlation outside the span, and is not beyond chance itself. Only "measurable" spans
+       count: a span without sync would fall below that line with ~69 % chance (power_z);
     3. the clip's offset: the clip's sync is established at |d| > flag_offset_frames and the window
-       follows it (its correlation at d beyond chance).
-    The in-sync spread is the sampling spread of the correlation (audio rotations) plus the
-    between-window spread of genuine speech (`between_window_sd`, calibrated on the shared reals).
+       follows it (its correlation at d beyond chance, one-sided z >= follows_z).
+    The in-sync spread is the span's sampling spread (audio rotations) plus `between_window_sd`,
+    the spread between stretches of genuine speech (measured on the shared reals; not shrinking
+    with the span length). z_crit and alpha_span are Bonferroni over span_test_count.
     """
     n = times_s.size
     fps = est.fps
