@@ -471,6 +471,8 @@ class Player(QWidget, OverlayHost):
         for k, val in v.items():
             if ":" in k and val is not None:
                 parts.append(f"{k} {val:.2f}")
+        if self.review is not None:  # instead of a score: the window can show nothing either way
+            parts += [f"{d}: not measurable" for d in self.review.unmeasurable_at(i, self.track_filter)]
         seg = self.review.segment_at(i) if self.review is not None else None
         if seg is not None:
             parts.append(f"FLAGGED by {seg.detector}: {seg.reason}")

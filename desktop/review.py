@@ -91,6 +91,9 @@ class Series:
     track_id: int | None = None
     track_ids: np.ndarray | None = None  # per value, when one curve mixes tracks
     scored: bool = True  # the values came under a score-like key ("score", "probability", ...)
+    # (N,) bool per value: the detector marked that window "not measurable" (a `state` of
+    # "not measurable" or `measurable: false`): no reading there, neither score nor flag
+    unmeasurable: np.ndarray | None = None
 
     @property
     def is_score(self) -> bool:
@@ -108,21 +111,49 @@ class Series:
             m = self.track_ids == track_id
             if not m.any():
                 return None
-            return Series(self.detector, self.name, self.kind, self.x0[m], self.x1[m], self.y[m], track_id, None, self.scored)
+            um = None if self.unmeasurable is None else self.unmeasurable[m]
+            return Series(self.detector, self.name, self.kind, self.x0[m], self.x1[m], self.y[m], track_id, None, self.scored, um)
         return self
 
-    def value_at(self, frame: int) -> float | None:
+    def index_at(self, frame: int) -> int | None:
+        """The value shown at this frame: the last window covering it (bars), the frame's value (line)."""
         if self.kind == "bars":
             hit = np.flatnonzero((self.x0 <= frame) & (frame <= self.x1))
-            if hit.size == 0:
-                return None
-            v = self.y[hit[-1]]
-        else:
-            k = int(np.searchsorted(self.x0, frame))
-            if k >= self.x0.size or self.x0[k] != frame:
-                return None
-            v = self.y[k]
+            return int(hit[-1]) if hit.size else None
+        k = int(np.searchsorted(self.x0, frame))
+        return k if k < self.x0.size and self.x0[k] == frame else None
+
+    def measurable_at(self, frame: int) -> bool:
+        """False where the window shown at this frame is marked not measurable."""
+        k = self.index_at(frame)
+        return k is None or self.unmeasurable is None or not bool(self.unmeasurable[k])
+
+    def value_at(self, frame: int) -> float | None:
+        k = self.index_at(frame)
+        if k is None or not self.measurable_at(frame):
+            return None  # a not-measurable window has no score, whatever number it carries
+        v = self.y[k]
         return None if not np.isfinite(v) else float(v)
+
+    def unmeasurable_runs(self) -> list[tuple[int, int]]:
+        """(first, last frame inclusive) of each run of frames whose shown window is not measurable.
+
+        Windows overlap (av_sync: 2 s every 0.5 s); per frame the window `value_at` reads decides,
+        so the grey bands and the status bar agree.
+        """
+        if self.unmeasurable is None or not self.unmeasurable.any() or self.kind != "bars":
+            return []
+        ok = np.isfinite(self.x0) & np.isfinite(self.x1)
+        if not ok.any():
+            return []
+        lo = int(np.min(self.x0[ok]))
+        grey = np.zeros(int(np.max(self.x1[ok])) - lo + 1, np.int8)  # 0 no window, 1 measurable, 2 not
+        for a, b, um in zip(self.x0, self.x1, self.unmeasurable):
+            if np.isfinite(a) and np.isfinite(b) and b >= a:
+                grey[int(a) - lo : int(b) - lo + 1] = 2 if um else 1  # later windows win, as in index_at
+        on = np.concatenate([[False], grey == 2, [False]])
+        edges = np.flatnonzero(np.diff(on.astype(np.int8)))
+        return [(int(a) + lo, int(b) - 1 + lo) for a, b in zip(edges[::2], edges[1::2])]
 
 
 _START = ("start_frame", "start", "frame_start", "starts", "start_frames")
@@ -147,6 +178,26 @@ def _array(v: Any) -> np.ndarray:
     return np.array([np.nan if x is None else x for x in v], dtype=np.float64)
 
 
+NOT_MEASURABLE = "not measurable"
+
+
+def _is_unmeasurable(state: Any, measurable: Any) -> bool:
+    """A window the detector marked as unable to show anything (not a finding either way)."""
+    if isinstance(state, str) and state.strip().lower() == NOT_MEASURABLE:
+        return True
+    return isinstance(measurable, (bool, int, float)) and not measurable
+
+
+def _unmeasurable_mask(d: dict[str, Any], n: int) -> np.ndarray | None:
+    """Per-window flags from a columnar curve's `state` / `measurable` lists (None: neither given)."""
+    states, meas = d.get("state", d.get("states")), d.get("measurable")
+    states = states if isinstance(states, list) and len(states) == n else None
+    meas = meas if isinstance(meas, list) and len(meas) == n else None
+    if states is None and meas is None:
+        return None
+    return np.array([_is_unmeasurable(states[k] if states else None, meas[k] if meas else None) for k in range(n)], bool)
+
+
 def parse_curve(detector: str, name: str, value: Any, frame_count: int) -> list[Series]:
     """Turn one `curves` entry into series. Understood shapes:
 
@@ -155,7 +206,9 @@ def parse_curve(detector: str, name: str, value: Any, frame_count: int) -> list[
     - {"frames": [...], "values": [...]}                           -> line
     - [v0, v1, ...] with one value per frame                        -> line
     - {"<sub name>": <any of the above>, ...}                       -> one series per entry
-    Anything else is skipped (it stays in the JSON report).
+    Anything else is skipped (it stays in the JSON report). Bars may carry a `state` (list, or key
+    of each dict) and/or `measurable`; windows whose state is "not measurable" or whose
+    `measurable` is false are kept as such (`Series.unmeasurable`): shown grey, never as a score.
     """
     if isinstance(value, dict):
         tid = value.get("track_id")
@@ -166,7 +219,8 @@ def parse_curve(detector: str, name: str, value: Any, frame_count: int) -> list[
         tids = np.asarray(tid) if isinstance(tid, list) and isinstance(ys, list) and len(tid) == len(ys) else None
         if numeric and isinstance(starts, list) and len(starts) == len(ys):
             ends = ends if isinstance(ends, list) and len(ends) == len(ys) else starts
-            return [Series(detector, name, "bars", _array(starts), _array(ends), _array(ys), track_id, tids, scored)]
+            um = _unmeasurable_mask(value, len(ys))
+            return [Series(detector, name, "bars", _array(starts), _array(ends), _array(ys), track_id, tids, scored, um)]
         if numeric and isinstance(frames, list) and len(frames) == len(ys) and all(isinstance(f, (int, float)) for f in frames):
             order = np.argsort(_array(frames), kind="stable")
             x = _array(frames)[order]
@@ -188,8 +242,10 @@ def parse_curve(detector: str, name: str, value: Any, frame_count: int) -> list[
             y = [_first(v, _VALUE) for v in value]
             if all(x is not None for x in s) and all(not isinstance(v, (list, dict)) for v in y):
                 e = [b if b is not None else a for a, b in zip(s, e)]
-                scored = all(_value_key(v) in _SCORE for v in value)
-                return [Series(detector, name, "bars", _array(s), _array(e), _array(y), scored=scored)]
+                um = np.array([_is_unmeasurable(v.get("state"), v.get("measurable")) for v in value], bool)
+                # a not-measurable window may carry no value: the other windows say what the values are
+                scored = all(_value_key(v) in _SCORE if _value_key(v) is not None else bool(u) for v, u in zip(value, um))
+                return [Series(detector, name, "bars", _array(s), _array(e), _array(y), scored=scored, unmeasurable=um if um.any() else None)]
             return []
         if all(v is None or isinstance(v, (int, float)) for v in value) and len(value) == frame_count:
             x = np.arange(frame_count, dtype=np.float64)
@@ -242,6 +298,17 @@ class Review:
                 out[f"{s.detector}:{s.name}"] = v
         return out
 
+    def unmeasurable_at(self, frame: int, track_id: int | None = None) -> list[str]:
+        """Detectors whose window at this frame is marked not measurable (the status bar says so
+        instead of a score)."""
+        out: list[str] = []
+        for s0 in self.series:
+            s = s0.for_track(track_id)
+            if s is not None and s.unmeasurable is not None and s.kind == "bars" and s.index_at(frame) is not None \
+                    and not s.measurable_at(frame) and s.detector not in out:
+                out.append(s.detector)
+        return out
+
 
 def blink_params(analysis: dict[str, Any]) -> BlinkParams:
     return stored_params(analysis.get("parameters"))[0]
@@ -286,7 +353,8 @@ def build_review(analysis: dict[str, Any], facepass: FacePass | None = None) -> 
         for cname, cval in curves.items():
             review.series += parse_curve(name, cname, cval, n)
         if not curves:  # seed-style results: windows in frame_predictions
-            rows = [r for r in d.get("frame_predictions") or [] if isinstance(r, dict) and isinstance(r.get("score"), (int, float))]
+            rows = [r for r in d.get("frame_predictions") or [] if isinstance(r, dict) and (
+                isinstance(r.get("score"), (int, float)) or _is_unmeasurable(r.get("state"), r.get("measurable")))]
             if rows:
                 review.series += parse_curve(name, "score per window", rows, n)
     return review

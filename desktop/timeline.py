@@ -3,7 +3,8 @@
 Rows: EAR left/right/average with the threshold and blink events, stretches whose eyes cannot be
 judged for blinks (turned head, small eyes...: `core.signals.eyes`) shaded grey with the reason; mouth aperture against the
 audio envelope; every detector's curves (windows as bars spanning their frames, per-frame
-values as lines). Flagged segments are shaded on every row. The cursor line follows the player
+values as lines; windows the detector marks "not measurable" as grey bands with no bar, on the
+detectors' row only). Flagged segments are shaded on every row. The cursor line follows the player
 and moving it (drag, or a click anywhere) asks the player for that frame; a click inside a
 flagged segment jumps to its start.
 """
@@ -138,6 +139,7 @@ class Timeline(QWidget):
         self._dynamic: list[tuple[pg.PlotItem, pg.GraphicsObject]] = []
         self.segment_items: list[tuple[pg.LinearRegionItem, SegmentView]] = []
         self.unassessable_items: list[tuple[pg.LinearRegionItem, tuple[int, int, str]]] = []  # grey bands, (first, last, reason)
+        self.unmeasurable_items: list[tuple[pg.LinearRegionItem, tuple[str, int, int]]] = []  # grey bands, (detector, first, last)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -203,7 +205,8 @@ class Timeline(QWidget):
             plot.removeItem(item)
         self._dynamic.clear()
         self.segment_items.clear()
-        self.unassessable_items: list[tuple[pg.LinearRegionItem, tuple[int, int, str]]] = []
+        self.unassessable_items = []
+        self.unmeasurable_items = []
         review = self.review
         tv = review.track(self.track_id) if review is not None and self.track_id is not None else None
         # EAR with threshold and blink events
@@ -262,6 +265,9 @@ class Timeline(QWidget):
                     x0 = s.x0 - 0.5
                     width = s.x1 - s.x0 + 1
                     ok = np.isfinite(y)
+                    if s.unmeasurable is not None:
+                        ok &= ~s.unmeasurable  # no bar where the window can show nothing: a grey band instead
+                        self._add_unmeasurable(s.detector, s.unmeasurable_runs())
                     bars = pg.BarGraphItem(x0=x0[ok], width=width[ok], height=y[ok], brush=pg.mkBrush(*c, 90), pen=pg.mkPen(c, width=1), name=label)
                     self._add(self.p_det, bars)
                     shown.append((label, c, "▮"))
@@ -283,10 +289,24 @@ class Timeline(QWidget):
             from html import escape
 
             keys = "  ".join(f"<span style='color:rgb{c}'>{mark} {escape(label)}</span>" for label, c, mark in shown)
-            self.p_det.setTitle(f"detector scores (1 = manipulated), red bands: flagged segments &nbsp; {keys}", size="8pt")
+            grey = ", grey: not measurable" if self.unmeasurable_items else ""
+            self.p_det.setTitle(f"detector scores (1 = manipulated), red bands: flagged segments{grey} &nbsp; {keys}", size="8pt")
         else:
             self.p_det.setTitle("no detector curves", size="8pt")
         self.set_cursor(self.cursor_frame)
+
+    def _add_unmeasurable(self, detector: str, runs: list[tuple[int, int]]) -> None:
+        """Grey bands on the detectors' row where the detector's windows can show nothing either
+        way: neutral, unlike the red of a flagged segment, and not a score of 0."""
+        for a, b in runs:
+            if any(d == detector and (a, b) == (x, y) for _, (d, x, y) in self.unmeasurable_items):
+                continue  # the same windows from another of the detector's curves
+            r = pg.LinearRegionItem((a - 0.5, b + 0.5), movable=False, brush=pg.mkBrush(*UNASSESSABLE), pen=pg.mkPen(None))
+            r.setZValue(-15)
+            r.setToolTip(f"{unmeasurable_text(detector)}, frames {a}–{b}: the data can show nothing either way "
+                         "here; not a finding")
+            self._add(self.p_det, r, True)
+            self.unmeasurable_items.append((r, (detector, a, b)))
 
     def _rebuild_curves_menu(self) -> None:
         self.curves_menu.clear()
@@ -349,6 +369,10 @@ def assessable_text(tv: TrackView, face: bool = True) -> str:
     """"[face N: ]eyes assessable in P% of face frames" for one track."""
     text = f"eyes assessable in {assessable_percent(tv.assessable_fraction)}% of face frames"
     return f"face {tv.track_id}: {text}" if face else text
+
+
+def unmeasurable_text(detector: str) -> str:
+    return f"{detector}: not measurable (weak signal)"
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
