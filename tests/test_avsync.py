@@ -14,7 +14,7 @@ from core.detectors.av_sync import AVSyncDetector
 from core.detectors.base import AnalysisContext
 from core.evidence import probe
 from core.face.facepass import FacePass, FaceTrack, run_face_pass
-from core.signals.avsync import FLAGGED, FOLLOWS, NO_FACE, NO_SPEECH, NOT_MEASURABLE, estimate_offset, speech_envelope
+from core.signals.avsync import FLAGGED, FOLLOWS, NO_FACE, NO_SPEECH, NOT_MEASURABLE, AVSyncParams, estimate_offset, speech_envelope
 from core.video.reader import VideoReader
 from tests.conftest import gradient_frames
 
@@ -213,15 +213,39 @@ def test_real_clips_unshifted_and_shifted(media: Path, facepasses: dict[str, Fac
 
 @pytest.mark.media
 def test_analyze_pipeline_on_shifted_copy(media: Path, tmp_path: Path) -> None:
-    """Through `analyze` (face pass included): a +200 ms remux reads as an audio offset."""
+    """Through `analyze` (face pass included): a +200 ms remux reads as an audio offset.
+
+    avlips_real_1 (7 s, ~3.5 s of speech with a face): long enough for robust offset evidence. The
+    3-s GRID clips (~1.4 s of speech) measure the offset but read inconclusive (too little speech).
+    """
     from core.pipeline import AnalysisOptions, analyze
 
-    copy = remux_shifted(media / "real/grid_id2_swwp2s.mpg", tmp_path / "late.mkv", 0.2)
+    copy = remux_shifted(media / "real/avlips_real_1.mp4", tmp_path / "late.mkv", 0.2)
     res = analyze(copy, AnalysisOptions(detectors=["av_sync"]))["detectors"]["av_sync"]
     assert res["status"] == "ok", res["note"]
     assert abs(res["metrics"]["offset_ms"] - 200) <= 40
-    assert res["assessment"] == "inconsistent" and res["prediction"] == "out of sync"
+    assert res["assessment"] == "inconsistent" and res["prediction"] == "out of sync", res["note"]
+    assert res["metrics"]["margin_z"] >= AVSyncParams().margin_z_min
     assert res["segments"] and "offset" in res["segments"][0]["reason"]
+
+    short = remux_shifted(media / "real/grid_id2_swwp2s.mpg", tmp_path / "late_grid.mkv", 0.2)
+    res = analyze(short, AnalysisOptions(detectors=["av_sync"]))["detectors"]["av_sync"]
+    assert abs(res["metrics"]["offset_ms"] - 200) <= 40  # measured ...
+    assert res["assessment"] == "inconclusive" and "not robust" in res["note"]  # ... but not enough to accuse
+
+
+@pytest.mark.media
+def test_avlips_real_0_is_not_inconsistent(media: Path) -> None:
+    """A genuine interview whose correlation peaks on a side lobe (+5 frames, p at the 40-rotation floor).
+
+    It once read "out of sync, inconsistent" (+205 ms); a genuine clip must never read that way.
+    """
+    path = media / "real/avlips_real_0.mp4"
+    with VideoReader(path) as reader:
+        fp = run_face_pass(reader)
+    res = AVSyncDetector()(_ctx(path, fp))
+    assert res.status == "ok", res.note
+    assert res.assessment != "inconsistent", (res.note, res.metrics)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -288,3 +312,67 @@ def test_detector_exposes_measurability_curve(make_video) -> None:  # type: igno
     assert all(w["state"] in (FOLLOWS, NOT_MEASURABLE, NO_SPEECH, NO_FACE, FLAGGED) for w in fpw)
     assert all((w["state"] == FLAGGED) == w["flagged"] for w in fpw)
     assert res["metrics"]["windows_flagged"] == 0
+
+
+# ----------------------------------------------------------------------------------------------
+# the clip-level `inconsistent` reading needs robust evidence
+
+
+def _periodic_speech(n_frames: int, seed: int, period_frames: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """Syllables at a steady rhythm (one per period_frames), audio in sync (true lag 0), a noisy mouth.
+
+    Its correlation by lag has side lobes every period_frames; over a short clip one can win.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_frames) / FPS
+    mouth = np.zeros(n_frames)
+    k = 0.3
+    while k < t[-1] - 0.3:
+        mouth += rng.uniform(0.6, 1.0) * np.exp(-0.5 * ((t - k) / 0.05) ** 2)
+        k += period_frames / FPS * rng.uniform(0.9, 1.1)
+    ts = np.arange(int(t[-1] * SR) + SR // 5) / SR
+    noise = rng.standard_normal(ts.size)
+    spec = np.fft.rfft(noise)
+    f = np.fft.rfftfreq(ts.size, 1 / SR)
+    spec[(f < 1000) | (f > 4000)] = 0
+    band = np.fft.irfft(spec, ts.size)
+    audio = (0.3 * np.interp(ts, t, mouth) * band / np.abs(band).max() + 1e-4 * noise).astype(np.float32)
+    return 0.1 + 0.3 * mouth + 0.09 * rng.standard_normal(n_frames), audio
+
+
+def test_side_lobe_peak_is_not_read_inconsistent() -> None:
+    """True lag 0, but a side lobe of the rhythm wins the correlation, beating every rotation (like avlips_real_0)."""
+    p = AVSyncParams()
+    mouth, audio = _periodic_speech(100, seed=37)
+    est = estimate_offset(np.arange(100) / FPS, mouth, audio, SR, fps=FPS, params=p)
+    # the situation: a peak far from 0 that the old rule (p <= 0.05, >= 160 ms) read as inconsistent
+    assert est.offset_ms is not None and abs(est.offset_ms) >= p.inconsistent_offset_ms
+    assert est.p_value is not None and est.p_value <= p.alpha
+    assert est.in_sync_margin is not None and est.margin_z is not None
+    assert est.margin_z < p.margin_z_min  # the win over the in-sync lags is not stable over time
+    prediction, assessment, note = AVSyncDetector._reading(est, p)
+    assert assessment == "inconclusive" and prediction == "out of sync"
+    assert "not robust" in note and "standard errors" in note
+
+
+def test_real_offset_on_rhythmic_speech_is_read_inconsistent() -> None:
+    """The same kind of speech, longer, with the audio really 400 ms late: robust evidence, inconsistent."""
+    p = AVSyncParams()
+    mouth, audio = _speech_like(400, seed=11)
+    est = estimate_offset(np.arange(400) / FPS, mouth, audio, SR, audio_start_s=0.4, fps=FPS, params=p)
+    assert est.offset_frames is not None and abs(est.offset_frames - 10) <= 1
+    assert est.speech_face_s >= p.min_speech_face_s
+    assert est.p_value_fine is not None and est.p_value_fine <= p.inconsistent_alpha
+    assert est.margin_z is not None and est.margin_z >= p.margin_z_min
+    assert AVSyncDetector._reading(est, p)[1] == "inconsistent"
+
+
+def test_too_little_speech_is_not_read_inconsistent() -> None:
+    """A clear 400 ms offset but under min_speech_face_s of speech with a face: measured, not accused."""
+    p = AVSyncParams()
+    mouth, audio = _speech_like(400, seed=11)
+    est = estimate_offset(np.arange(400) / FPS, mouth, audio, SR, audio_start_s=0.4, fps=FPS,
+                          params=dataclasses.replace(p, min_speech_face_s=60.0))
+    assert est.offset_frames is not None and abs(est.offset_frames - 10) <= 1
+    _, assessment, note = AVSyncDetector._reading(est, dataclasses.replace(p, min_speech_face_s=60.0))
+    assert assessment == "inconclusive" and "of speech with a tracked mouth" in note

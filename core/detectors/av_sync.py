@@ -134,6 +134,11 @@ class AVSyncDetector(Detector):
             "windows_judged": len(est.judged_windows),
             "windows_flagged": sum(w.flagged for w in windows),
             "windows_measurable": sum(w.measurable for w in windows),
+            "speech_face_s": _r(est.speech_face_s, 2),
+            "p_value_fine": _r(est.p_value_fine),
+            "in_sync_lag": _r(est.in_sync_lag, 0),
+            "in_sync_margin": _r(est.in_sync_margin),
+            "margin_z": _r(est.margin_z, 2),
             "window_z_crit": next((w.z_crit for w in windows if w.z_crit is not None), None),
             "correlation_by_lag": {"lags": est.lags.astype(int), "r": np.round(est.correlation, 4)},
         }
@@ -170,7 +175,17 @@ class AVSyncDetector(Detector):
             f"p={est.p_value:.2f})"
         )
         if abs(ms) >= p.inconsistent_offset_ms:
-            return "out of sync", "inconsistent", f"{what}: a visible lip-sync error. Re-muxing or editing can also cause one"
+            missing = _offset_evidence_missing(est, p)
+            if not missing:
+                return "out of sync", "inconsistent", (
+                    f"{what}: a visible lip-sync error (p={est.p_value_fine:.4f} against {p.clip_null_shifts} audio rotations; "
+                    f"beats the best in-sync lag by {est.in_sync_margin:.2f}, {est.margin_z:.1f} standard errors). "
+                    "Re-muxing or editing can also cause one"
+                )
+            return "out of sync", "inconclusive", (
+                f"{what}, but the evidence for an offset is not robust: {'; '.join(missing)}. The speech rhythm gives in-sync "
+                "footage side lobes 4-6 frames away that can win over a short stretch"
+            )
         return "out of sync", "inconclusive", (
             f"{what}: beyond 2 frames but below {p.inconsistent_offset_ms:.0f} ms; lip-sync generators leave such offsets, "
             "and so do genuine broadcast chains"
@@ -186,6 +201,20 @@ class AVSyncDetector(Detector):
             "speech_fraction": _r(est.speech_fraction, 3),
             "silent": est.silent,
         }
+
+
+def _offset_evidence_missing(est: SyncEstimate, p: AVSyncParams) -> list[str]:
+    """What an `inconsistent` offset reading lacks (empty: robust). See AVSyncParams and offset_evidence."""
+    missing = []
+    if est.speech_face_s < p.min_speech_face_s:
+        missing.append(f"only {est.speech_face_s:.1f} s of speech with a tracked mouth (needs {p.min_speech_face_s:.0f} s)")
+    if est.p_value_fine is None or est.p_value_fine > p.inconsistent_alpha:
+        fine = "not computable" if est.p_value_fine is None else f"{est.p_value_fine:.3f}"
+        missing.append(f"p against {p.clip_null_shifts} audio rotations {fine} (needs <= {p.inconsistent_alpha})")
+    if est.margin_z is None or est.margin_z < p.margin_z_min:
+        z = "not computable" if est.margin_z is None else f"{est.margin_z:.1f}"
+        missing.append(f"the offset lag beats the best in-sync lag by {z} standard errors (needs {p.margin_z_min:.1f})")
+    return missing
 
 
 def _rank(est: SyncEstimate) -> tuple[float, float]:

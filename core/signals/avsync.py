@@ -56,6 +56,15 @@ class AVSyncParams:
     # z under this) for "the lips do not follow"; a window above it follows, only more weakly.
     follows_z: float = 1.645
     null_shifts: int = 40  # audio rotations for the chance level
+    # The clip-level `inconsistent` reading needs robust evidence (the detector's _reading), not only
+    # "beats 40 rotations" (p=1/41 is their floor): a fine p against clip_null_shifts rotations at
+    # most inconsistent_alpha, at least min_speech_face_s of speech with a measured mouth, and the
+    # offset lag beating the best in-sync lag by margin_z_min jackknife standard errors (offset_evidence).
+    clip_null_shifts: int = 400
+    inconsistent_alpha: float = 0.01
+    min_speech_face_s: float = 2.0
+    margin_block_s: float = 0.5
+    margin_z_min: float = 2.0
     # rotations per window: enough for an empirical p below family_alpha / windows (local offsets)
     window_null_shifts: int = 400
     # Flag a window whose own sync sits at another lag (rule 1 below). Off: on the shared in-sync
@@ -127,6 +136,12 @@ class SyncEstimate:
     mouth: np.ndarray | None = None  # (N,) per frame, NaN without a face
     envelope_db: np.ndarray | None = None  # (N,) speech-band level at each frame time
     spans: list[dict[str, Any]] = field(default_factory=list)  # every "lips do not follow" test made (diagnostics)
+    # Evidence for an offset (see offset_evidence): what the clip-level `inconsistent` reading needs.
+    speech_face_s: float = 0.0  # seconds of speech frames with a measured mouth
+    p_value_fine: float | None = None  # the clip's confidence against clip_null_shifts rotations
+    in_sync_lag: float | None = None  # best lag within +/-flag_offset_frames
+    in_sync_margin: float | None = None  # correlation at the peak minus the best in-sync correlation
+    margin_z: float | None = None  # that margin over its jackknife standard error (time blocks)
 
     @property
     def judged_windows(self) -> list[SyncWindow]:
@@ -292,6 +307,50 @@ def _p_value(conf: float, null: np.ndarray) -> float | None:
     return float((1 + np.sum(null >= conf)) / (1 + null.size))
 
 
+def offset_evidence(x: np.ndarray, shifted: np.ndarray, lags: np.ndarray, r: np.ndarray, fps: float, p: AVSyncParams,
+                    min_n: int) -> tuple[float | None, float | None, float | None]:
+    """How surely the correlation peak beats every in-sync lag: (best in-sync lag, margin, margin z).
+
+    Speech has a syllable rhythm, so the correlation by lag of genuine, in-sync footage has side
+    lobes ~4-6 frames from its true lag, and over a few seconds a side lobe can win. Rotated audio
+    is no null for that (it has no sync at any lag). The margin (r at the peak minus the best r
+    within +/-flag_offset_frames) is instead judged against its own variability over time: a
+    delete-one-block jackknife over blocks of `margin_block_s` (r recomputed without each block).
+    A real offset wins in every stretch of speech; a side lobe wins by the luck of a few syllables.
+    """
+    fin = np.isfinite(r)
+    near = fin & (np.abs(lags) <= p.flag_offset_frames)
+    if not fin.any() or not near.any():
+        return None, None, None
+    k = int(np.nanargmax(r))
+    near_idx = np.flatnonzero(near)
+    j = int(near_idx[np.argmax(r[near_idx])])
+    margin = float(r[k] - r[j])
+    if k in near_idx:
+        return float(lags[j]), margin, None  # the peak is in sync: nothing to test
+    valid = np.flatnonzero(np.isfinite(x))
+    block = max(int(round(p.margin_block_s * fps)), 1)
+    if valid.size == 0:
+        return float(lags[j]), margin, None
+    # blocks of the frames that carry the correlation (speech with a face), in time order
+    groups = [valid[i:i + block] for i in range(0, valid.size, block)]
+    if len(groups) < 3:
+        return float(lags[j]), margin, None
+    rows = np.concatenate([[k], near_idx])
+    reps = []
+    for g in groups:
+        xb = x.copy()
+        xb[g] = np.nan
+        rb = _pearson_rows(xb, shifted[rows], min_n)
+        if not np.isfinite(rb).all():
+            return float(lags[j]), margin, None
+        reps.append(rb[0] - np.max(rb[1:]))
+    reps_a = np.asarray(reps)
+    b = reps_a.size
+    se = float(np.sqrt((b - 1) / b * np.sum((reps_a - reps_a.mean()) ** 2)))
+    return float(lags[j]), margin, (float(min(margin / se, 99.0)) if se > 0 else 99.0)
+
+
 def estimate_offset(
     times_s: np.ndarray,
     mouth: np.ndarray,
@@ -358,6 +417,15 @@ def estimate_offset(
     if conf is not None and shifts.size:
         p_glob = _p_value(conf, _null_confidences(x_glob, env_t, hp_env, times_s, lags, fps, min_n, shifts, slice(0, n)))
 
+    sf_s = float(np.sum(speech & np.isfinite(hp_mouth))) / fps
+    p_fine = None
+    if conf is not None and p_glob is not None and p_glob <= p.alpha and off is not None \
+            and abs(round(off)) > p.flag_offset_frames and span > 2 * lo:
+        # only an offset claim needs the fine p: rotations are cheap but not free
+        fine = np.unique(np.linspace(lo, span - lo, p.clip_null_shifts).astype(int))
+        p_fine = _p_value(conf, _null_confidences(x_glob, env_t, hp_env, times_s, lags, fps, min_n, fine, slice(0, n)))
+    in_lag, margin, mz = offset_evidence(x_glob, shifted, lags, r, fps, p, min_n)
+
     est = SyncEstimate(
         fps=fps,
         offset_frames=off,
@@ -371,6 +439,11 @@ def estimate_offset(
         silent=False,
         mouth=mouth,
         envelope_db=frame_db,
+        speech_face_s=sf_s,
+        p_value_fine=p_fine,
+        in_sync_lag=in_lag,
+        in_sync_margin=margin,
+        margin_z=mz,
     )
 
     _judge_windows(est, p, hp_mouth, x_glob, shifted, speech, env_t, hp_env, times_s, lags, min_n)
