@@ -11,6 +11,12 @@ windows and flagged seconds, for (a) every real clip as is, (b) the reals with t
 +200/-200/+400 ms, (c) mismatched pairs (the audio of another real clip, given to the detector in
 memory), (d) the fakes, and (e) the reals with the second half of the audio slipped 400 ms late
 or replaced by another clip's audio (in memory).
+
+--readings gives the clip-level reading (consistent / inconsistent / inconclusive) per clip, as is
+and with the audio remuxed +200/-200/+400 ms, under the old rule (p <= 0.05 against 40 rotations
+and >= 160 ms: inconsistent) and the current one (robust offset evidence, see
+core.detectors.av_sync._offset_evidence_missing); and the same for every 3-s and 4-s piece (hop
+1 s) of the unshifted reals, cut in memory: genuine footage, where `inconsistent` is always false.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from core.detectors.av_sync import AVSyncDetector  # noqa: E402
 from core.detectors.base import AnalysisContext  # noqa: E402
 from core.evidence import probe  # noqa: E402
 from core.face.facepass import FacePass, run_face_pass  # noqa: E402
+from core.signals.avsync import AVSyncParams, estimate_offset, mouth_series  # noqa: E402
 from core.video.reader import VideoReader  # noqa: E402
 from tests.test_avsync import remux_shifted  # noqa: E402
 
@@ -140,11 +147,78 @@ def flags(args: argparse.Namespace, facepass) -> int:  # type: ignore[no-untyped
     return 0
 
 
+def old_reading(m: dict, p: AVSyncParams) -> str:  # type: ignore[type-arg]
+    """The clip-level rule before robust offset evidence was required."""
+    if m.get("p_value") is None or m.get("offset_frames") is None or m["p_value"] > p.alpha:
+        return "inconclusive"
+    if abs(round(m["offset_frames"])) <= p.flag_offset_frames:
+        return "consistent"
+    return "inconsistent" if abs(m.get("offset_ms") or 0.0) >= p.inconsistent_offset_ms else "inconclusive"
+
+
+def readings(args: argparse.Namespace, facepass) -> int:  # type: ignore[no-untyped-def]
+    p = AVSyncParams()
+    short = {"consistent": "cons", "inconsistent": "INCONS", "inconclusive": "inconcl"}
+    rows: list[dict] = []  # type: ignore[type-arg]
+    print("| clip | shift ms | offset frames | p (40) | p (fine) | speech+face s | margin (z) | before | after |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as td:
+        for rel in FLAG_REALS + FLAG_FAKES:
+            fp = facepass(rel)
+            for sh in (0, *FLAG_SHIFTS_MS):
+                path = args.media / rel if sh == 0 else remux_shifted(args.media / rel, Path(td) / f"{Path(rel).stem}_{sh:+d}.mkv", sh / 1000)
+                res = run(path, fp)
+                m = res["metrics"]
+                row = {"clip": rel, "shift_ms": sh, **{k: m.get(k) for k in ("offset_frames", "p_value", "p_value_fine", "speech_face_s",
+                                                                              "in_sync_margin", "margin_z")},
+                       "before": old_reading(m, p), "after": res["assessment"]}
+                rows.append(row)
+                print(f"| {rel} | {sh:+d} | {m.get('offset_frames')} | {m.get('p_value')} | {m.get('p_value_fine')} | {m.get('speech_face_s')} | "
+                      f"{m.get('in_sync_margin')} ({m.get('margin_z')}) | {short[row['before']]} | {short[row['after']]} |", flush=True)
+    pieces: list[dict] = []  # type: ignore[type-arg]
+    for rel in FLAG_REALS:
+        fp, a = facepass(rel), load_audio(args.media / rel)
+        track = max(fp.tracks, key=len)
+        mouth = mouth_series(fp.frame_count, track.frames, track.mouth)
+        for length_s in (3.0, 4.0):
+            n = int(round(length_s * fp.fps))
+            for s0 in range(0, fp.frame_count - n + 1, int(round(fp.fps))):
+                t0, t1 = fp.times_s[s0], fp.times_s[s0 + n - 1] + 1.0 / fp.fps
+                i0, i1 = int(max(t0 - a.start_time_s, 0) * a.sample_rate), int(max(t1 - a.start_time_s, 0) * a.sample_rate)
+                est = estimate_offset(fp.times_s[s0:s0 + n], mouth[s0:s0 + n], a.samples[i0:i1], a.sample_rate,
+                                      a.start_time_s + i0 / a.sample_rate, fp.fps, p)
+                m = {"offset_frames": est.offset_frames, "offset_ms": est.offset_ms, "p_value": est.p_value}
+                pieces.append({"clip": rel, "start": s0, "s": length_s, "offset_frames": est.offset_frames, "margin_z": est.margin_z,
+                               "before": old_reading(m, p), "after": AVSyncDetector._reading(est, p)[1]})
+    print("\n| group | clips | before: cons / INCONS / inconcl | after: cons / INCONS / inconcl |")
+    print("|---|---|---|---|")
+
+    def count(rs: list, key: str) -> str:  # type: ignore[type-arg]
+        return " / ".join(str(sum(r[key] == k for r in rs)) for k in ("consistent", "inconsistent", "inconclusive"))
+
+    for label, rs in [
+        ("reals as is", [r for r in rows if r["clip"].startswith("real/") and r["shift_ms"] == 0]),
+        *[(f"reals, audio {sh:+d} ms (remuxed)", [r for r in rows if r["clip"].startswith("real/") and r["shift_ms"] == sh]) for sh in FLAG_SHIFTS_MS],
+        ("fakes as is", [r for r in rows if r["clip"].startswith("fake/") and r["shift_ms"] == 0]),
+        *[(f"fakes, audio {sh:+d} ms (remuxed)", [r for r in rows if r["clip"].startswith("fake/") and r["shift_ms"] == sh]) for sh in FLAG_SHIFTS_MS],
+        ("3-s pieces of the reals as is", [r for r in pieces if r["s"] == 3.0]),
+        ("4-s pieces of the reals as is", [r for r in pieces if r["s"] == 4.0]),
+    ]:
+        print(f"| {label} | {len(rs)} | {count(rs, 'before')} | {count(rs, 'after')} |")
+    zs = sorted(round(r["margin_z"], 2) for r in pieces if r["margin_z"] is not None and r["offset_frames"] is not None
+                and abs(r["offset_frames"]) * 1000 / 25 >= 0)
+    print(f"\nmargin z of real pieces whose peak is off the in-sync lags: {zs}")
+    if args.json:
+        args.json.write_text(json.dumps({"clips": rows, "pieces": pieces}, indent=1, default=str))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--media", type=Path, default=ROOT.parent / "shared" / "media")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--flags", action="store_true", help="measure the window flags on all groups (see the docstring)")
+    ap.add_argument("--readings", action="store_true", help="clip-level readings before/after, shifted copies and real pieces")
     ap.add_argument("--facepass-cache", type=Path, help="keep the face passes here (.npz) between runs")
     args = ap.parse_args()
     passes: dict[str, FacePass] = {}
@@ -163,6 +237,8 @@ def main() -> int:
 
     if args.flags:
         return flags(args, facepass)
+    if args.readings:
+        return readings(args, facepass)
 
     out: dict[str, list] = {"shift": [], "compare": []}  # type: ignore[type-arg]
     print("| clip | shift ms | expected frames | measured frames | measured ms | confidence | p | within ±1 frame | shift from unshifted within ±1 |")
