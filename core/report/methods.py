@@ -68,12 +68,21 @@ METHODS: dict[str, Method] = {
         title="Audio-visual synchronisation (weight-free)",
         summary=(
             "Cross-correlation of the mouth aperture with the speech envelope over +/-15 frames, globally and in sliding "
-            "windows, giving an offset (frames, ms) and a confidence in the spirit of SyncNet."
+            "windows, giving an offset (frames, ms) and a confidence in the spirit of SyncNet, with a chance level from "
+            "the same mouth against time-rotated audio. An offset of 160 ms or more is read as inconsistent only on robust "
+            "evidence: at least 2 s of speech with a tracked mouth, p <= 0.01 against 400 audio rotations, and the offset "
+            "lag beating every in-sync lag (within 2 frames) by 2.5 standard errors over time, since the rhythm of speech "
+            "gives in-sync footage side lobes 4-6 frames away. A window is flagged only on evidence against the clip's own "
+            "sync (the clip's offset, followed in that window; a local offset over at least 8 s; or lips that stop "
+            "following the speech), with the chance of any flag on an in-sync clip held near 5 %; a window that can show "
+            "nothing either way is reported as not measurable, not flagged."
         ),
         references=("Chung J. S., Zisserman A. (2016). Out of time: automated lip sync in the wild. ACCV Workshops.",),
         limits=(
             "Needs speech and a visible mouth; silence, music, off-screen speakers or dubbing give no reliable reading.",
             "Containers may carry a constant audio offset from editing or capture that is not manipulation.",
+            "Short clips (about 2 s of speech or less) are measured but not read as inconsistent; a lip-sync fake made in "
+            "sync reads consistent in timing only.",
         ),
     ),
     "lipfd": Method(
