@@ -246,6 +246,7 @@ def test_avlips_real_0_is_not_inconsistent(media: Path) -> None:
     res = AVSyncDetector()(_ctx(path, fp))
     assert res.status == "ok", res.note
     assert res.assessment != "inconsistent", (res.note, res.metrics)
+    assert not any("the clip's offset" in s.reason for s in res.segments)  # no red segment for that offset either
 
 
 # ----------------------------------------------------------------------------------------------
@@ -353,6 +354,7 @@ def test_side_lobe_peak_is_not_read_inconsistent() -> None:
     prediction, assessment, note = AVSyncDetector._reading(est, p)
     assert assessment == "inconclusive" and prediction == "out of sync"
     assert "not robust" in note and "standard errors" in note
+    assert not any(w.flagged for w in est.windows)  # nor a window flagged for that offset
 
 
 def test_real_offset_on_rhythmic_speech_is_read_inconsistent() -> None:

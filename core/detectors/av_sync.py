@@ -27,7 +27,7 @@ import numpy as np
 from core.detectors import register
 from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segment
 from core.errors import EvidenceError
-from core.signals.avsync import AVSyncParams, SyncEstimate, estimate_offset, mouth_series
+from core.signals.avsync import AVSyncParams, SyncEstimate, estimate_offset, mouth_series, offset_evidence_missing
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:
@@ -175,7 +175,7 @@ class AVSyncDetector(Detector):
             f"p={est.p_value:.2f})"
         )
         if abs(ms) >= p.inconsistent_offset_ms:
-            missing = _offset_evidence_missing(est, p)
+            missing = offset_evidence_missing(est, p)
             if not missing:
                 return "out of sync", "inconsistent", (
                     f"{what}: a visible lip-sync error (p={est.p_value_fine:.4f} against {p.clip_null_shifts} audio rotations; "
@@ -201,20 +201,6 @@ class AVSyncDetector(Detector):
             "speech_fraction": _r(est.speech_fraction, 3),
             "silent": est.silent,
         }
-
-
-def _offset_evidence_missing(est: SyncEstimate, p: AVSyncParams) -> list[str]:
-    """What an `inconsistent` offset reading lacks (empty: robust). See AVSyncParams and offset_evidence."""
-    missing = []
-    if est.speech_face_s < p.min_speech_face_s:
-        missing.append(f"only {est.speech_face_s:.1f} s of speech with a tracked mouth (needs {p.min_speech_face_s:.0f} s)")
-    if est.p_value_fine is None or est.p_value_fine > p.inconsistent_alpha:
-        fine = "not computable" if est.p_value_fine is None else f"{est.p_value_fine:.3f}"
-        missing.append(f"p against {p.clip_null_shifts} audio rotations {fine} (needs <= {p.inconsistent_alpha})")
-    if est.margin_z is None or est.margin_z < p.margin_z_min:
-        z = "not computable" if est.margin_z is None else f"{est.margin_z:.1f}"
-        missing.append(f"the offset lag beats the best in-sync lag by {z} standard errors (needs {p.margin_z_min:.1f})")
-    return missing
 
 
 def _rank(est: SyncEstimate) -> tuple[float, float]:

@@ -356,6 +356,20 @@ def offset_evidence(x: np.ndarray, shifted: np.ndarray, lags: np.ndarray, r: np.
     return float(lags[j]), margin, (float(min(margin / se, 99.0)) if se > 0 else 99.0)
 
 
+def offset_evidence_missing(est: SyncEstimate, p: AVSyncParams) -> list[str]:
+    """What an `inconsistent` offset reading lacks (empty: robust). See AVSyncParams and offset_evidence."""
+    missing = []
+    if est.speech_face_s < p.min_speech_face_s:
+        missing.append(f"only {est.speech_face_s:.1f} s of speech with a tracked mouth (needs {p.min_speech_face_s:.0f} s)")
+    if est.p_value_fine is None or est.p_value_fine > p.inconsistent_alpha:
+        fine = "not computable" if est.p_value_fine is None else f"{est.p_value_fine:.3f}"
+        missing.append(f"p against {p.clip_null_shifts} audio rotations {fine} (needs <= {p.inconsistent_alpha})")
+    if est.margin_z is None or est.margin_z < p.margin_z_min:
+        z = "not computable" if est.margin_z is None else f"{est.margin_z:.1f}"
+        missing.append(f"the offset lag beats the best in-sync lag by {z} standard errors (needs {p.margin_z_min:.1f})")
+    return missing
+
+
 def estimate_offset(
     times_s: np.ndarray,
     mouth: np.ndarray,
@@ -670,13 +684,20 @@ def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_g
         if cover.mean() >= 0.5:
             w.flagged, w.state, w.score, w.reason = True, FLAGGED, 1.0, best[2]
 
-    # 3. the clip's own offset, where the window follows it; otherwise the window's state
+    # 3. the clip's own offset, where the window follows it; otherwise the window's state. An offset
+    # the detector reads as a visible error (>= inconsistent_offset_ms) flags windows only with the
+    # same robust evidence as that reading: else red segments would accuse a side lobe.
+    side_lobe = abs(est.offset_ms or 0.0) >= p.inconsistent_offset_ms and bool(offset_evidence_missing(est, p))
     for k in judged:
         w = est.windows[k]
         if w.flagged or w.offset_frames is None:
             continue
         follows = above.get(k, -np.inf) >= p.follows_z
-        if abs(d) > p.flag_offset_frames and follows:
+        if abs(d) > p.flag_offset_frames and follows and side_lobe:
+            w.state = FOLLOWS
+            w.reason = (f"lips follow the clip's peak lag ({est.offset_ms or 0.0:+.0f} ms), but that offset is not robust "
+                        "evidence (it may be a side lobe of the speech rhythm)")
+        elif abs(d) > p.flag_offset_frames and follows:
             w.flagged, w.state, w.measurable, w.score = True, FLAGGED, True, 1.0
             w.reason = f"audio offset {est.offset_ms or 0.0:+.0f} ms (the clip's offset, {d:+d} frames; this window follows it)"
         elif w.measurable or follows:
