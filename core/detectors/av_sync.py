@@ -6,7 +6,10 @@ reading for fusion:
 - silence / no speech: inconclusive (nothing to measure);
 - lips follow the speech beyond chance (p <= alpha) at |offset| <= 2 frames: consistent;
 - lips follow the speech beyond chance at |offset| >= 160 ms (a visible lip-sync error):
-  inconsistent;
+  inconsistent only on robust evidence (core.signals.avsync.offset_evidence_missing: >= 2 s of
+  speech with a face, p <= 0.01 against 400 rotations, the offset lag beating every in-sync lag
+  by 2.5 jackknife standard errors); else inconclusive, since the speech rhythm gives in-sync
+  footage side lobes 4-6 frames away that can win over a short clip;
 - in between (beyond 2 frames, below 160 ms): inconclusive, windows flagged. Lip-sync generators
   leave ~110 ms here, but genuine broadcasts are found there too (the SyncNet example, -120 ms);
 - otherwise inconclusive: the lips do not measurably follow the speech (could be a

@@ -334,7 +334,8 @@ def offset_evidence(x: np.ndarray, shifted: np.ndarray, lags: np.ndarray, r: np.
     if k in near_idx:
         return float(lags[j]), margin, None  # the peak is in sync: nothing to test
     valid = np.flatnonzero(np.isfinite(x))
-    block = max(int(round(p.margin_block_s * fps)), 1)
+    # at most 200 blocks: longer blocks on a long recording keep the cost linear (still a valid jackknife)
+    block = max(int(round(p.margin_block_s * fps)), -(-int(np.isfinite(x).sum()) // 200), 1)
     if valid.size == 0:
         return float(lags[j]), margin, None
     # blocks of the frames that carry the correlation (speech with a face), in time order
