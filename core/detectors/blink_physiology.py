@@ -63,7 +63,8 @@ class BlinkPhysiology(Detector):
         measured: list[TrackPhysiology] = []
         for t in fp.tracks:
             ctx.check_cancel()
-            eyes = check_eyes(t.frames, t.landmarks, fp.width, fp.height, fps, t.ear, p.eyes)
+            # the pipeline's mask, the one ctx.blinks were found with; computed only when absent
+            eyes = ctx.eyes.get(t.track_id) or check_eyes(t.frames, t.landmarks, fp.width, fp.height, fps, t.ear, p.eyes)
             ok = eyes.assessable
             events = ctx.blinks.get(t.track_id)
             if events is None:

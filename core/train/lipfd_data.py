@@ -24,6 +24,7 @@ import numpy as np
 
 from core.detectors.lipfd import LipFDPreprocessing, composite_tensors, extract_windows
 from core.errors import VerityError
+from core.progress import no_progress
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".mpg", ".webm"}
 LABEL_DIRS = {"0_real": 0, "1_fake": 1, "real": 0, "fake": 1}
@@ -97,19 +98,10 @@ def clip_cache_dir(clip: Clip, prep: LipFDPreprocessing, cache_root: Path) -> Pa
 
 
 def facepass_for(video: Path, cache_root: Path) -> Any:
-    """The face pass of a clip (cached beside its windows)."""
-    from core.face.facepass import FacePass, run_face_pass
-    from core.video.reader import VideoReader
+    """The face pass of a clip: the pipeline's own stored pass (one per video and parameters)."""
+    from core.pipeline import AnalysisOptions, load_or_run_facepass
 
-    store = cache_root / "facepass" / f"{_sha256(video)}.npz"
-    if store.is_file():
-        try:
-            return FacePass.load(store)
-        except (OSError, ValueError, KeyError):
-            pass
-    with VideoReader(video) as reader:
-        fp = run_face_pass(reader)
-    fp.save(store)
+    fp, _ = load_or_run_facepass(video, _sha256(video), AnalysisOptions(work_dir=cache_root), no_progress, None)
     return fp
 
 
