@@ -110,15 +110,20 @@ def analyze(
     cancel: CancelToken | None = None,
     on_result: Callable[[str, DetectorResult], None] | None = None,
     expected_sha256: str | None = None,
+    verified_sha256: str | None = None,
 ) -> dict[str, Any]:
-    """Analyse one evidence file. Raises EvidenceError for files that cannot be analysed."""
+    """Analyse one evidence file. Raises EvidenceError for files that cannot be analysed.
+
+    `verified_sha256`: the caller hashed the file immediately before (the case store's custody
+    check); the file is then not read a second time for its hash.
+    """
     from core.errors import EvidenceError
 
     options = options or AnalysisOptions()
     t0 = time.perf_counter()
     path = Path(path)
     info = probe(path)
-    sha = sha256_file(path, progress, cancel)
+    sha = verified_sha256 or sha256_file(path, progress, cancel)
     if expected_sha256 is not None and sha != expected_sha256:
         raise EvidenceError(f"{path}: sha256 {sha} differs from the {expected_sha256} recorded at intake; analysis refused")
 

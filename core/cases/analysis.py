@@ -66,7 +66,7 @@ def analyze_evidence(
     if rehash:
         sha = store.verify_evidence(evidence_id, "analysis", actor, progress, cancel)  # audit row either way
     else:
-        sha = ev["sha256"]  # hashed at intake a moment ago; the pipeline still checks it before reading
+        sha = ev["sha256"]  # hashed at intake a moment ago
     detectors = options.detectors if options.detectors is not None else None
     if detectors is None:
         from core import detectors as registry
@@ -81,12 +81,12 @@ def analyze_evidence(
             on_result(name, result)
 
     try:
-        analysis = analyze(ev["path"], options, progress, cancel, on_result=store_result, expected_sha256=ev["sha256"])
+        analysis = analyze(ev["path"], options, progress, cancel, on_result=store_result, expected_sha256=ev["sha256"], verified_sha256=sha)
     except (CancelledError, KeyboardInterrupt):
         store.finish_run(run_id, "cancelled", error="cancelled by the examiner", actor=actor)
         raise
     except EvidenceError as exc:
-        # the pipeline hashes again right before reading: a file changed in between lands here
+        # a file the pipeline cannot read, or (for other callers) a hash mismatch, lands here
         store.audit(ev["case_id"], "analysis refused", "evidence", evidence_id, {"reason": str(exc), "run_id": run_id}, actor)
         store.finish_run(run_id, "failed", error=str(exc), actor=actor)
         raise
