@@ -18,9 +18,13 @@ measurement). The rules, applied in this order (version `RULES_VERSION`):
    `inconclusive` readings count as "no evidence either way": they never tip the finding.
 4. Disagreement: if at least one counted detector reads `inconsistent` and at least one reads
    `consistent`, the finding is `inconclusive`, and both sides are given as reasons.
-5. `inconsistent` when at least `min_inconsistent` (1) counted detectors read `inconsistent`
-   and none reads `consistent`. A detector only reads `inconsistent` under its own documented,
-   conservative rule, so one such reading is enough to report it, with its reasons.
+5. `inconsistent` when at least `min_inconsistent` (1) counted detectors read `inconsistent`,
+   each of them *validated*, and none reads `consistent`. Validated: an independent validation
+   record (not the development set its thresholds were tuned on) measured its false-inconsistent
+   rate on genuine footage with a 95% upper bound of at most `max_false_inconsistent` (5%). A
+   weight-free rule can fire on genuine footage its author never saw (blink depth on compressed
+   video did), so an unvalidated `inconsistent` reading is reported as an *observation* — with
+   its reasons and segments, for the examiner to look at — and the finding stays `inconclusive`.
 6. `consistent` when at least `min_consistent` (2) counted detectors read `consistent` and none
    reads `inconsistent`: the absence of artefacts in a single method is thin evidence of an
    original.
@@ -41,7 +45,7 @@ from typing import Any
 
 from core.detectors.base import DetectorResult
 
-RULES_VERSION = "verity.fusion/1"
+RULES_VERSION = "verity.fusion/2"
 VALUES = ("consistent", "inconsistent", "inconclusive")
 STATEMENTS = {
     "consistent": "The examined properties are consistent with an original recording.",
@@ -53,8 +57,9 @@ MAX_SEGMENTS = 5  # segments quoted per reason (the full list stays in the detec
 
 @dataclass
 class FusionRules:
-    min_inconsistent: int = 1
+    min_inconsistent: int = 1  # validated detectors reading inconsistent
     min_consistent: int = 2
+    max_false_inconsistent: float = 0.05  # 95% upper bound on genuine footage for a reading to decide
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": RULES_VERSION, **asdict(self)}
@@ -104,17 +109,48 @@ def _text(d: Mapping[str, Any], track_key: str | None) -> str:
     return " ".join(p for p in parts if p)
 
 
+def qualifies(validation: Mapping[str, Any] | None, rules: FusionRules) -> tuple[bool, str]:
+    """Whether a detector's validation summary lets its `inconsistent` reading decide, and why
+    (or why not) in words. The summary: `record`, `independent`, `genuine_n`,
+    `false_inconsistent`, `false_inconsistent_upper95` (core.validation.records)."""
+    if not validation:
+        return False, "it has no validation record for these parameters"
+    name = validation.get("record", "?")
+    if not validation.get("independent"):
+        return False, f"its only validation record ({name}) is the development set its thresholds were tuned on"
+    upper = validation.get("false_inconsistent_upper95")
+    if upper is None:
+        return False, f"its validation record ({name}) has no genuine clips"
+    k, n = validation.get("false_inconsistent"), validation.get("genuine_n")
+    measured = f"{k} of {n} genuine clips inconsistent, 95% upper bound {upper:.1%}"
+    if upper > rules.max_false_inconsistent:
+        return False, f"on {name} its false-inconsistent rate is not shown to be low ({measured} > {rules.max_false_inconsistent:.0%})"
+    return True, f"validated on {name}: {measured}"
+
+
 def _decide(readings: list[tuple[str, str, dict[str, Any]]], rules: FusionRules) -> tuple[str, dict[str, Any]]:
-    """readings: (detector, assessment, reason entry) of counted detectors -> value, rule reason."""
+    """readings: (detector, assessment, reason entry) of counted detectors -> value, rule reason.
+    An inconsistent entry decides only when marked `decisive` (validated, see `qualifies`)."""
     inc = [n for n, a, _ in readings if a == "inconsistent"]
+    decisive = [n for n, a, e in readings if a == "inconsistent" and e.get("decisive")]
     con = [n for n, a, _ in readings if a == "consistent"]
     if inc and con:
         return "inconclusive", {
             "detector": "fusion", "rule": "disagreement",
             "text": f"detectors disagree: {', '.join(inc)} inconsistent, {', '.join(con)} consistent",
         }
-    if len(inc) >= rules.min_inconsistent:
-        return "inconsistent", {"detector": "fusion", "rule": "inconsistent", "text": f"inconsistent per {', '.join(inc)}; no detector reads consistent"}
+    if inc and len(decisive) >= rules.min_inconsistent:
+        return "inconsistent", {"detector": "fusion", "rule": "inconsistent", "text": f"inconsistent per {', '.join(decisive)}; no detector reads consistent"}
+    if inc:
+        why = "; ".join(f"{n}: {e['validation']}" for n, a, e in readings if a == "inconsistent" and not e.get("decisive"))
+        return "inconclusive", {
+            "detector": "fusion", "rule": "unvalidated",
+            "text": (
+                f"{', '.join(inc)} read(s) inconsistent: reported as an observation to examine, not as the finding, because a "
+                f"reading decides only where its false-inconsistent rate on genuine footage is measured to be at most "
+                f"{rules.max_false_inconsistent:.0%} (95% upper bound) on an independent set ({why})"
+            ),
+        }
     if len(con) >= rules.min_consistent:
         return "consistent", {"detector": "fusion", "rule": "consistent", "text": f"consistent per {', '.join(con)}; no detector reads inconsistent"}
     if con:
@@ -127,7 +163,11 @@ def _decide(readings: list[tuple[str, str, dict[str, Any]]], rules: FusionRules)
 
 
 def _fuse_one(
-    results: dict[str, dict[str, Any]], learned: Collection[str], rules: FusionRules, track_id: int | None
+    results: dict[str, dict[str, Any]],
+    learned: Collection[str],
+    rules: FusionRules,
+    track_id: int | None,
+    validation: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Any]:
     key = None if track_id is None else str(track_id)
     unavailable: list[dict[str, Any]] = []
@@ -157,6 +197,8 @@ def _fuse_one(
             entry["track_id"] = track_id
         if d.get("weights_sha256"):
             entry["weights_sha256"] = d["weights_sha256"]
+        if reading == "inconsistent":
+            entry["decisive"], entry["validation"] = qualifies(validation.get(name), rules)
         counted.append((name, reading, entry))
     value, rule_reason = _decide(counted, rules)
     # the rule first, then the decisive readings, then the rest
@@ -173,12 +215,17 @@ def fuse(
     track_ids: Iterable[int] = (),
     rules: FusionRules | None = None,
     learned: Collection[str] | None = None,
+    validation: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The finding for the analysis JSON: evidence level, plus `per_track` for each face track."""
+    """The finding for the analysis JSON: evidence level, plus `per_track` for each face track.
+
+    validation: detector name -> its validation summary for the parameters it ran with (see
+    `qualifies`); a detector without one cannot decide `inconsistent` on its own."""
     rules = rules or FusionRules()
     dicts = {name: _as_dict(r) for name, r in results.items()}
     learned = learned_detectors() if learned is None else learned
-    finding = _fuse_one(dicts, learned, rules, None)
-    finding["per_track"] = {str(t): _fuse_one(dicts, learned, rules, int(t)) for t in track_ids}
+    validation = validation or {}
+    finding = _fuse_one(dicts, learned, rules, None, validation)
+    finding["per_track"] = {str(t): _fuse_one(dicts, learned, rules, int(t), validation) for t in track_ids}
     finding["rules"] = rules.to_dict()
     return finding

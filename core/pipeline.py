@@ -25,6 +25,7 @@ from core.paths import cache_dir
 from core.progress import CancelToken, ProgressCallback, no_progress
 from core.signals.blinks import BlinkParams, blink_rate_per_min
 from core.signals.eyes import EyeCheck, EyeParams, assessable_summary, check_eyes, track_blinks
+from core.validation.records import lookup as validation_lookup
 from core.video.reader import VideoReader
 
 SCHEMA = "verity.analysis/1"
@@ -153,6 +154,8 @@ def analyze(
         if on_result is not None:
             on_result(name, result)
     progress("detectors", 1.0, "done")
+    # the validation record each result may cite (same version and parameters), for fusion and the report
+    validation = validation_lookup(results, options.parameters())
 
     v = info.video
     return {
@@ -183,6 +186,7 @@ def analyze(
         },
         "faces": faces_summary(fp, blinks, eyes),
         "detectors": results,
-        "finding": fuse(results, [t.track_id for t in fp.tracks]),
+        "validation": validation,
+        "finding": fuse(results, [t.track_id for t in fp.tracks], validation=validation),
         "processing_time": round(time.perf_counter() - t0, 3),
     }

@@ -150,6 +150,8 @@ class ResultsPanel(QWidget):
                 head = escape(str(r.get("detector") or ""))
                 if r.get("assessment"):
                     head += f": {escape(str(r['assessment']))}"
+                if r.get("decisive") is False:  # an unvalidated reading: shown, not the finding
+                    head += f" (observation, not decisive: {escape(str(r.get('validation', '')))})"
                 lines.append(f"<small>• {head}" + (f" — {escape(str(r.get('text')))}" if r.get("text") else "") + "</small>")
         for u in f.get("unavailable") or []:
             if isinstance(u, dict):

@@ -9,7 +9,7 @@ import pytest
 
 from core.detectors.base import DetectorResult, Segment
 from core.fusion import STATEMENTS, FusionRules, fuse
-from tests.test_physiology import FPS, every, make_context, make_facepass, make_track
+from tests.test_physiology import FPS, every, make_context, make_facepass, make_track, render_eyes
 
 
 def res(assessment: str | None, status: str = "ok", per_track: dict[str, Any] | None = None, sha: dict[str, str] | None = None, note: str = "") -> DetectorResult:
@@ -19,8 +19,17 @@ def res(assessment: str | None, status: str = "ok", per_track: dict[str, Any] | 
     )
 
 
-def fused(results: dict[str, Any], tracks: tuple[int, ...] = (), learned: tuple[str, ...] = ()) -> dict[str, Any]:
-    return fuse(results, tracks, learned=set(learned))
+def validated(k: int = 0, n: int = 80, independent: bool = True) -> dict[str, Any]:
+    """A validation summary as core.validation.records.summary gives it (Wilson 95% upper bound)."""
+    from core.validation.stats import wilson_interval
+
+    lo, hi = wilson_interval(k, n)
+    return {"record": "lab set 2026", "independent": independent, "genuine_n": n, "false_inconsistent": k, "false_inconsistent_upper95": hi}
+
+
+def fused(results: dict[str, Any], tracks: tuple[int, ...] = (), learned: tuple[str, ...] = (), valid: tuple[str, ...] = ("a",)) -> dict[str, Any]:
+    """Fusion with detectors `valid` validated (0 of 80 genuine clips inconsistent: upper bound 4.6%)."""
+    return fuse(results, tracks, learned=set(learned), validation={name: validated() for name in valid})
 
 
 def test_thin_evidence_is_inconclusive() -> None:
@@ -47,8 +56,26 @@ def test_inconsistent_reading_without_contradiction() -> None:
     first = f["reasons"][1]
     assert first["detector"] == "a" and "incomplete" in first["text"]
     assert first["segments"][0]["start_frame"] == 10  # which segment
-    stricter = fuse({"a": res("inconsistent")}, rules=FusionRules(min_inconsistent=2), learned=set())
+    stricter = fuse({"a": res("inconsistent")}, rules=FusionRules(min_inconsistent=2), learned=set(), validation={"a": validated()})
     assert stricter["value"] == "inconclusive"
+
+
+def test_unvalidated_inconsistent_reading_is_an_observation_not_the_finding() -> None:
+    """A single reading decides only with a low measured false-inconsistent rate on genuine footage."""
+    f = fused({"a": res("inconsistent", note="4 of 4 blinks incomplete"), "b": res("inconclusive")}, tracks=(0,), valid=())
+    assert f["value"] == "inconclusive"
+    assert f["reasons"][0]["rule"] == "unvalidated" and "observation" in f["reasons"][0]["text"]
+    first = f["reasons"][1]
+    assert first["detector"] == "a" and first["assessment"] == "inconsistent" and first["decisive"] is False
+    assert "no validation record" in first["validation"] and first["segments"]  # still shown, with where to look
+    # a development-set record, or one whose bound is too wide, does not qualify either
+    dev = fuse({"a": res("inconsistent")}, learned=set(), validation={"a": validated(independent=False)})
+    assert dev["value"] == "inconclusive" and "development set" in dev["reasons"][1]["validation"]
+    wide = fuse({"a": res("inconsistent")}, learned=set(), validation={"a": validated(0, 20)})  # 0 of 20: upper 16.1%
+    assert wide["value"] == "inconclusive" and "not shown to be low" in wide["reasons"][1]["validation"]
+    ok = fuse({"a": res("inconsistent")}, learned=set(), validation={"a": validated(0, 80)})
+    assert ok["value"] == "inconsistent" and ok["reasons"][1]["decisive"] is True
+    assert "validated on lab set 2026" in ok["reasons"][1]["validation"]
 
 
 def test_two_consistent_readings_make_consistent() -> None:
@@ -117,7 +144,7 @@ def test_finding_never_says_fake_or_real() -> None:
     assert f["rules"]["version"].startswith("verity.fusion/")
 
 
-def test_physiology_detectors_fuse_to_inconclusive_on_a_short_clip() -> None:
+def test_physiology_detectors_fuse_to_inconclusive_on_a_short_clip(tmp_path: Any) -> None:
     """End to end on synthetic tracks: 10 s of normal blinks is thin evidence, not an original."""
     from core.detectors.blink_physiology import BlinkPhysiology
     from core.detectors.landmark_motion import LandmarkMotion
@@ -129,11 +156,15 @@ def test_physiology_detectors_fuse_to_inconclusive_on_a_short_clip() -> None:
     f = fuse(results, [0])
     assert f["value"] == "inconclusive" and f["per_track"]["0"]["value"] == "inconclusive"
 
-    lopsided = make_context(make_facepass([make_track(n, every(2.0, n, ql=0.85, qr=0.05), noise_px=0.3)]))
+    fp = make_facepass([make_track(n, every(2.0, n, ql=0.85, qr=0.05), noise_px=0.3)])
+    lopsided = make_context(fp, video=render_eyes(fp, tmp_path / "lopsided.mp4"))
     results = {"blink_physiology": BlinkPhysiology()(lopsided), "landmark_motion": LandmarkMotion()(lopsided)}
-    f = fuse(results, [0])
-    assert f["value"] == "inconsistent"
+    assert results["blink_physiology"].assessment == "inconsistent"
+    f = fuse(results, [0])  # no validation record: an observation, the finding stays inconclusive
+    assert f["value"] == "inconclusive" and f["reasons"][0]["rule"] == "unvalidated"
     assert f["reasons"][1]["detector"] == "blink_physiology" and "one-eyed" in f["reasons"][1]["text"]
+    f = fuse(results, [0], validation={"blink_physiology": validated()})
+    assert f["value"] == "inconsistent"
 
 
 @pytest.mark.parametrize("clip", ["real/grid_brbk7n.mpg"])
@@ -146,3 +177,17 @@ def test_analysis_json_carries_the_finding(media: Any, clip: str) -> None:
     assert set(f["per_track"]) == {str(x["track_id"]) for x in a["faces"]}
     assert f["value"] == "inconclusive"  # 3 s of a real face: thin evidence
     assert np.isfinite(a["detectors"]["landmark_motion"]["metrics"]["median_irregularity"])
+
+
+@pytest.mark.parametrize("clip", ["real/ffpp_youtube_c40_469.mp4", "real/voxceleb2_pcavs_audiosrc_681100216.mp4"])
+def test_genuine_compressed_or_small_eyed_footage_is_not_called_inconsistent(media: Any, clip: str) -> None:
+    """Genuine clips whose blinks measure shallow (c40 compression blur, 21 px eyes): version 1 of
+    the rules read each of them inconsistent through blink completeness."""
+    from core.pipeline import AnalysisOptions, analyze
+
+    a = analyze(media / clip, AnalysisOptions(detectors=["blink_physiology", "landmark_motion", "av_sync"]))
+    bp = a["detectors"]["blink_physiology"]
+    main = bp["per_track"][str(bp["metrics"]["main_track"])]
+    assert main["n_blinks"] >= 3 and main["judged_blinks"] == 0 and not main["depth"]["measurable"]
+    assert all(d.get("assessment") != "inconsistent" for d in a["detectors"].values())
+    assert a["finding"]["value"] != "inconsistent"

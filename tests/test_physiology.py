@@ -15,7 +15,7 @@ from core.signals.geometry import ears, mouth_aperture
 from core.signals.physiology import PhysiologyParams, assess, measure_track, poisson_rate_ci
 
 FPS = 25.0
-EYE_W = 30.0  # px, eye corner to corner in the template
+EYE_W = 40.0  # px, eye corner to corner in the template: large, clean eyes (depth is judged from 30 px)
 
 
 def face_template(cx: float = 200.0, cy: float = 200.0, eye_w: float = EYE_W) -> np.ndarray:
@@ -91,9 +91,34 @@ def make_facepass(tracks: list[FaceTrack], frame_count: int | None = None) -> Fa
     return FacePass(count, FPS, np.arange(count) / FPS, 400, 400, tracks)
 
 
-def make_context(fp: FacePass, parameters: dict[str, Any] | None = None) -> AnalysisContext:
+def make_context(fp: FacePass, parameters: dict[str, Any] | None = None, video: Path | None = None) -> AnalysisContext:
+    """A detector context for a synthetic face pass; `video`: frames to decode (render_eyes),
+    without which the blink-depth gate cannot measure the eyes' sharpness."""
     blinks = {t.track_id: detect_blinks(t.frames, t.ear, fp.fps)[0] for t in fp.tracks}
-    return AnalysisContext(path=Path("synthetic.mp4"), evidence=None, sha256="0" * 64, facepass=fp, blinks=blinks, parameters=parameters or {})  # type: ignore[arg-type]
+    path = video or Path("synthetic.mp4")
+    return AnalysisContext(path=path, evidence=None, sha256="0" * 64, facepass=fp, blinks=blinks, parameters=parameters or {})  # type: ignore[arg-type]
+
+
+def render_eyes(fp: FacePass, path: Path, blur_sigma: float = 0.0) -> Path:
+    """A video of the face pass's eyes: each track's eye outlines filled dark on a light face,
+    sharp edges (or Gaussian-blurred by blur_sigma px), for the detectors that decode frames."""
+    import cv2
+
+    from tests.conftest import write_video
+
+    frames = []
+    for i in range(fp.frame_count):
+        img = np.full((fp.height, fp.width, 3), 200, np.uint8)
+        for t in fp.tracks:
+            row = t.row_of(i)
+            if row is None:
+                continue
+            for first in (36, 42):
+                cv2.fillPoly(img, [np.round(t.landmarks[row, first : first + 6]).astype(np.int32)], (40, 40, 40))
+        if blur_sigma > 0:
+            img = cv2.GaussianBlur(img, (0, 0), blur_sigma)
+        frames.append(img)
+    return write_video(path, frames, fps=int(fp.fps))
 
 
 def measure(track: FaceTrack, params: PhysiologyParams | None = None):  # noqa: ANN201
@@ -226,12 +251,12 @@ def test_small_eyes_are_not_judged() -> None:
     assert value == "inconclusive" and any("not judged" in r for r in reasons)
 
 
-def test_detector_result_shape_and_segments() -> None:
+def test_detector_result_shape_and_segments(tmp_path: Path) -> None:
     from core.detectors.blink_physiology import BlinkPhysiology
 
     n = int(10 * FPS)
     fp = make_facepass([make_track(n, every(2.0, n, ql=0.85, qr=0.05)), make_track(n, every(2.5, n), track_id=1, seed=1)])
-    res = BlinkPhysiology()(make_context(fp))
+    res = BlinkPhysiology()(make_context(fp, video=render_eyes(fp, tmp_path / "eyes.mp4")))
     assert res.status == "ok", res.note
     assert res.assessment == "inconsistent"  # one face with lopsided blinks makes the evidence so
     assert res.per_track["0"]["assessment"] == "inconsistent"
@@ -298,7 +323,7 @@ def test_structured_flags_carry_value_norm_and_source() -> None:
     assert rate["kind"] == "rate_low" and rate["measured"]["ci95_per_min"][1] < 8 and "Doughty" in rate["source"]
 
 
-def test_turned_head_is_time_without_eyes() -> None:
+def test_turned_head_is_time_without_eyes(tmp_path: Path) -> None:
     """One-eyed blinks while the head is turned (EAR there is not a lid measure) do not count, and
     the time turned away is not visible-eye time."""
     from core.detectors.blink_physiology import BlinkPhysiology
@@ -330,6 +355,90 @@ def test_turned_head_is_time_without_eyes() -> None:
         assert closure[half + 10] is None and closure[10] is not None
 
     # the control: on a frontal face the same one-eyed blinks are measured and flagged
-    frontal = make_track(n, blinks)
-    res = BlinkPhysiology()(make_context(make_facepass([frontal])))
+    frontal = make_facepass([make_track(n, blinks)])
+    res = BlinkPhysiology()(make_context(frontal, video=render_eyes(frontal, tmp_path / "frontal.mp4")))
     assert res.per_track["0"]["flag_counts"]["one_eyed"] >= 3 and res.per_track["0"]["visible_s"] == pytest.approx(n / FPS)
+
+
+# --- blink depth: judged only on eyes resolved well enough (issue: genuine footage read inconsistent)
+
+
+def test_shallow_blinks_on_small_noisy_eyes_do_not_read_inconsistent(tmp_path: Path) -> None:
+    from core.detectors.blink_physiology import BlinkPhysiology
+
+    n = int(12 * FPS)
+    # a distant face: 22 px eyes with 0.6 px of landmark jitter, every blink measuring ~40 % deep
+    fp = make_facepass([make_track(n, every(2.0, n, ql=0.4, qr=0.4), eye_w=22.0, noise_px=0.6)])
+    res = BlinkPhysiology()(make_context(fp, video=render_eyes(fp, tmp_path / "small.mp4")))
+    tr = res.per_track["0"]
+    assert tr["n_blinks"] >= 4 and tr["judged_blinks"] == 0
+    assert res.assessment != "inconsistent" and tr["flag_counts"]["incomplete"] == 0
+    assert not tr["depth"]["measurable"] and "px wide (< 30 px)" in " ".join(tr["depth"]["reasons"])
+    assert any("blink depth not measurable" in r for r in tr["reasons"])
+    # the completeness is still reported as a measurement, per blink
+    assert all(0.2 < b["completeness"] < 0.6 for b in tr["blinks"])
+
+
+def test_shallow_blinks_on_large_blurred_eyes_do_not_read_inconsistent(tmp_path: Path) -> None:
+    from core.detectors.blink_physiology import BlinkPhysiology
+
+    n = int(12 * FPS)
+    fp = make_facepass([make_track(n, every(2.0, n, ql=0.38, qr=0.38))])  # 40 px eyes
+    blurred = BlinkPhysiology()(make_context(fp, video=render_eyes(fp, tmp_path / "blurred.mp4", blur_sigma=2.5)))
+    tr = blurred.per_track["0"]
+    assert blurred.assessment == "inconclusive" and tr["judged_blinks"] == 0
+    assert tr["depth"]["blur_px"] > 1.5 and "blurred" in " ".join(tr["depth"]["reasons"])
+    # the same landmarks on sharp frames: the depth is judged and the pattern reads
+    sharp = BlinkPhysiology()(make_context(fp, video=render_eyes(fp, tmp_path / "sharp.mp4")))
+    assert sharp.per_track["0"]["depth"]["blur_px"] < 1.5
+    assert sharp.assessment == "inconsistent" and sharp.per_track["0"]["flag_counts"]["incomplete"] >= 4
+
+
+def test_clearly_incomplete_blinks_on_large_clean_eyes_still_read_inconsistent(tmp_path: Path) -> None:
+    from core.detectors.blink_physiology import BlinkPhysiology
+
+    n = int(12 * FPS)
+    fp = make_facepass([make_track(n, every(2.0, n, ql=0.3, qr=0.3), eye_w=44.0, noise_px=0.05)])
+    res = BlinkPhysiology()(make_context(fp, video=render_eyes(fp, tmp_path / "clean.mp4")))
+    tr = res.per_track["0"]
+    assert tr["depth"]["measurable"], tr["depth"]
+    assert res.assessment == "inconsistent" and tr["judged_blinks"] == tr["n_blinks"] >= 4
+    assert any("blinks incomplete" in r for r in tr["reasons"])
+
+
+def test_noisy_ear_on_large_eyes_is_not_a_depth_measure() -> None:
+    n = int(12 * FPS)
+    noisy = measure(make_track(n, every(2.0, n, ql=0.4, qr=0.4), noise_px=1.5), PhysiologyParams())
+    assert noisy.depth is not None and noisy.depth.closure_noise is not None and noisy.depth.closure_noise > 0.1
+    assert not noisy.depth.measurable and noisy.judged_blinks == 0
+    assert assess(noisy)[0] != "inconsistent"
+    clean = measure(make_track(n, every(2.0, n, ql=0.4, qr=0.4), noise_px=0.05))
+    assert clean.depth is not None and clean.depth.measurable and assess(clean)[0] == "inconsistent"
+
+
+def test_undecodable_frames_leave_depth_unjudged() -> None:
+    """Without frames the eyes' sharpness is unknown: the detector does not judge depth."""
+    from core.detectors.blink_physiology import BlinkPhysiology
+
+    n = int(12 * FPS)
+    fp = make_facepass([make_track(n, every(2.0, n, ql=0.3, qr=0.3))])
+    res = BlinkPhysiology()(make_context(fp))  # its path does not exist
+    tr = res.per_track["0"]
+    assert res.assessment == "inconclusive" and tr["judged_blinks"] == 0
+    assert "could not be measured" in " ".join(tr["depth"]["reasons"])
+
+
+def test_edge_blur_measure_follows_a_known_blur() -> None:
+    import cv2
+
+    from core.signals.eye_quality import edge_blur_px
+
+    img = np.full((80, 80), 200.0)
+    img[:, 40:] = 40.0  # a vertical step edge
+    sharp = edge_blur_px(img.astype(np.uint8), (10, 10, 70, 70))
+    assert sharp is not None and sharp < 1.0
+    for sigma in (2.0, 3.0):
+        blurred = cv2.GaussianBlur(img, (0, 0), sigma).astype(np.uint8)
+        est = edge_blur_px(blurred, (10, 10, 70, 70))
+        assert est is not None and est == pytest.approx(sigma, rel=0.25)
+    assert edge_blur_px(np.full((80, 80), 128, np.uint8), (10, 10, 70, 70)) is None  # flat: nothing to measure

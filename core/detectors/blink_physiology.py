@@ -10,15 +10,20 @@ Scores are not probabilities here: every number is a measurement with its unit.
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from core.detectors import register
 from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segment
+from core.errors import VerityError
 from core.signals.blinks import detect_blinks
+from core.signals.eye_quality import eyes_blur_px
 from core.signals.eyes import check_eyes
-from core.signals.physiology import NORMS, PhysiologyParams, TrackPhysiology, assess, measure_track, per_eye_baseline
+from core.signals.physiology import NORMS, PhysiologyParams, TrackPhysiology, assess_rules, measure_track, near_events, per_eye_baseline
+from core.video.reader import VideoReader
 
 _FLAG_TEXT = {
     "incomplete": "incomplete blink",
@@ -72,7 +77,11 @@ class BlinkPhysiology(Detector):
             else:  # events found without the mask (another caller): keep those wholly on assessable eyes
                 events = [e for e in events if _on_assessable(t.frames, ok, e)]
             tp = measure_track(t.track_id, t.frames, t.ear, t.landmarks, events, fps, p, assessable=ok)
-            value, reasons = assess(tp, p)
+            if tp.blinks and tp.depth is not None and tp.depth.measurable:
+                # the pixel gate last: frames are decoded only where the landmark gates pass
+                blur = measure_eye_blur(ctx.path, t.frames, t.landmarks, ok & ~near_events(t.frames, events, 3))
+                tp = measure_track(t.track_id, t.frames, t.ear, t.landmarks, events, fps, p, assessable=ok, eye_blur_px=blur)
+            value, reasons, fired = assess_rules(tp, p)
             readings.append(value)
             measured.append(tp)
             flags = [_flag(flag, b, p) for b in tp.blinks for flag in b.flags]
@@ -85,7 +94,7 @@ class BlinkPhysiology(Detector):
                     "source": f"{NORMS['rate_primary_gaze_95']['source']} (primary gaze, conversation)",
                 })
             per_track[str(t.track_id)] = {
-                "assessment": value, "reasons": reasons, "flags": flags, **tp.to_dict(),
+                "assessment": value, "reasons": reasons, "rules_fired": fired, "flags": flags, **tp.to_dict(),
                 "eyes_assessable_frames": int(ok.sum()), "eyes_not_assessable": eyes.reason_counts(),
             }
             for b in tp.blinks:
@@ -135,6 +144,27 @@ class BlinkPhysiology(Detector):
             segments=segments,
             curves=curves,
         )
+
+
+BLUR_FRAMES = 8  # open-eye frames decoded per track for the edge-blur gate
+
+
+def measure_eye_blur(path: Path, frames: np.ndarray, landmarks: np.ndarray, open_rows: np.ndarray) -> float:
+    """Median edge blur (px) of both eyes over up to BLUR_FRAMES open-eye frames spread over the
+    track; NaN when no frame can be decoded or measured (the depth gate then fails)."""
+    rows = np.flatnonzero(open_rows)
+    if rows.size == 0:
+        return float("nan")
+    rows = np.unique(rows[np.linspace(0, rows.size - 1, min(BLUR_FRAMES, rows.size)).astype(int)])
+    sigmas: list[float] = []
+    try:
+        with VideoReader(path) as reader:
+            for row in rows:  # ascending: the reader decodes forward within a GOP
+                gray = cv2.cvtColor(reader.frame(int(frames[row])), cv2.COLOR_RGB2GRAY)
+                sigmas += eyes_blur_px(gray, landmarks[row])
+    except (VerityError, OSError, ValueError):
+        return float("nan")
+    return float(np.median(sigmas)) if sigmas else float("nan")
 
 
 def _on_assessable(frames: np.ndarray, ok: np.ndarray, e: Any) -> bool:

@@ -476,6 +476,8 @@ class _Builder:
                 who = reason.get("detector", "")
                 text = reason.get("text") or json.dumps({k: v for k, v in reason.items() if k != "detector"}, ensure_ascii=False)
                 reading = f" [{reason['assessment']}]" if reason.get("assessment") else ""
+                if reason.get("decisive") is False:  # an unvalidated reading: an observation, not the finding
+                    reading = f" [{reason['assessment']}: observation, not decisive, as {reason.get('validation', 'it is not validated')}]"
                 segs = reason.get("segments") or []
                 where = f"; {len(segs)} segment(s): " + ", ".join(f"frames {g['start_frame']}-{g['end_frame']}" for g in segs[:5]) if segs else ""
                 self.para(f"{indent}• {who}{reading}: {text}{where}")

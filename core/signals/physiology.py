@@ -34,6 +34,7 @@ import numpy as np
 from scipy.stats import chi2
 
 from core.signals.blinks import BlinkEvent, BlinkParams, open_baseline
+from core.signals.eye_quality import closure_noise
 from core.signals.eyes import EyeParams
 
 NORMS: dict[str, dict[str, Any]] = {
@@ -61,7 +62,11 @@ class PhysiologyParams:
     incomplete_below: float = 0.5  # deeper eye's EAR drop below this fraction of its open level
     one_eyed_above: float = 0.5  # asymmetry index (0 = both eyes alike, 1 = one eye only)
     out_of_step_ms: float = 80.0  # one eye reaching half closure this much before the other
-    min_eye_width_px: float = 20.0  # below it one pixel of landmark error is ~15% of the lid gap
+    # blink depth (completeness, asymmetry, lag) is judged only on eyes resolved well enough
+    # (core.signals.eye_quality; docs/physiology.md "Blink depth" has the measurements behind them)
+    min_eye_width_px: float = 30.0  # sharp genuine eyes of 17-24 px measure 0.35-0.52 deep on this media
+    max_eye_blur_px: float = 1.5  # eye-region edge blur; FaceForensics++ c40 originals: 1.7-2.7 px
+    max_closure_noise: float = 0.1  # open-eye closure spread: the resolution of any depth read from the EAR
     pattern_min_blinks: int = 3  # blinks needed before a repeated anomaly counts
     pattern_fraction: float = 0.75  # share of judged blinks that must carry the same anomaly
     normal_max_fraction: float = 0.25  # at most this share anomalous for a `consistent` reading
@@ -83,11 +88,43 @@ class BlinkMeasure:
     completeness: float  # the deeper eye's closure
     asymmetry: float  # |closure_left - closure_right| / completeness
     lag_ms: float | None  # image-left eye reaches half its closure this long after the right one
-    judged: bool  # eyes large enough for completeness/asymmetry to be measured
+    judged: bool  # the track's eyes resolved well enough for depth to be measured (DepthCheck)
     flags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class DepthCheck:
+    """Whether this track's eyes are resolved well enough for blink depth to be measured."""
+
+    eye_width_px: float  # median width of the narrower eye over the visible frames
+    blur_px: float | None  # eye-region edge blur (None: not measured by the caller)
+    closure_noise: float | None  # open-eye closure spread (None: too few open frames)
+    measurable: bool
+    reasons: list[str] = field(default_factory=list)  # why not, in words (empty when measurable)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_depth(eye_width_px: float, blur_px: float | None, noise: float | None, p: PhysiologyParams) -> DepthCheck:
+    """The three gates on blink depth. `blur_px` None skips the blur gate (a caller without
+    frames, e.g. synthetic landmarks); `noise` None (too few open frames) fails its gate."""
+    why = []
+    if not eye_width_px >= p.min_eye_width_px:
+        why.append(f"eyes {eye_width_px:.0f} px wide (< {p.min_eye_width_px:g} px)")
+    if blur_px is not None and not np.isfinite(blur_px):
+        why.append("the eye region's edge blur could not be measured on the decoded frames")
+    elif blur_px is not None and not blur_px <= p.max_eye_blur_px:
+        why.append(f"eye edges blurred over {blur_px:.2f} px (> {p.max_eye_blur_px:g} px: compression or focus)")
+    if noise is None:
+        why.append("too few open-eye frames to measure the EAR's noise")
+    elif not noise <= p.max_closure_noise:
+        why.append(f"open-eye closure noise {noise:.3f} (> {p.max_closure_noise:g})")
+    r = lambda x: None if x is None or not np.isfinite(x) else round(float(x), 3)  # noqa: E731
+    return DepthCheck(round(float(eye_width_px), 1), r(blur_px), r(noise), not why, why)
 
 
 @dataclass
@@ -112,6 +149,7 @@ class TrackPhysiology:
     flag_counts: dict[str, int]
     blinks: list[BlinkMeasure]
     not_assessable_s: float = 0.0  # face seen but eyes not assessable (head turned, eyes small...)
+    depth: DepthCheck | None = None  # whether blink depth could be measured (judged blinks)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -212,12 +250,14 @@ def measure_track(
     fps: float,
     params: PhysiologyParams | None = None,
     assessable: np.ndarray | None = None,
+    eye_blur_px: float | None = None,
 ) -> TrackPhysiology:
     """All blink measurements of one track (frames (M,), ear (M, 2), landmarks (M, 68, 2)).
 
     assessable: optional bool (M,) from `core.signals.eyes.eyes_assessable`; rows where it is
     False count as time without visible eyes (events should come from `detect_blinks` with the
-    same mask)."""
+    same mask). eye_blur_px: the eye region's edge blur measured on decoded frames
+    (`core.signals.eye_quality`); None skips that gate, so callers with frames must pass it."""
     p = params or PhysiologyParams()
     frames = np.asarray(frames)
     ear = np.asarray(ear, np.float64)
@@ -231,8 +271,11 @@ def measure_track(
     if assessable is not None and visible.any():
         narrower = narrower[visible]  # the eye size where the eyes were measured
     eye_width = float(np.median(narrower)) if narrower.size else 0.0
-    judged = eye_width >= p.min_eye_width_px
     base = per_eye_baseline(frames, ear, fps, p.blinks, assessable) if frames.size else np.zeros((0, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        noise = closure_noise(1.0 - ear / base, visible & ~near_events(frames, events, 3)) if frames.size else None
+    depth = check_depth(eye_width, eye_blur_px, noise, p)
+    judged = depth.measurable
     blinks = [measure_blink(ev, frames, ear, base, fps, judged, p) for ev in events]
 
     n = len(blinks)
@@ -303,7 +346,16 @@ def measure_track(
         flag_counts=counts,
         blinks=blinks,
         not_assessable_s=round(not_assessable_s, 3),
+        depth=depth,
     )
+
+
+def near_events(frames: np.ndarray, events: list[BlinkEvent], margin: int) -> np.ndarray:
+    """bool (M,): rows within `margin` frames of a blink event (not open-eye rows)."""
+    near = np.zeros(frames.size, bool)
+    for ev in events:
+        near |= (frames >= ev.start_frame - margin) & (frames <= ev.end_frame + margin)
+    return near
 
 
 def _fmt_ci(ci: tuple[float, float] | None) -> str:
@@ -311,7 +363,17 @@ def _fmt_ci(ci: tuple[float, float] | None) -> str:
 
 
 def assess(tp: TrackPhysiology, p: PhysiologyParams | None = None) -> tuple[str, list[str]]:
-    """The track's reading on the examiner's scale and the reasons, by the documented rules.
+    """The track's reading on the examiner's scale and the reasons (see `assess_rules`)."""
+    value, reasons, _ = assess_rules(tp, p)
+    return value, reasons
+
+
+# the rules that can make a track inconsistent, as `assess_rules` names them
+RULES = ("incomplete_pattern", "one_eyed_pattern", "rate_below_reading", "rate_above_conversation")
+
+
+def assess_rules(tp: TrackPhysiology, p: PhysiologyParams | None = None) -> tuple[str, list[str], list[str]]:
+    """The track's reading on the examiner's scale, the reasons, and the RULES that fired.
 
     inconsistent: the same generator-type anomaly (incomplete or one-eyed) in at least
         `pattern_fraction` of at least `pattern_min_blinks` judged blinks; or a rate whose 95%
@@ -323,21 +385,23 @@ def assess(tp: TrackPhysiology, p: PhysiologyParams | None = None) -> tuple[str,
     p = p or PhysiologyParams()
     reasons: list[str] = []
     judged = [b for b in tp.blinks if b.judged]
-    inconsistent = False
+    fired: list[str] = []
     if tp.not_assessable_s > 0:
         reasons.append(
             f"eyes not assessable in {tp.not_assessable_s:.1f} s of the track (head turned, eyes too small or "
             f"outside the frame, implausible landmarks): left out of every measure"
         )
     if tp.blinks and not judged:
+        why = "; ".join(tp.depth.reasons) if tp.depth is not None else f"eyes {tp.eye_width_px:.0f} px wide"
         reasons.append(
-            f"eyes {tp.eye_width_px:.0f} px wide (< {p.min_eye_width_px:g} px): lid closure and asymmetry not judged"
+            f"blink depth not measurable ({why}): dlib's lid points do not follow the lids down on such eyes, so "
+            f"lid closure and asymmetry are shown as measurements and not judged"
         )
     if len(judged) >= p.pattern_min_blinks:
         for flag in PATTERN_FLAGS:
             k = sum(flag in b.flags for b in judged)
             if k / len(judged) >= p.pattern_fraction:
-                inconsistent = True
+                fired.append(f"{flag}_pattern")
                 reasons.append(_pattern_reason(flag, k, judged, p))
             elif k:
                 reasons.append(f"{k} of {len(judged)} blinks {flag.replace('_', '-')} (below the {p.pattern_fraction:.0%} of a pattern)")
@@ -352,17 +416,17 @@ def assess(tp: TrackPhysiology, p: PhysiologyParams | None = None) -> tuple[str,
     if tp.rate_per_min is not None and tp.rate_ci95_per_min is not None:
         lo, hi = tp.rate_ci95_per_min
         if hi < p.rate_reading_per_min:
-            inconsistent = True
+            fired.append("rate_below_reading")
             reasons.append(f"blink rate {tp.rate_note}: below even the reading rate")
         elif lo > p.rate_high_per_min:
-            inconsistent = True
+            fired.append("rate_above_conversation")
             reasons.append(f"blink rate {tp.rate_note}: above the conversational 95% range")
         elif tp.rate_flag == "low":
             reasons.append(f"blink rate low, {tp.rate_note}; reading (e.g. a teleprompter) can explain it")
     else:
         reasons.append(tp.rate_note)
-    if inconsistent:
-        return "inconsistent", reasons
+    if fired:
+        return "inconsistent", reasons, fired
     anomalous = sum(any(f in b.flags for f in PATTERN_FLAGS) for b in judged)
     if (
         tp.rate_per_min is not None
@@ -370,10 +434,10 @@ def assess(tp: TrackPhysiology, p: PhysiologyParams | None = None) -> tuple[str,
         and len(judged) >= p.pattern_min_blinks
         and anomalous / len(judged) <= p.normal_max_fraction
     ):
-        return "consistent", [f"blink rate {tp.rate_note}; {anomalous} of {len(judged)} blinks anomalous"]
+        return "consistent", [f"blink rate {tp.rate_note}; {anomalous} of {len(judged)} blinks anomalous"], fired
     if not tp.blinks:
         reasons.append(f"no blink in {tp.visible_s:.1f} s of visible eyes")
-    return "inconclusive", reasons
+    return "inconclusive", reasons, fired
 
 
 def _pattern_reason(flag: str, k: int, judged: list[BlinkMeasure], p: PhysiologyParams) -> str:
