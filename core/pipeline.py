@@ -147,7 +147,9 @@ def analyze(
         progress("detectors", k / max(len(names), 1), name)
         detector = detector_registry.get(name)
         if not fp.tracks and detector.needs_faces:
-            result = DetectorResult.unavailable(name, fp.no_face_reason() or "no face found in the video", frame_count=fp.frame_count)
+            result = DetectorResult.unavailable(
+                name, fp.no_face_reason() or "no face found in the video", frame_count=fp.frame_count, parameters=detector.params(ctx)
+            )
         else:
             result = detector(ctx)
         results[name] = result.to_dict()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.validation.records import citation, lookup
 from desktop.timecode import format_timecode
 
 STATUS_COLOURS = {"ok": QColor(110, 200, 120), "unavailable": QColor(200, 170, 80), "failed": QColor(230, 90, 80), "running": QColor(140, 170, 230)}
@@ -67,6 +68,7 @@ class ResultsPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(split, 1)
         self.results: dict[str, dict[str, Any]] = {}
+        self.validation: dict[str, Any] = {}  # detector -> its validation summary (core.validation.records)
 
     def clear(self, message: str = "No analysis yet.") -> None:
         self.results.clear()
@@ -102,7 +104,7 @@ class ResultsPanel(QWidget):
         it.setText(4, weights_text(d))
         it.setForeground(1, QBrush(STATUS_COLOURS.get(status, QColor(200, 200, 200))))
         note = str(d.get("note") or "")
-        tip = note or status
+        tip = (note or status) + "\n\nMeasured error rates: " + citation(self.validation.get(name))
         for col in range(5):
             it.setToolTip(col, tip)
         if note:
@@ -126,6 +128,9 @@ class ResultsPanel(QWidget):
             return
         self.tree.clear()
         self.results.clear()
+        self.validation = analysis.get("validation")
+        if self.validation is None:  # a run stored before records were looked up: look them up now
+            self.validation = lookup(analysis.get("detectors") or {}, analysis.get("parameters") or {})
         for name, d in (analysis.get("detectors") or {}).items():
             self.add_result(name, d)
         self.set_finding(analysis)

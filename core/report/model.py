@@ -10,6 +10,7 @@ import jsonschema
 
 import core
 from core.cases.store import CaseStore, now_iso
+from core.validation.records import lookup as validation_lookup
 
 SCHEMA_ID = "verity.report/1"
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "resources" / "schema" / "report-1.json"
@@ -71,6 +72,8 @@ def _run(store: CaseStore, run: dict[str, Any]) -> dict[str, Any]:
             {k: s[k] for k in ("detector", "track_id", "start_frame", "end_frame", "score", "reason")} for s in store.segments_for(run["id"])
         ],
         "finding": finding,
+        # looked up now, so that a record made after the run is cited too (same version and parameters)
+        "validation": validation_lookup(results, run["parameters"] or {}, version=run["software_version"] or None),
         "error": run["error"],
     }
 

@@ -41,6 +41,7 @@ from reportlab.platypus import (
 
 from core.report import plots
 from core.report.methods import FACE_PASS, FUSION, method_for
+from core.validation.records import citation
 
 log = logging.getLogger(__name__)
 # Images as binary streams: ASCII85 only makes the file bigger, and without reportlab's optional C
@@ -325,12 +326,25 @@ class _Builder:
     def methods(self) -> None:
         self.h1("4. Methods")
         names = sorted({d for e in self.r["evidence"] for run in e["runs"] for d in (run["results"] or {})})
-        for m in [FACE_PASS, *[method_for(n) for n in names], FUSION]:
+        for name, m in [(None, FACE_PASS), *[(n, method_for(n)) for n in names], (None, FUSION)]:
             block = [_p(m.title, self.st["h3"]), _p(m.summary, self.st["body"])]
             if m.references:
                 block.append(_p("References: " + " ".join(f"[{k + 1}] {ref}" for k, ref in enumerate(m.references)), self.st["small"]))
             block.append(_p("Known limits: " + " ".join(m.limits), self.st["small"]))
+            if name is not None:
+                block += [_p("Measured error rates: " + line, self.st["small"]) for line in self._validation_lines(name)]
             self.add(KeepTogether(block), Spacer(1, 2 * mm))
+
+    def _validation_lines(self, detector: str) -> list[str]:
+        """The validation record each run's result of this detector matches, or that none does."""
+        by_text: dict[str, list[int]] = {}
+        for e in self.r["evidence"]:
+            for run in e["runs"]:
+                if run["status"] == "done" and detector in (run["results"] or {}):
+                    by_text.setdefault(citation((run.get("validation") or {}).get(detector)), []).append(run["id"])
+        if len(by_text) == 1:
+            return list(by_text)
+        return [f"runs {', '.join('#' + str(i) for i in ids)}: {text}" for text, ids in by_text.items()]
 
     def findings(self) -> None:
         self.h1("5. Findings (observations)")

@@ -6,8 +6,9 @@ record only when the record was made with the same software version and the same
 (the detector's own and the pipeline's face-pass / blink / eye parameters): a threshold changed
 after validation is an unvalidated threshold.
 
-Records are read from `resources/validation/` (shipped with Verity) and from the folders in
-`VERITY_VALIDATION_DIRS` (os.pathsep-separated; a lab's own records), later folders first.
+Records are read from the folders in `VERITY_VALIDATION_DIRS` (os.pathsep-separated), the user's
+`<data dir>/validation/` (where `verity validate --register` puts a lab's own record), and
+`resources/validation/` (shipped with Verity), in that order.
 A record says whether it is `independent`: a development set (the one the thresholds were tuned
 on) is not, and fusion never lets it make a reading decisive (core.fusion.qualifies).
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import core
+from core.paths import data_dir
 
 SCHEMA = "verity.validation/1"
 SHIPPED = Path(__file__).resolve().parents[2] / "resources" / "validation"
@@ -31,9 +33,13 @@ PIPELINE_KEYS = ("facepass", "blinks", "eyes")  # analysis parameters every dete
 log = logging.getLogger(__name__)
 
 
+def user_dir() -> Path:
+    return data_dir() / "validation"
+
+
 def record_dirs() -> list[Path]:
     extra = [Path(p) for p in os.environ.get("VERITY_VALIDATION_DIRS", "").split(os.pathsep) if p]
-    return [*reversed(extra), SHIPPED]
+    return [*extra, user_dir(), SHIPPED]
 
 
 def _canonical(obj: Any) -> str:
@@ -100,16 +106,43 @@ def summary(record: Mapping[str, Any], detector: str) -> dict[str, Any]:
 
 
 def lookup(
-    results: Mapping[str, Mapping[str, Any]], analysis_parameters: Mapping[str, Any], records: list[dict[str, Any]] | None = None
+    results: Mapping[str, Mapping[str, Any]],
+    analysis_parameters: Mapping[str, Any],
+    records: list[dict[str, Any]] | None = None,
+    version: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """detector name -> the summary of the first matching record (independent ones preferred);
-    detectors without a matching record are absent."""
+    detectors without a matching record are absent. version: the software version the results
+    were made with (default: this one)."""
     records = load_records() if records is None else records
     records = sorted(records, key=lambda r: not r.get("independent"))  # stable: folder order kept otherwise
+    version = version or core.__version__
     out: dict[str, dict[str, Any]] = {}
     for name, d in results.items():
         for rec in records:
-            if matches(rec, name, d.get("parameters") or {}, analysis_parameters, core.__version__):
+            if matches(rec, name, d.get("parameters") or {}, analysis_parameters, version):
                 out[name] = summary(rec, name)
                 break
     return out
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f} %"
+
+
+def citation(s: Mapping[str, Any] | None) -> str:
+    """The one line a report's Methods section and the GUI give for a detector's validation."""
+    if not s:
+        return "No validation record matches this method's software version and parameters: its error rates are not measured."
+    fi_lo, fi_hi = s.get("false_inconsistent_ci95") or (None, None)
+    de_lo, de_hi = s.get("detection_ci95") or (None, None)
+    n_g, n_m = s.get("genuine_n") or 0, s.get("manipulated_n") or 0
+    k_g, k_m = s.get("false_inconsistent") or 0, s.get("detected") or 0
+    text = (
+        f"Validation record {s.get('record')!r}: n = {n_g} genuine / {n_m} manipulated; inconsistent on {k_g} of {n_g} genuine "
+        f"(false-inconsistent rate {_pct(k_g / n_g if n_g else None)}, 95 % CI {_pct(fi_lo)}–{_pct(fi_hi)}) and on {k_m} of {n_m} "
+        f"manipulated (detection rate {_pct(k_m / n_m if n_m else None)}, 95 % CI {_pct(de_lo)}–{_pct(de_hi)})."
+    )
+    if not s.get("independent"):
+        text += " Development set: the method's thresholds were tuned on it, so these figures are not independent evidence of its error rates."
+    return text

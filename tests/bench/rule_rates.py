@@ -44,7 +44,7 @@ def fired(analysis: dict[str, Any]) -> set[str]:
             rules = tr.get("rules_fired")
             if rules is None:  # a run made before rules were named
                 text = " ".join(tr.get("reasons") or [])
-                rules = [r for r, rx in _OLD_TEXT.items() if rx.search(text)] or ["(unnamed)"]
+                rules = [r for r, rx in _OLD_TEXT.items() if rx.search(text)] or ["(its rule not named in the result)"]
             out |= {f"{name}: {r}" for r in rules}
     if (analysis.get("finding") or {}).get("value") == "inconsistent":
         out.add("fused finding inconsistent")

@@ -1,0 +1,72 @@
+"""The labelled set a validation runs on: a TSV or CSV manifest (path, label, kind, group).
+
+Columns by header name: `path` (relative to the manifest's folder, or absolute), `label`
+(`real` or `fake`; `genuine`/`manipulated` are accepted), and optional `kind` (face-swap,
+lip-sync, talking-head, reenactment, genuine, ...) and `group` (e.g. the source identity). Other
+columns are kept but not used. A row that cannot be used is an error naming its line: a
+validation silently run on part of a set would misstate its n.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import VerityError
+
+LABELS = {"real": "real", "genuine": "real", "fake": "fake", "manipulated": "fake"}
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    label: str  # "real" / "fake"
+    kind: str  # "genuine" for real items without a kind
+    group: str
+    line: int  # line of the manifest (1 = header)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    sha256: str
+    items: tuple[Item, ...]
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise VerityError(f"{path}: cannot read the manifest ({exc.strerror or exc})") from exc
+    text = raw.decode("utf-8-sig", errors="replace")
+    lines = text.splitlines()
+    dialect = "excel-tab" if lines and "\t" in lines[0] else "excel"  # TSV when the header has a tab, else CSV
+    rows = list(csv.DictReader(lines, dialect=dialect))
+    if not rows or not {"path", "label"} <= {(k or "").strip().lower() for k in rows[0]}:
+        raise VerityError(f"{path}: a manifest needs a header with at least the columns 'path' and 'label'")
+    items: list[Item] = []
+    seen: dict[Path, int] = {}
+    for line, row in enumerate(rows, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        if not row.get("path"):
+            continue  # blank line
+        label = LABELS.get(row.get("label", "").lower())
+        if label is None:
+            raise VerityError(f"{path}, line {line}: label {row.get('label')!r} is not real/fake")
+        p = Path(row["path"]).expanduser()
+        p = p if p.is_absolute() else (path.parent / p)
+        if p in seen:
+            raise VerityError(f"{path}, line {line}: {row['path']} is listed twice (first on line {seen[p]})")
+        seen[p] = line
+        kind = row.get("kind") or ("genuine" if label == "real" else "manipulated")
+        items.append(Item(p, label, kind, row.get("group", ""), line))
+    if not items:
+        raise VerityError(f"{path}: the manifest lists no files")
+    return Manifest(path.resolve(), hashlib.sha256(raw).hexdigest(), tuple(items))
