@@ -91,12 +91,13 @@ def summary_pdf(record: dict[str, Any], path: Path, figure: Path | None) -> Path
     ]
     if record.get("note"):
         story.append(Paragraph(f"<b>{escape(record['note'])}</b>", small))
-    head = ["method", "coverage genuine", "coverage manip.", "inconsistent on genuine (95 % CI)", "inconsistent on manip. (95 % CI)", "ROC-AUC"]
+    head = ["method", "coverage genuine", "coverage manip.", "inconsistent on genuine (95 % CI)", "inconsistent on manip. (95 % CI)",
+            "consistent on manip. (95 % CI)", "ROC-AUC"]
     rows = [head]
     for name, f in _rows(record):
         auc = f.get("auc")
         rows.append([
-            name, _ci(f["coverage"]["real"]), _ci(f["coverage"]["fake"]), _ci(f["false_inconsistent"]), _ci(f["detection"]),
+            name, _ci(f["coverage"]["real"]), _ci(f["coverage"]["fake"]), _ci(f["false_inconsistent"]), _ci(f["detection"]), _ci(f["false_consistent"]),
             "n/a (no score)" if not auc else f"{auc['value']:.2f} ({auc['ci95'][0]:.2f}-{auc['ci95'][1]:.2f})",
         ])
     table = Table([[Paragraph(escape(str(c)), small) for c in r] for r in rows], repeatRows=1)
