@@ -31,14 +31,38 @@ def media() -> Path:
     return MEDIA
 
 
-def media_clips(*folders: str) -> list[Path]:
-    """All video clips under the given media folders (for parametrisation; empty when absent)."""
+# One clip of each source and encoding in ../shared/media (containers, codecs, profiles, rates,
+# sizes): what the tests parametrised over media run on, so that CI time does not grow with every
+# clip added. VERITY_MEDIA_FULL=1 runs them on every clip.
+MEDIA_SAMPLE = (
+    "real/hdtf_katiehill_sadtalker_ref.mp4",  # H.264 512x512 25 fps, the index at the end
+    "real/retalking_face1_man_suit.mp4",  # variable frame rate
+    "real/syncnet_example_newsanchor.avi",  # AVI
+    "real/grid_bbaf2n.mpg",  # MPEG-PS (seek(0) not exact)
+    "real/wav2lip_pair_source_video_8s.mp4",  # the index first
+    "real/avlips_real_0.mp4",  # 224x224 crops with a .wav beside
+    "real/voxceleb2_pcavs_audiosrc_681100216.mp4",
+    "real/ffpp_youtube_c40_253.mp4",  # H.264 High 4:4:4 by an old x264: decodes right only after frame 0
+    "fake/dfdc_abofeumbvv_FAKE.mp4",  # 1920x1080 29.97 fps
+    "fake/sadtalker_art0_japanese.mp4",
+    "fake/emo_vexpress_talk_hb.mp4",
+    "fake/vasa1_vexpress_10.mp4",
+    "fake/sadtalkervls_zzww_face_dain_50fps.mp4",  # 50 fps
+    "fake/ffpp_faceswap_c40_253_183.mp4",
+)
+
+
+def media_clips(*folders: str, sample: bool = False) -> list[Path]:
+    """Video clips under the given media folders (for parametrisation; empty when absent);
+    sample=True: only those of MEDIA_SAMPLE (all of them with VERITY_MEDIA_FULL=1)."""
     exts = {".mp4", ".mpg", ".avi", ".mov", ".mkv"}
     out: list[Path] = []
     for folder in folders or ("real", "fake"):
         d = MEDIA / folder
         if d.is_dir():
             out += sorted(p for p in d.iterdir() if p.suffix.lower() in exts)
+    if sample and not os.environ.get("VERITY_MEDIA_FULL"):
+        out = [p for p in out if f"{p.parent.name}/{p.name}" in MEDIA_SAMPLE]
     return out
 
 
