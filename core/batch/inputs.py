@@ -39,8 +39,7 @@ def read_manifest(path: Path) -> list[Path]:
     header = [h.strip().lower() for h in lines[0].split(delim)] if delim else []
     column = next((c for c in PATH_COLUMNS if c in header), None)
     if delim and column is not None:
-        rows = csv.DictReader(lines, delimiter=delim)
-        rows.fieldnames = header
+        rows = csv.DictReader(lines[1:], fieldnames=header, delimiter=delim)
         names = [(r.get(column) or "").strip() for r in rows]
     elif delim:
         raise VerityError(f"manifest {path}: a table needs a 'path' or 'file' column (header: {lines[0].strip()[:80]})")
