@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from core import detectors as registry
-from core.batch import LocalRunner, run_batch, table
+from core.batch import run_batch, table
 from core.batch.inputs import expand, items
 from core.batch.task import run_key
 from core.cases import CaseStore
