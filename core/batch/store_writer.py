@@ -108,7 +108,7 @@ class CaseWriter:
         for name, result in analysis["detectors"].items():
             store.add_result(run_id, name, result)
             store.add_segments(run_id, name, result.get("segments") or [])
-        fp_path = _keep_for_run(analysis.get("facepass", {}).get("path"), self.work_dir(), run_id)
+        fp_path = _keep_for_run(analysis.get("facepass", {}).get("path"), job.options.work_dir or self.work_dir(), run_id)
         if fp_path and isinstance(analysis.get("facepass"), dict):
             analysis["facepass"]["path"] = fp_path
         summary = {k: v for k, v in analysis.items() if k != "detectors"}
