@@ -213,6 +213,13 @@ def test_local_case_batch_resume_and_custody(tmp_path: Path, capsys: pytest.Capt
     text = table(report.rows)
     assert "refused" in text and "has changed since intake" in text
 
+    # evidence gone from where the worker reads it: listed failed, and the refusal is in the audit log
+    a.unlink()
+    report = run_batch([manifest], out, opts, db=db, case_id=cid)
+    assert report.rows[0].status == "failed" and "cannot be read" in report.rows[0].reason
+    with CaseStore(db) as s:
+        assert [r["action"] for r in s.audit_log(cid)].count("analysis refused") == 1 and s.verify_audit(cid).ok
+
 
 def test_local_cancel_midway_then_resume(tmp_path: Path, cancelling_detector: str) -> None:
     db, out = tmp_path / "cases.sqlite", tmp_path / "out"

@@ -87,8 +87,8 @@ class CaseWriter:
             self._close(item.index, "failed", out.error)
             return out
         if out.status != "done" or out.analysis is None:
-            if out.evidence_error and item.index in self.runs:
-                store.audit(self.case_id, "analysis refused", "evidence", ev["id"], {"reason": out.error, "run_id": self.runs[item.index]}, self.actor)
+            if out.evidence_error:  # unreadable where the worker reads it (moved, a mount missing): audited as analyze --case does
+                store.audit(self.case_id, "analysis refused", "evidence", ev["id"], {"reason": out.error, "run_id": self.runs.get(item.index)}, self.actor)
             self._close(item.index, "cancelled" if out.status == "cancelled" else "failed", out.error or "cancelled by the examiner")
             return out
         version = (out.analysis.get("software") or {}).get("version")
