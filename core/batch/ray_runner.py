@@ -22,6 +22,20 @@ from core.progress import CancelToken
 CANCEL_GRACE_S = 10.0  # a cancelled task gets this long to stop by itself before its worker is killed
 
 
+def ray_task(job: Job) -> Outcome:
+    """What each Ray task runs: run_job, on the GPU Ray assigned it or on none.
+
+    Ray leaves CUDA_VISIBLE_DEVICES alone for a task that reserved no GPU, so torch would still see
+    (and use) every GPU of the node: hide them, so that a task only uses what it reserved."""
+    import os
+
+    import ray
+
+    if not ray.get_runtime_context().get_accelerator_ids().get("GPU"):
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    return run_job(job)
+
+
 def import_ray() -> Any:
     try:
         import ray
@@ -53,7 +67,7 @@ class RayRunner:
         gpu = f", {resources.get('GPU', 0):g} GPU ({self.gpus_per_file:g} per file)" if self.gpus_per_file else ""
         self.description = f"Ray ({address}): {nodes} node(s), {resources.get('CPU', 0):g} CPU{gpu}, {self.slots} file(s) at a time"
         # max_calls=0: keep the worker process (and the models it loaded) for the next file
-        self._remote = ray.remote(max_calls=0)(run_job)
+        self._remote = ray.remote(max_calls=0)(ray_task)
         self.running = 0
 
     def _slots(self, resources: dict[str, float]) -> int:
