@@ -50,8 +50,13 @@ class AnalysisOptions:
         }
 
 
+def parameter_key(params: dict[str, Any]) -> str:
+    """Short hash of parameters as canonical JSON: names results computed with them (face pass, batch)."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def facepass_path(sha256: str, params: FacePassParams, work_dir: Path | None) -> Path:
-    key = hashlib.sha256(json.dumps(params.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    key = parameter_key(params.to_dict())
     return (work_dir or cache_dir()) / "facepass" / f"{sha256}-{key}.npz"
 
 
