@@ -83,6 +83,17 @@ def add_entry(project: Path, name: str, **fields: object) -> None:
         fh.write("\n".join(lines) + "\n")
 
 
+def lipfd_shaped_state() -> dict[str, torch.Tensor]:
+    """Every tensor of LipFD (ViT-L/14) at its shape, as stride-0 views of one value: a file of a
+    few hundred kB that an import's tensor check accepts (it checks names and shapes, not values)."""
+    from core.models.lipfd import LipFD
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in LipFD().state_dict().items()}
+    one = torch.zeros(())
+    return {k: one.expand(shape) for k, shape in shapes.items()}
+
+
 def small_state() -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     return {"lstm.weight": torch.randn(8, 4), "fc.bias": torch.zeros(1, dtype=torch.float16), "steps": torch.arange(5)}
@@ -279,7 +290,7 @@ def test_any_verified_entry_of_a_group_enables_the_detector(project: Path) -> No
 
 def test_import_verifies_known_hash_and_refuses_wrong_file(project: Path, tmp_path: Path) -> None:
     good = tmp_path / "downloaded.bin"
-    good.write_bytes(b"backbone bytes" * 100)
+    torch.save(small_state(), good)  # an entry without an architecture: any safe checkpoint with tensors
     add_entry(project, "demo_backbone", detector="demo", file="demo.bin", kind="backbone", sha256=verify._hash_file(good))
     assert status("demo_backbone").state == "missing"
     res = import_file(good, name="demo_backbone")
@@ -294,7 +305,7 @@ def test_import_verifies_known_hash_and_refuses_wrong_file(project: Path, tmp_pa
 
 def test_import_without_known_hash_needs_confirmation(project: Path, tmp_path: Path) -> None:
     src = tmp_path / "ckpt.pth"
-    torch.save({"model": small_state()}, src)
+    torch.save({"model": lipfd_shaped_state()}, src)  # upstream's layout, every LipFD tensor at its shape
     res = import_file(src)  # recognised by its upstream name ckpt.pth
     assert res.state == "unverified" and res.sha256 in res.message and "--confirm" in res.message
     assert status("lipfd_ckpt").state == "unverified" and "lipfd" in detectors_disabled()
