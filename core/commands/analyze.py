@@ -10,6 +10,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from core.cases.faults import StoreError
 from core.errors import CancelledError, VerityError
 
 
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                 result = analyze_into_case(args.db, args.case, video, options, progress)
             else:
                 result = analyze(video, options, progress)
-        except CancelledError:
+        except (CancelledError, StoreError):  # a fault of the case file ends the command with its own exit code
             raise
         except VerityError as exc:
             bar.close()

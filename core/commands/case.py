@@ -137,8 +137,9 @@ def _verify(args: argparse.Namespace) -> int:
         found = store.integrity_check()
         if found != ["ok"]:
             # a damaged file cannot vouch for its own audit log
-            raise StoreCorruptError(f"{store.path}: the case file is damaged, SQLite's integrity check reports: {found[0]}"
-                                    + (f" (and {len(found) - 1} more)" if len(found) > 1 else "") + "; restore it from a copy")
+            text = " ".join(" ".join(found).split())  # SQLite's findings span lines: one line here
+            text = text if len(text) <= 300 else text[:297] + "..."
+            raise StoreCorruptError(f"{store.path}: the case file is damaged, SQLite's integrity check reports: {text}; restore it from a copy")
         result = store.verify_audit(args.case_id)  # before the re-hash rows are appended
         if getattr(args, "hashes", False):
             for ev in store.evidence_for(args.case_id):
