@@ -104,6 +104,10 @@ def import_file(
                 hint = (f"; the recorded sha256 was confirmed here, not published: if {src.name} is the right file, replace it "
                         f"with 'verity weights import {src} --name {entry.name} --confirm --replace' (audited)")
             raise WeightsError(f"not installed as {entry.name}: {reason}{hint}")
+        if (src.suffix.lower() == ".safetensors") != (dest.suffix.lower() == ".safetensors"):
+            # installed under the entry's name, it would be read in the other format and fail at analysis
+            raise WeightsError(f"not installed as {entry.name}: {src.name} and the entry's file {dest.name} are not the same format "
+                               "(safetensors / PyTorch); convert it on a trusted machine, or name the entry it is for")
         checked = check_contents(entry, tmp, src.name)  # before anything is installed or recorded
         if state == "unverified" and not confirm:
             # Copied but not trusted: the detector stays unavailable until the hash is confirmed.
