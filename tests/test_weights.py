@@ -83,17 +83,6 @@ def add_entry(project: Path, name: str, **fields: object) -> None:
         fh.write("\n".join(lines) + "\n")
 
 
-def lipfd_shaped_state() -> dict[str, torch.Tensor]:
-    """Every tensor of LipFD (ViT-L/14) at its shape, as stride-0 views of one value: a file of a
-    few hundred kB that an import's tensor check accepts (it checks names and shapes, not values)."""
-    from core.models.lipfd import LipFD
-
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in LipFD().state_dict().items()}
-    one = torch.zeros(())
-    return {k: one.expand(shape) for k, shape in shapes.items()}
-
-
 def small_state() -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     return {"lstm.weight": torch.randn(8, 4), "fc.bias": torch.zeros(1, dtype=torch.float16), "steps": torch.arange(5)}
@@ -305,6 +294,8 @@ def test_import_verifies_known_hash_and_refuses_wrong_file(project: Path, tmp_pa
 
 def test_import_without_known_hash_needs_confirmation(project: Path, tmp_path: Path) -> None:
     src = tmp_path / "ckpt.pth"
+    from tests.test_weights_import import lipfd_shaped_state
+
     torch.save({"model": lipfd_shaped_state()}, src)  # upstream's layout, every LipFD tensor at its shape
     res = import_file(src)  # recognised by its upstream name ckpt.pth
     assert res.state == "unverified" and res.sha256 in res.message and "--confirm" in res.message

@@ -30,6 +30,17 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return d
 
 
+def lipfd_shaped_state() -> dict[str, torch.Tensor]:
+    """Every tensor of LipFD (ViT-L/14) at its shape, as stride-0 views of one value: a file of a
+    few hundred kB that an import's tensor check accepts (it checks names and shapes, not values)."""
+    from core.models.lipfd import LipFD
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in LipFD().state_dict().items()}
+    one = torch.zeros(())
+    return {k: one.expand(shape) for k, shape in shapes.items()}
+
+
 def head_state(seed: int, hidden: int = 128) -> dict[str, torch.Tensor]:
     """An EyeBlink LSTM head's tensors (2048 -> hidden LSTM, Linear(hidden, 1)), random values."""
     from core.models.eyeblink_cnn_lstm import EyeBlinkHead
@@ -47,8 +58,6 @@ def recorded_sha(name: str) -> str | None:
 
 def bad_files(tmp: Path) -> dict[str, tuple[Path, str, str]]:
     """kind -> (file, the entry it is offered for, what the refusal must say)."""
-    from tests.test_weights import lipfd_shaped_state
-
     marker = tmp / "payload-ran"
     files: dict[str, tuple[Path, str, str]] = {}
     p = tmp / "pickle.pth"
