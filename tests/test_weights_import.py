@@ -68,7 +68,7 @@ def bad_files(tmp: Path) -> dict[str, tuple[Path, str, str]]:
     files["0-byte file"] = (p, "lipfd_ckpt", "empty")
     p = tmp / "random.pth"
     p.write_bytes(random.Random(13).randbytes(50_000))
-    files["random bytes"] = (p, "lipfd_ckpt", "is not a checkpoint that can be loaded safely")
+    files["random bytes"] = (p, "lipfd_ckpt", "not a checkpoint that can be loaded safely")
     p = tmp / "random.safetensors"
     p.write_bytes(random.Random(14).randbytes(50_000))
     files["random safetensors"] = (p, HEAD, "not a readable safetensors")

@@ -47,9 +47,20 @@ def _resolve(source: str | Path, expected_sha256: str | None) -> Path:
     return path
 
 
+def _is_pickle(path: Path) -> bool:
+    """Starts with a pickle PROTO opcode (protocol 2-5): a pickle stream, not random bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
 def _refusal(path: Path, message: str) -> WeightsError:
     """What torch's restricted unpickler refused, from its error text. Only a refused GLOBAL (a
-    function or class the pickle would call) means code; anything else is a stream it cannot read."""
+    function or class the pickle would call) is known to mean code; a pickle it cannot parse may
+    hold anything; bytes that are no pickle at all are a damaged file or not a checkpoint."""
     m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message) or re.search(r"GLOBAL ([\w.]+)", message)
     if m:
         log.error("checkpoint %s refused: unpickling needs %s", path, m.group(1))
@@ -57,9 +68,14 @@ def _refusal(path: Path, message: str) -> WeightsError:
     m = re.search(r"WeightsUnpickler error:\s*(.+)", message)
     what = m.group(1).strip().rstrip(".") if m else "an unreadable stream"
     log.error("checkpoint %s refused: %s", path, what)
+    if _is_pickle(path):
+        return WeightsError(
+            f"{path.name} refused: a pickle that torch's restricted unpickler cannot read ({what}); it may hold objects "
+            "other than tensors, or code, and is not loaded; only plain tensors are accepted"
+        )
     return WeightsError(
-        f"{path.name} is not a checkpoint that can be loaded safely: torch's restricted unpickler stops at {what} "
-        "(a damaged file, not a checkpoint, or a pickle of objects other than tensors)"
+        f"{path.name} refused: not a checkpoint that can be loaded safely (torch's restricted unpickler stops at {what}): "
+        "a damaged file, or not a checkpoint at all"
     )
 
 
