@@ -6,8 +6,8 @@ be replaced by the examiner, with a line in the weights audit log.
 from __future__ import annotations
 
 import json
+import os
 import random
-import shutil
 import tomllib
 from pathlib import Path
 
@@ -16,18 +16,10 @@ import torch
 
 from core.weights import load_state_dict, manifest, status
 from core.weights.manifest import local_manifest_path
-from tests.test_weights import REAL_MANIFEST, Payload, cli
+from tests.test_weights import REAL_MANIFEST, Payload, cli, project  # noqa: F401 - `project`: the fixture
 
 HEAD = "eyeblink_lstm_head"
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    d = tmp_path / "project-weights"
-    d.mkdir()
-    shutil.copy(REAL_MANIFEST, d / "manifest.toml")
-    monkeypatch.setenv("VERITY_PROJECT_WEIGHTS_DIR", str(d))
-    return d
+pytestmark = pytest.mark.usefixtures("project")  # a project weights folder with a copy of the real manifest, per test
 
 
 def lipfd_shaped_state() -> dict[str, torch.Tensor]:
@@ -91,7 +83,7 @@ def bad_files(tmp: Path) -> dict[str, tuple[Path, str, str]]:
     ["pickle payload", "0-byte file", "random bytes", "random safetensors", "another model's tensors", "right names, wrong shapes", "wrong format"],
 )
 def test_confirmed_import_refuses_what_is_not_the_entrys_weights(
-    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
 ) -> None:
     path, name, reason = bad_files(tmp_path)[kind]
     assert cli(["weights", "import", str(path), "--name", name, "--confirm"]) == 1
@@ -105,7 +97,7 @@ def test_confirmed_import_refuses_what_is_not_the_entrys_weights(
     assert f"{name}  [MISSING]" in capsys.readouterr().out
 
 
-def test_right_file_is_recorded_and_logged(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_right_file_is_recorded_and_logged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from core.weights import save_checkpoint
 
     good = tmp_path / "head.safetensors"
@@ -120,7 +112,7 @@ def test_right_file_is_recorded_and_logged(project: Path, tmp_path: Path, capsys
     assert f"sha256 recorded on confirmation: {HEAD} sha256 {sha}" in out and "chain intact" in out
 
 
-def test_mistaken_hash_is_replaced_with_an_audit_line(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_mistaken_hash_is_replaced_with_an_audit_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from core.weights import save_checkpoint
 
     first, right = tmp_path / "a" / "head.safetensors", tmp_path / "b" / "head.safetensors"
@@ -151,17 +143,18 @@ def test_mistaken_hash_is_replaced_with_an_audit_line(project: Path, tmp_path: P
     assert "line 1 was changed" in capsys.readouterr().out
 
 
-def test_published_hash_cannot_be_replaced(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_published_hash_cannot_be_replaced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from core.weights import save_checkpoint
     from core.weights.verify import _hash_file
 
     published = tmp_path / "pub" / "head.safetensors"
     save_checkpoint(published, head_state(1), {})
 
-    text = (project / "manifest.toml").read_text().replace(
+    folder = Path(os.environ["VERITY_PROJECT_WEIGHTS_DIR"])
+    text = (folder / "manifest.toml").read_text().replace(
         'file = "eyeblink_lstm_head.safetensors"', f'file = "eyeblink_lstm_head.safetensors"\nsha256 = "{_hash_file(published)}"'
     )
-    (project / "manifest.toml").write_text(text)
+    (folder / "manifest.toml").write_text(text)
     assert manifest()[HEAD].sha256 == _hash_file(published)
     other = tmp_path / "head.safetensors"
     save_checkpoint(other, head_state(2), {})
