@@ -14,3 +14,10 @@ class CancelledError(VerityError):
 
     def __init__(self, message: str = "cancelled by the examiner") -> None:
         super().__init__(message)
+
+
+class TerminatedError(KeyboardInterrupt):
+    """The process was asked to end (SIGTERM): like Ctrl+C, work stops and is recorded as cancelled."""
+
+    def __init__(self, message: str = "stopped: the process received SIGTERM") -> None:
+        super().__init__(message)

@@ -117,25 +117,26 @@ def test_cli_new_list_show_verify(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_newer_schema_refused_and_migrations_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "c.sqlite"
     CaseStore(db).close()
+    now = schema.SCHEMA_VERSION
     # a later version adds a column: reopening runs exactly the missing step
     calls = []
 
-    def v2(d: Any) -> None:
-        calls.append(2)
+    def later(d: Any) -> None:
+        calls.append(now + 1)
         d["cases"].add_column("agency", str)
 
-    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, v2])
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, later])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", now + 1)
     with CaseStore(db) as s:
-        assert s.schema_version_before == 1
+        assert s.schema_version_before == now
         assert "agency" in s.db["cases"].columns_dict
-        assert s.db.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert s.db.conn.execute("PRAGMA user_version").fetchone()[0] == now + 1
     with CaseStore(db) as s:
-        assert s.schema_version_before == 2
-    assert calls == [2]
-    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
-    with pytest.raises(VerityError, match="schema version 2"):
+        assert s.schema_version_before == now + 1
+    assert calls == [now + 1]
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:now])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", now)
+    with pytest.raises(VerityError, match=f"schema version {now + 1}"):
         CaseStore(db)
 
 
@@ -279,7 +280,9 @@ def test_analyze_two_items_into_case(tmp_path: Path, make_video: Any, test_detec
         assert actions.count("analysis done") == 2 and actions.count("evidence imported") == 2
         # analysing a known file again re-hashes it first and starts a new run
         analyze_into_case(db, cid, clips[0], AnalysisOptions(detectors=test_detector))
-        assert s.audit_log(cid)[-3]["action"] == "evidence re-hashed before analysis"
+        assert [r["action"] for r in s.audit_log(cid)[-4:]] == [
+            "evidence re-hashed before analysis", "analysis started", "detector result stored", "analysis done",
+        ]
         assert len(s.runs_for(evidence_id=items[0]["id"])) == 2
         assert s.verify_audit(cid).ok
     assert [sha(c) for c in clips] == hashes  # the evidence never changes

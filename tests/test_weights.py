@@ -279,7 +279,7 @@ def test_any_verified_entry_of_a_group_enables_the_detector(project: Path) -> No
 
 def test_import_verifies_known_hash_and_refuses_wrong_file(project: Path, tmp_path: Path) -> None:
     good = tmp_path / "downloaded.bin"
-    good.write_bytes(b"backbone bytes" * 100)
+    torch.save(small_state(), good)  # an entry without an architecture: any safe checkpoint with tensors
     add_entry(project, "demo_backbone", detector="demo", file="demo.bin", kind="backbone", sha256=verify._hash_file(good))
     assert status("demo_backbone").state == "missing"
     res = import_file(good, name="demo_backbone")
@@ -294,7 +294,9 @@ def test_import_verifies_known_hash_and_refuses_wrong_file(project: Path, tmp_pa
 
 def test_import_without_known_hash_needs_confirmation(project: Path, tmp_path: Path) -> None:
     src = tmp_path / "ckpt.pth"
-    torch.save({"model": small_state()}, src)
+    from tests.test_weights_import import lipfd_shaped_state
+
+    torch.save({"model": lipfd_shaped_state()}, src)  # upstream's layout, every LipFD tensor at its shape
     res = import_file(src)  # recognised by its upstream name ckpt.pth
     assert res.state == "unverified" and res.sha256 in res.message and "--confirm" in res.message
     assert status("lipfd_ckpt").state == "unverified" and "lipfd" in detectors_disabled()

@@ -7,13 +7,15 @@ the CLI's global `--db PATH` and `CaseStore(path)` pick another file).
 API (every row comes back as a plain dict; JSON columns are decoded):
 
     store = CaseStore(db_path=None, actor=None)    # opens/creates, migrates, marks dead runs `interrupted`
+    store = CaseStore(path, create=False)          # an existing case file only (StoreNotFoundError otherwise)
     cid = store.create_case(number, title, examiner, request_id="", description="")
     store.list_cases() / store.get_case(cid) / store.find_case(number)
     ev = store.import_evidence(cid, path, label="")        # sha256 + probe + audit row; the file is only read
     store.evidence_for(cid) / store.get_evidence(eid) / store.find_evidence(cid, path)
     sha = store.verify_evidence(eid, "export")             # re-hash; EvidenceError + audit row on mismatch
+    ev = store.relink_evidence(eid, new_path)               # a moved file with the intake sha256; audited
     rid = store.start_run(eid, parameters, detectors, evidence_sha256)   # status `running`, pid + host
-    store.add_result(rid, detector, DetectorResult | dict)  # as each detector lands
+    store.add_result(rid, detector, DetectorResult | dict, segments=None)  # as each detector lands (+ its segments)
     store.add_segments(rid, detector, segments)
     store.finish_run(rid, "done" | "failed" | "cancelled", analysis=..., finding=..., facepass_path=...)
     store.runs_for(case_id=cid) / runs_for(evidence_id=eid) / get_run(rid) / latest_run(eid)
@@ -21,10 +23,16 @@ API (every row comes back as a plain dict; JSON columns are decoded):
     bid = store.add_bookmark(eid, frame, note, track_id=None); update_bookmark / delete_bookmark
     store.list_bookmarks(case_id=cid) / list_bookmarks(evidence_id=eid)
     store.audit(cid, action, object_type, object_id, details)   # e.g. an exhibit export
-    store.audit_log(cid); store.verify_audit(cid) -> VerifyResult(ok, message, broken_seq, ...)
+    store.audit_log(cid); store.verify_audit(cid) -> VerifyResult(ok, message, broken_seq, content_problems, notes, ...)
+    store.integrity_check() -> ["ok"] or SQLite's findings
 
     analyze_evidence(store, eid, options, progress, cancel, on_result)   # re-hash, run, store
     analyze_into_case(db_path, cid, video, options, progress, cancel, on_result)  # + import if new
+
+Every write of a stored object records a digest of it in its audit row, and `verify_audit`
+recomputes them: an edit made with sqlite3 is named by table, row and field (core/cases/integrity.py).
+Faults of the file itself (read-only, full, damaged, foreign, missing, locked) raise the
+StoreError subclasses of core/cases/faults.py, each with its CLI exit code.
 
 Run statuses: running / done / failed / cancelled / interrupted. A run whose process died
 (SIGKILL, power loss) stays `running` in the file; the next `CaseStore(...)` finds its pid gone

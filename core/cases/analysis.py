@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.cases.faults import StoreError
 from core.cases.store import CaseStore
 from core.detectors.base import DetectorResult
-from core.errors import CancelledError, EvidenceError
+from core.errors import CancelledError, EvidenceError, TerminatedError
 from core.progress import CancelToken, ProgressCallback, no_progress
 
 
@@ -75,32 +76,54 @@ def analyze_evidence(
     run_id = store.start_run(evidence_id, options.parameters(), detectors, sha, actor)
 
     def store_result(name: str, result: DetectorResult) -> None:
-        store.add_result(run_id, name, result)
-        store.add_segments(run_id, name, result.segments)
+        store.add_result(run_id, name, result, segments=result.segments)  # one write, one audit row
         if on_result is not None:
             on_result(name, result)
 
+    def end(cause: BaseException, status: str, error: str) -> None:
+        """Record how the run ended. When the store fails too (a full disk) the first error is
+        what the examiner must see: `cause` is raised, saying what became of the run."""
+        try:
+            store.finish_run(run_id, status, error=error, actor=actor)
+        except StoreError as fault:
+            note = (f"; run {run_id} could not be marked {status} either ({fault}), so it stays 'running' until the case "
+                    "file is next opened, which marks it 'interrupted'")
+            if isinstance(cause, StoreError):
+                cause.args = (f"{cause}{note}",)
+                raise cause from None
+            raise type(fault)(f"{type(cause).__name__}: {cause}{note}") from cause
+
     try:
         analysis = analyze(ev["path"], options, progress, cancel, on_result=store_result, expected_sha256=ev["sha256"], verified_sha256=sha)
-    except (CancelledError, KeyboardInterrupt):
-        store.finish_run(run_id, "cancelled", error="cancelled by the examiner", actor=actor)
+    except (CancelledError, KeyboardInterrupt) as exc:
+        end(exc, "cancelled", str(exc) if isinstance(exc, TerminatedError) else "cancelled by the examiner")
         raise
     except EvidenceError as exc:
         # a file the pipeline cannot read, or (for other callers) a hash mismatch, lands here
-        store.audit(ev["case_id"], "analysis refused", "evidence", evidence_id, {"reason": str(exc), "run_id": run_id}, actor)
-        store.finish_run(run_id, "failed", error=str(exc), actor=actor)
+        try:
+            store.audit(ev["case_id"], "analysis refused", "evidence", evidence_id, {"reason": str(exc), "run_id": run_id}, actor)
+        except StoreError:
+            pass  # end() below reports the store's fault with the refusal
+        end(exc, "failed", str(exc))
+        raise
+    except StoreError as exc:  # the case file failed mid-run (disk full, read-only...): the cause goes in the run
+        end(exc, "failed", str(exc)[:500])
         raise
     except BaseException as exc:
-        store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}", actor=actor)
+        end(exc, "failed", f"{type(exc).__name__}: {exc}")
         raise
     fp_path = _keep_for_run(analysis.get("facepass", {}).get("path"), options.work_dir, run_id)
     if fp_path and isinstance(analysis.get("facepass"), dict):
         analysis["facepass"]["path"] = fp_path  # the run's own copy, not the shared cache entry
     summary = {k: v for k, v in analysis.items() if k != "detectors"}  # results live in their own table
-    store.finish_run(
-        run_id, "done", analysis=summary, finding=analysis.get("finding"),
-        facepass_path=fp_path, facepass_sha256=_file_sha256(Path(fp_path)) if fp_path else None, actor=actor,
-    )
+    try:
+        store.finish_run(
+            run_id, "done", analysis=summary, finding=analysis.get("finding"),
+            facepass_path=fp_path, facepass_sha256=_file_sha256(Path(fp_path)) if fp_path else None, actor=actor,
+        )
+    except StoreError as exc:  # e.g. no room for the summary: record the failure, if anything can be written
+        end(exc, "failed", str(exc)[:500])
+        raise
     analysis["case"] = {"case_id": ev["case_id"], "evidence_id": evidence_id, "run_id": run_id}
     return analysis
 
@@ -116,7 +139,7 @@ def analyze_into_case(
     actor: str | None = None,
 ) -> dict[str, Any]:
     """`verity analyze VIDEO --case ID`: import the file if new (hash at intake), then analyse it."""
-    with CaseStore(db_path) as store:
+    with CaseStore(db_path, create=False) as store:  # a case must exist already: never create a file here
         store.get_case(case_id)
         known = store.find_evidence(case_id, video)
         if known is not None:

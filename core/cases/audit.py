@@ -12,9 +12,12 @@ exported report's head hash (printed in every report) then exposes.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
-from dataclasses import dataclass
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 GENESIS = "0" * 64
@@ -31,6 +34,45 @@ def details_json(details: dict[str, Any] | None) -> str:
     return json.dumps(details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def now_iso() -> str:
+    """Local time with its UTC offset, e.g. 2026-11-21T10:32:29.123+00:00."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return "unknown"
+
+
+def append_row(
+    conn: sqlite3.Connection, case_id: int | None, action: str, object_type: str | None, object_id: int | None,
+    details: dict[str, Any] | None, actor: str,
+) -> dict[str, Any]:
+    """Append one row to the case's chain and move the case's head; call inside a write
+    transaction so the row and what it records commit together."""
+    if case_id is None:
+        last = conn.execute("SELECT seq, hash FROM audit WHERE case_id IS NULL ORDER BY seq DESC LIMIT 1").fetchone()
+    else:
+        last = conn.execute("SELECT seq, hash FROM audit WHERE case_id = ? ORDER BY seq DESC LIMIT 1", (case_id,)).fetchone()
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    row: dict[str, Any] = {
+        "case_id": case_id, "seq": seq, "at": now_iso(), "actor": actor, "action": action,
+        "object_type": object_type, "object_id": object_id, "details": details_json(details), "prev_hash": prev,
+    }
+    row["hash"] = row_hash(row)
+    cur = conn.execute(
+        "INSERT INTO audit (case_id, seq, at, actor, action, object_type, object_id, details, prev_hash, hash) "
+        "VALUES (:case_id, :seq, :at, :actor, :action, :object_type, :object_id, :details, :prev_hash, :hash)",
+        row,
+    )
+    row["id"] = cur.lastrowid
+    if case_id is not None:
+        conn.execute("UPDATE cases SET audit_head_seq = ?, audit_head_hash = ? WHERE id = ?", (seq, row["hash"], case_id))
+    return row
+
+
 @dataclass
 class VerifyResult:
     ok: bool
@@ -39,6 +81,9 @@ class VerifyResult:
     broken_seq: int | None = None  # the first row (its seq within the case) where the chain breaks
     broken_id: int | None = None  # its database id, when the row still exists
     head_hash: str | None = None  # hash of the newest row (what a report prints)
+    # the stored results against what the chain recorded (core/cases/integrity.py)
+    content_problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. objects recorded before result hashing
 
 
 def verify_chain(rows: list[dict[str, Any]], head_seq: int | None, head_hash: str | None) -> VerifyResult:

@@ -4,6 +4,12 @@ The schema version lives in `PRAGMA user_version`. `MIGRATIONS[k]` brings a file
 to k + 1; opening a file runs every missing step in one transaction each, so an old case file
 is upgraded in place and a half-done upgrade never stays behind. A file written by a newer
 Verity (user_version > len(MIGRATIONS)) is refused rather than guessed at.
+
+Version 2 marks the file as Verity's (`PRAGMA application_id`, so another application's SQLite
+file is never mistaken for an empty case file) and puts the results of older files under the
+audit chain: one audit row per case records every stored object as found at the upgrade
+(core/cases/integrity.py), so later edits are detected and reports can say which results were
+recorded before result hashing.
 """
 
 from __future__ import annotations
@@ -105,7 +111,25 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+APPLICATION_ID = 0x56524954  # "VRIT" in the SQLite header: this file is a Verity case file
+
+
+def _v2(db: sqlite_utils.Database) -> None:
+    from core.cases.audit import append_row, os_user
+    from core.cases.integrity import SEAL_ACTION, case_records
+
+    conn = db.conn
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    for (case_id,) in conn.execute("SELECT id FROM cases ORDER BY id").fetchall():
+        details = {
+            "reason": "case file upgraded from schema 1: these objects were stored before results were hashed into the audit "
+            "chain; from this row on an edit of any of them is detected, an edit made before it is not",
+            "stored": case_records(conn, case_id),
+        }
+        append_row(conn, case_id, SEAL_ACTION, "case", case_id, details, f"{os_user()} (schema upgrade)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -2,45 +2,38 @@
 
 from __future__ import annotations
 
-import getpass
 import json
+import logging
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 import core
-from core.cases.audit import GENESIS, VerifyResult, details_json, row_hash, verify_chain
+from core.cases import integrity
+from core.cases.audit import VerifyResult, append_row, now_iso, os_user, verify_chain
+from core.cases.custody import EvidenceMixin, _dumps
+from core.cases.faults import StoreReadOnlyError, raise_fault
 from core.cases.liveness import host_name, process_start, run_alive
+from core.cases.opening import open_case_file
 from core.cases.schema import migrate
-from core.errors import EvidenceError, VerityError
+from core.errors import VerityError
 from core.paths import data_dir
-from core.progress import CancelToken, ProgressCallback, no_progress
+
+log = logging.getLogger("verity.cases")
 
 RUN_STATUSES = ("running", "done", "failed", "cancelled", "interrupted")
+__all__ = ["RUN_STATUSES", "CaseStore", "default_db_path", "now_iso", "os_user"]
 _JSON_COLUMNS = {"probe", "parameters", "detectors_asked", "analysis", "finding", "weights_sha256", "result", "details"}
 
 
 def default_db_path() -> Path:
     return data_dir() / "cases.sqlite"
-
-
-def now_iso() -> str:
-    """Local time with its UTC offset, e.g. 2026-11-21T10:32:29.123+00:00."""
-    return datetime.now().astimezone().isoformat(timespec="milliseconds")
-
-
-def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError, ImportError):
-        return "unknown"
 
 
 def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -53,32 +46,34 @@ def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str)
-
-
-class CaseStore:
+class CaseStore(EvidenceMixin):
     """One case file. Safe to share between threads (writes are serialised by a lock) and between
     processes (SQLite WAL, `BEGIN IMMEDIATE` for every write, 30 s busy timeout)."""
 
-    def __init__(self, db_path: str | os.PathLike[str] | None = None, *, actor: str | None = None, recover: bool = True) -> None:
+    def __init__(
+        self, db_path: str | os.PathLike[str] | None = None, *, actor: str | None = None, recover: bool = True, create: bool = True
+    ) -> None:
+        """Open (migrating it) or, with `create`, create the case file. `create=False` is for commands
+        that read existing cases: a missing file is a StoreNotFoundError, not a new empty file."""
         self.path = Path(db_path) if db_path is not None else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.default_actor = actor
         self._lock = threading.RLock()
-        try:
-            conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.DatabaseError as exc:
-            raise VerityError(f"{self.path}: not a Verity case file that can be opened ({exc})") from exc
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
+        conn = open_case_file(self.path, create)
         self.db = sqlite_utils.Database(conn)
         try:
             self.schema_version_before = migrate(self.db)
-        except sqlite3.DatabaseError as exc:
-            raise VerityError(f"{self.path}: not a Verity case file that can be opened ({exc})") from exc
-        self.interrupted_on_open: list[int] = self.recover_interrupted() if recover else []
+        except sqlite3.Error as exc:
+            conn.close()
+            raise_fault(exc, self.path, "upgrading it to this Verity's schema")
+        except BaseException:
+            conn.close()
+            raise
+        self.interrupted_on_open: list[int] = []
+        if recover:
+            try:
+                self.interrupted_on_open = self.recover_interrupted()
+            except StoreReadOnlyError as exc:  # a read-only file can still be read; its dead runs stay `running`
+                log.warning("%s", exc)
 
     # -- plumbing -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -95,17 +90,45 @@ class CaseStore:
     def _write(self) -> Iterator[sqlite_utils.Database]:
         """One write transaction; IMMEDIATE so the read-then-write of the audit head cannot race."""
         with self._lock:
-            self.db.conn.execute("BEGIN IMMEDIATE")
+            conn = self.db.conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise_fault(exc, self.path, "starting a write")
             try:
                 yield self.db
-            except BaseException:
-                self.db.conn.execute("ROLLBACK")
-                raise
-            self.db.conn.execute("COMMIT")
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # SQLite already rolled back (e.g. after a full disk)
+                raise_fault(exc, self.path, "writing")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query inside sees the same committed state."""
+        with self._lock:
+            conn = self.db.conn
+            try:
+                conn.execute("BEGIN")
+                yield conn
+            except sqlite3.Error as exc:
+                raise_fault(exc, self.path, "reading")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
+        try:
+            return self.db.conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise_fault(exc, self.path, "reading")
 
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> dict[str, Any] | None:
         with self._lock:
-            cur = self.db.conn.execute(sql, params)
+            cur = self._query(sql, params)
             row = cur.fetchone()
             if row is None:
                 return None
@@ -113,9 +136,17 @@ class CaseStore:
 
     def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self._lock:
-            cur = self.db.conn.execute(sql, params)
+            cur = self._query(sql, params)
             cols = [d[0] for d in cur.description]
-            return [_decode(dict(zip(cols, r))) for r in cur.fetchall()]  # type: ignore[misc]
+            try:
+                rows = cur.fetchall()
+            except sqlite3.Error as exc:
+                raise_fault(exc, self.path, "reading")
+            return [_decode(dict(zip(cols, r))) for r in rows]  # type: ignore[misc]
+
+    def _stored(self, table: str, *key: Any) -> dict[str, Any]:
+        """The integrity record of one object as it is now (inside the write that changed it)."""
+        return integrity.record(self.db.conn, table, *key)
 
     def actor_for(self, case_id: int | None, actor: str | None = None) -> str:
         """Who acts: the explicit actor, else the store's, else the case's examiner, else the OS user."""
@@ -135,26 +166,7 @@ class CaseStore:
         details: dict[str, Any] | None, actor: str | None,
     ) -> dict[str, Any]:
         """Append one row; call inside `_write()` so the row and what it records commit together."""
-        conn = self.db.conn
-        if case_id is None:
-            last = conn.execute("SELECT seq, hash FROM audit WHERE case_id IS NULL ORDER BY seq DESC LIMIT 1").fetchone()
-        else:
-            last = conn.execute("SELECT seq, hash FROM audit WHERE case_id = ? ORDER BY seq DESC LIMIT 1", (case_id,)).fetchone()
-        seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-        row: dict[str, Any] = {
-            "case_id": case_id, "seq": seq, "at": now_iso(), "actor": self.actor_for(case_id, actor), "action": action,
-            "object_type": object_type, "object_id": object_id, "details": details_json(details), "prev_hash": prev,
-        }
-        row["hash"] = row_hash(row)
-        cur = conn.execute(
-            "INSERT INTO audit (case_id, seq, at, actor, action, object_type, object_id, details, prev_hash, hash) "
-            "VALUES (:case_id, :seq, :at, :actor, :action, :object_type, :object_id, :details, :prev_hash, :hash)",
-            row,
-        )
-        row["id"] = cur.lastrowid
-        if case_id is not None:
-            conn.execute("UPDATE cases SET audit_head_seq = ?, audit_head_hash = ? WHERE id = ?", (seq, row["hash"], case_id))
-        return row
+        return append_row(self.db.conn, case_id, action, object_type, object_id, details, self.actor_for(case_id, actor))
 
     def audit(
         self, case_id: int | None, action: str, object_type: str | None = None, object_id: int | None = None,
@@ -178,10 +190,39 @@ class CaseStore:
             return [dict(zip(cols, r)) for r in cur.fetchall()]
 
     def verify_audit(self, case_id: int) -> VerifyResult:
-        """Check the case's hash chain; the result names the first broken row."""
-        case = self.get_case(case_id)
-        rows = self.audit_log(case_id, raw=True)  # details hashed as the stored text
-        return verify_chain(rows, case["audit_head_seq"], case["audit_head_hash"])
+        """Check the case's hash chain and every stored object against what the chain recorded
+        (core/cases/integrity.py); the result names the first broken row and each changed
+        table, row and field. `ok` only when both hold."""
+        from core.evidence import sha256_file
+
+        self.get_case(case_id)
+        with self._snapshot() as conn:
+            case = self._one("SELECT * FROM cases WHERE id = ?", (int(case_id),)) or {}
+            rows = self.audit_log(case_id, raw=True)  # details hashed as the stored text
+            chain = verify_chain(rows, case.get("audit_head_seq"), case.get("audit_head_hash"))
+            content = integrity.check(conn, case_id, rows)
+            fp_problems, fp_notes = integrity.facepass_notes(conn, case_id, sha256_file)
+        problems = content.problems + fp_problems
+        notes = list(fp_notes)
+        if content.sealed:
+            notes.insert(0, f"{content.sealed} stored objects were recorded before result hashing (covered from the upgrade of "
+                            f"the case file on {content.sealed_at}; an edit made before then cannot be detected)")
+        chain.content_problems, chain.notes = problems, notes
+        if chain.ok and problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            chain.ok, chain.head_hash = False, None
+            chain.message = f"stored results changed: {problems[0]}{more}"
+        elif chain.ok:
+            chain.message += f"; {content.checked} stored objects match their audit records"
+        return chain
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's own check of the file's structure: ["ok"] when sound, else its findings."""
+        with self._lock:
+            try:
+                return [r[0] for r in self.db.conn.execute("PRAGMA integrity_check(20)").fetchall()]
+            except sqlite3.DatabaseError as exc:
+                return [str(exc)]
 
     # -- cases --------------------------------------------------------------------------------
     def create_case(
@@ -190,9 +231,10 @@ class CaseStore:
         number = (number or "").strip()
         if not number:
             raise VerityError("a case needs a number")
-        if self._one("SELECT id FROM cases WHERE number = ?", (number,)):
-            raise VerityError(f"case number {number!r} already exists in {self.path}")
         with self._write() as db:
+            # checked inside the write lock: two processes creating the same number cannot both pass
+            if self._one("SELECT id FROM cases WHERE number = ?", (number,)):
+                raise VerityError(f"case number {number!r} already exists in {self.path}")
             case_id = int(
                 db["cases"].insert(
                     {
@@ -203,7 +245,8 @@ class CaseStore:
             )
             self._append_audit(
                 case_id, "case created", "case", case_id,
-                {"number": number, "title": title, "examiner": examiner, "request_id": request_id, "software": f"{core.SOFTWARE_NAME} {core.__version__}"},
+                {"number": number, "title": title, "examiner": examiner, "request_id": request_id,
+                 "software": f"{core.SOFTWARE_NAME} {core.__version__}", "stored": [self._stored("cases", case_id)]},
                 actor,
             )
         return case_id
@@ -223,92 +266,6 @@ class CaseStore:
             "(SELECT COUNT(*) FROM runs r WHERE r.case_id = c.id) AS run_count FROM cases c ORDER BY c.id"
         )
 
-    # -- evidence -----------------------------------------------------------------------------
-    def import_evidence(
-        self, case_id: int, path: str | os.PathLike[str], label: str = "", actor: str | None = None,
-        progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
-    ) -> dict[str, Any]:
-        """Hash (SHA-256) and probe the file and record it; returns the evidence row.
-
-        Importing a path already in the case returns its row when the content is unchanged and
-        refuses (EvidenceError + audit row) when the file changed since intake. The file is only read.
-        """
-        from core.evidence import probe, sha256_file
-
-        self.get_case(case_id)
-        p = Path(path)
-        resolved = str(p.resolve())
-        try:
-            info = probe(p)
-            sha = sha256_file(p, progress, cancel)
-        except EvidenceError as exc:
-            self.audit(case_id, "evidence import refused", "evidence", None, {"path": resolved, "reason": str(exc)}, actor)
-            raise
-        existing = self._one("SELECT * FROM evidence WHERE case_id = ? AND path = ?", (case_id, resolved))
-        if existing is not None:
-            if existing["sha256"] != sha:
-                self._hash_mismatch(existing, sha, "import", actor)
-            return existing
-        same = self._one("SELECT id FROM evidence WHERE case_id = ? AND sha256 = ? ORDER BY id LIMIT 1", (case_id, sha))
-        with self._write() as db:
-            eid = int(
-                db["evidence"].insert(
-                    {
-                        "case_id": case_id, "name": p.name, "path": resolved, "sha256": sha, "size_bytes": info.size_bytes,
-                        "probe": _dumps(info.to_dict()), "imported_at": now_iso(), "imported_by": self.actor_for(case_id, actor), "label": label,
-                    }
-                ).last_pk
-            )
-            self._append_audit(
-                case_id, "evidence imported", "evidence", eid,
-                {"path": resolved, "name": p.name, "sha256": sha, "size_bytes": info.size_bytes, "format": info.format,
-                 "frame_count": info.video.frame_count, "fps": round(info.video.fps, 4),
-                 **({"same_content_as_evidence": same["id"]} if same else {})},
-                actor,
-            )
-        return self.get_evidence(eid)
-
-    def _hash_mismatch(self, ev: dict[str, Any], sha_now: str, when: str, actor: str | None) -> None:
-        self.audit(
-            ev["case_id"], f"{when} refused: evidence hash mismatch", "evidence", ev["id"],
-            {"path": ev["path"], "sha256_intake": ev["sha256"], "sha256_now": sha_now}, actor,
-        )
-        raise EvidenceError(
-            f"evidence {ev['id']} ({ev['name']}) has changed since intake: sha256 now {sha_now}, "
-            f"at intake {ev['sha256']}; {when} refused (recorded in the audit log)"
-        )
-
-    def verify_evidence(
-        self, evidence_id: int, when: str, actor: str | None = None,
-        progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
-    ) -> str:
-        """Re-hash the file; audit the check; refuse (EvidenceError) when missing or changed."""
-        from core.evidence import sha256_file
-
-        ev = self.get_evidence(evidence_id)
-        p = Path(ev["path"])
-        if not p.is_file():
-            self.audit(ev["case_id"], f"{when} refused: evidence file missing", "evidence", ev["id"], {"path": ev["path"]}, actor)
-            raise EvidenceError(f"evidence {ev['id']} ({ev['name']}): file not found at {ev['path']}; {when} refused (recorded in the audit log)")
-        sha = sha256_file(p, progress, cancel)
-        if sha != ev["sha256"]:
-            self._hash_mismatch(ev, sha, when, actor)
-        self.audit(ev["case_id"], f"evidence re-hashed before {when}", "evidence", ev["id"], {"sha256": sha, "match": True}, actor)
-        return sha
-
-    def get_evidence(self, evidence_id: int) -> dict[str, Any]:
-        row = self._one("SELECT * FROM evidence WHERE id = ?", (int(evidence_id),))
-        if row is None:
-            raise VerityError(f"no evidence with id {evidence_id} in {self.path}")
-        return row
-
-    def find_evidence(self, case_id: int, path: str | os.PathLike[str]) -> dict[str, Any] | None:
-        """The case's evidence item at this path, or None."""
-        return self._one("SELECT * FROM evidence WHERE case_id = ? AND path = ?", (case_id, str(Path(path).resolve())))
-
-    def evidence_for(self, case_id: int) -> list[dict[str, Any]]:
-        return self._all("SELECT * FROM evidence WHERE case_id = ? ORDER BY id", (case_id,))
-
     # -- runs -----------------------------------------------------------------------------------
     def start_run(
         self, evidence_id: int, parameters: dict[str, Any], detectors: list[str] | None, evidence_sha256: str, actor: str | None = None
@@ -327,7 +284,8 @@ class CaseStore:
             )
             self._append_audit(
                 ev["case_id"], "analysis started", "run", run_id,
-                {"evidence_id": evidence_id, "sha256": evidence_sha256, "detectors": detectors, "software_version": core.__version__},
+                {"evidence_id": evidence_id, "sha256": evidence_sha256, "detectors": detectors, "software_version": core.__version__,
+                 "stored": [self._stored("runs", run_id)]},
                 actor,
             )
         return run_id
@@ -353,6 +311,7 @@ class CaseStore:
                 details["finding"] = finding.get("value")
             if error:
                 details["error"] = error
+            details["stored"] = [self._stored("runs", run_id)]
             self._append_audit(run["case_id"], f"analysis {status}", "run", run_id, details, actor)
 
     def get_run(self, run_id: int) -> dict[str, Any]:
@@ -385,28 +344,53 @@ class CaseStore:
                 db["runs"].update(run["id"], {"status": "interrupted", "finished_at": now_iso(), "error": "the analysis process ended without finishing"})
                 self._append_audit(
                     run["case_id"], "analysis interrupted", "run", run["id"],
-                    {"pid": run["pid"], "host": run["host"], "found_by_pid": os.getpid()}, None,
+                    {"pid": run["pid"], "host": run["host"], "found_by_pid": os.getpid(), "stored": [self._stored("runs", run["id"])]}, None,
                 )
             marked.append(run["id"])
         return marked
 
     # -- results and segments ------------------------------------------------------------------
-    def add_result(self, run_id: int, detector: str, result: Any) -> int:
-        """Store one detector's result (a DetectorResult or its dict) as it lands; replaces a previous one."""
+    def add_result(self, run_id: int, detector: str, result: Any, segments: list[Any] | None = None) -> int:
+        """Store one detector's result (a DetectorResult or its dict) as it lands; replaces a previous
+        one. With `segments` (e.g. `result.segments`) its flagged segments are stored in the same
+        write. One audit row records the digest of what was stored (core/cases/integrity.py)."""
         d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
         conf = d.get("confidence")
+        run = self.get_run(run_id)
         with self._write() as db:
-            rid = db["results"].insert(
-                {
-                    "run_id": run_id, "detector": detector, "status": d.get("status", "ok"), "prediction": d.get("prediction"),
-                    "confidence": float(conf) if isinstance(conf, (int, float)) else None, "assessment": d.get("assessment"),
-                    "weights_sha256": _dumps(d.get("weights_sha256") or {}), "result": _dumps(d), "stored_at": now_iso(),
-                },
-                replace=True,
-            ).last_pk
-        return int(rid)
+            rid = int(
+                db["results"].insert(
+                    {
+                        "run_id": run_id, "detector": detector, "status": d.get("status", "ok"), "prediction": d.get("prediction"),
+                        "confidence": float(conf) if isinstance(conf, (int, float)) else None, "assessment": d.get("assessment"),
+                        "weights_sha256": _dumps(d.get("weights_sha256") or {}), "result": _dumps(d), "stored_at": now_iso(),
+                    },
+                    replace=True,
+                ).last_pk
+            )
+            stored = [self._stored("results", run_id, detector)]
+            if segments is not None:
+                self._put_segments(run_id, detector, segments)
+                stored.append(self._stored("segments", run_id, detector))
+            self._append_audit(
+                run["case_id"], "detector result stored", "result", rid,
+                {"run_id": run_id, "detector": detector, "status": d.get("status", "ok"), "assessment": d.get("assessment"),
+                 **({"segments": len(segments)} if segments is not None else {}), "stored": stored},
+                None,
+            )
+        return rid
 
     def add_segments(self, run_id: int, detector: str, segments: list[Any]) -> None:
+        """Store (replace) one detector's flagged segments of a run, with an audit row."""
+        run = self.get_run(run_id)
+        with self._write():
+            self._put_segments(run_id, detector, segments)
+            self._append_audit(
+                run["case_id"], "segments stored", "run", run_id,
+                {"detector": detector, "segments": len(segments), "stored": [self._stored("segments", run_id, detector)]}, None,
+            )
+
+    def _put_segments(self, run_id: int, detector: str, segments: list[Any]) -> None:
         rows = []
         for s in segments:
             s = s.to_dict() if hasattr(s, "to_dict") else dict(s)
@@ -418,10 +402,9 @@ class CaseStore:
                     "reason": s.get("reason", ""),
                 }
             )
-        with self._write() as db:
-            db.conn.execute("DELETE FROM segments WHERE run_id = ? AND detector = ?", (run_id, detector))
-            if rows:
-                db["segments"].insert_all(rows)
+        self.db.conn.execute("DELETE FROM segments WHERE run_id = ? AND detector = ?", (run_id, detector))
+        if rows:
+            self.db["segments"].insert_all(rows)
 
     def results_for(self, run_id: int) -> list[dict[str, Any]]:
         return self._all("SELECT * FROM results WHERE run_id = ? ORDER BY detector", (run_id,))
@@ -433,29 +416,44 @@ class CaseStore:
 
     # -- bookmarks ------------------------------------------------------------------------------
     def add_bookmark(self, evidence_id: int, frame: int, note: str = "", track_id: int | None = None, actor: str | None = None) -> int:
+        """A note at a frame of the item; refuses a frame outside the item's frames."""
         ev = self.get_evidence(evidence_id)
+        frame = int(frame)
+        n = int(((ev.get("probe") or {}).get("video") or {}).get("frame_count") or 0)
+        if frame < 0 or (n and frame >= n):
+            span = f"frames 0-{n - 1}" if n else "frames from 0"
+            raise VerityError(f"frame {frame} is not a frame of evidence {ev['id']} ({ev['name']}: {n} frames, {span})")
         author = self.actor_for(ev["case_id"], actor)
         with self._write() as db:
             bid = int(
                 db["bookmarks"].insert(
-                    {"case_id": ev["case_id"], "evidence_id": evidence_id, "frame": int(frame), "track_id": track_id, "note": note,
+                    {"case_id": ev["case_id"], "evidence_id": evidence_id, "frame": frame, "track_id": track_id, "note": note,
                      "created_at": now_iso(), "author": author}
                 ).last_pk
             )
-            self._append_audit(ev["case_id"], "bookmark added", "bookmark", bid, {"evidence_id": evidence_id, "frame": int(frame), "note": note}, actor)
+            self._append_audit(
+                ev["case_id"], "bookmark added", "bookmark", bid,
+                {"evidence_id": evidence_id, "frame": frame, "note": note, "stored": [self._stored("bookmarks", bid)]}, actor,
+            )
         return bid
 
     def update_bookmark(self, bookmark_id: int, note: str, actor: str | None = None) -> None:
         bm = self._get_bookmark(bookmark_id)
         with self._write() as db:
             db["bookmarks"].update(bookmark_id, {"note": note})
-            self._append_audit(bm["case_id"], "bookmark edited", "bookmark", bookmark_id, {"old_note": bm["note"], "note": note}, actor)
+            self._append_audit(
+                bm["case_id"], "bookmark edited", "bookmark", bookmark_id,
+                {"old_note": bm["note"], "note": note, "stored": [self._stored("bookmarks", bookmark_id)]}, actor,
+            )
 
     def delete_bookmark(self, bookmark_id: int, actor: str | None = None) -> None:
         bm = self._get_bookmark(bookmark_id)
         with self._write() as db:
             db.conn.execute("DELETE FROM bookmarks WHERE id = ?", (bookmark_id,))
-            self._append_audit(bm["case_id"], "bookmark deleted", "bookmark", bookmark_id, {"frame": bm["frame"], "note": bm["note"]}, actor)
+            self._append_audit(
+                bm["case_id"], "bookmark deleted", "bookmark", bookmark_id,
+                {"frame": bm["frame"], "note": bm["note"], "stored": [self._stored("bookmarks", bookmark_id)]}, actor,
+            )
 
     def _get_bookmark(self, bookmark_id: int) -> dict[str, Any]:
         row = self._one("SELECT * FROM bookmarks WHERE id = ?", (int(bookmark_id),))

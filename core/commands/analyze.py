@@ -10,6 +10,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from core.cases.faults import StoreError
 from core.errors import CancelledError, VerityError
 
 
@@ -18,10 +19,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="a file for one video, a folder for several")
     p.add_argument("--detectors", default=None, help="comma-separated detector names (default: all)")
-    p.add_argument("--blink-threshold", type=float, default=None, help="use the card's fixed EAR threshold (e.g. 0.2) instead of the adaptive one")
+    p.add_argument("--blink-threshold", type=ear_threshold, default=None, metavar="EAR",
+                   help="use the card's fixed EAR threshold (e.g. 0.2, between 0 and 1) instead of the adaptive one")
     p.add_argument("--work-dir", type=Path, default=None, help="where face passes are stored (default: user cache)")
     p.add_argument("--case", type=int, default=None, help="store the analysis in this case (see `verity case`)")
     p.set_defaults(func=run)
+
+
+def ear_threshold(text: str) -> float:
+    """An eye aspect ratio threshold: a number strictly between 0 and 1 (open eyes read 0.2-0.4)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{text} is not an eye aspect ratio: give a value between 0 and 1 (the card uses 0.2)")
+    return value
 
 
 def _json_target(arg: Path | None, video: Path, several: bool) -> Path | None:
@@ -47,9 +60,11 @@ def summary_line(video: Path, result: dict[str, Any]) -> str:
             + (f" ({rate:.1f}/min)" if rate is not None else "")
         )
     for name, d in result["detectors"].items():
-        # the summary names why a detector did not run; the full reason is in the JSON
-        why = (d.get("note") or "").split(":")[0].strip() if d["status"] != "ok" else ""
-        parts.append(f"{name}: {d['status']}" + (f" {d['prediction']}" if d.get("prediction") else "") + (f" ({why})" if why else ""))
+        if d["status"] != "ok":  # why it did not run, in a few words; the full reason is in the JSON
+            why = (d.get("note") or "").split(":")[0].strip()
+            parts.append(f"{name}: {d['status']}" + (f" ({why})" if why else ""))
+        else:  # its reading is what fusion counts; a label that says more than the reading would mislead
+            parts.append(f"{name}: {d.get('assessment') or 'measured, no reading'}")
     finding = result.get("finding")
     if finding:
         parts.append(f"finding: {finding['value']}")
@@ -95,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                 result = analyze_into_case(args.db, args.case, video, options, progress)
             else:
                 result = analyze(video, options, progress)
-        except CancelledError:
+        except (CancelledError, StoreError):  # a fault of the case file ends the command with its own exit code
             raise
         except VerityError as exc:
             bar.close()

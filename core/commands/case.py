@@ -1,4 +1,8 @@
-"""`verity case new/list/show/verify/import/bookmark`: the case store from the command line."""
+"""`verity case new/list/show/verify/import/bookmark/relink`: the case store from the command line.
+
+Only `case new` may create a case file; every other action needs an existing one, so a mistyped
+`--db` is refused (exit 4) instead of silently starting an empty file.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("case_id", type=int, metavar="ID")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=_show)
-    ver = cs.add_parser("verify", help="check the audit log's hash chain; names the first broken row")
+    ver = cs.add_parser(
+        "verify", help="check the case file (SQLite integrity), the audit log's hash chain and every stored result against it"
+    )
     ver.add_argument("case_id", type=int, metavar="ID")
     ver.add_argument("--hashes", action="store_true", help="also re-hash every evidence file against its intake hash (audited)")
     ver.set_defaults(func=_verify)
@@ -42,17 +48,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     bm.add_argument("note")
     bm.add_argument("--track", type=int, default=None, dest="track_id")
     bm.set_defaults(func=_bookmark)
+    rl = cs.add_parser("relink", help="point an evidence item at its moved file (same sha256 as at intake; audited)")
+    rl.add_argument("evidence_id", type=int, metavar="EID")
+    rl.add_argument("path", type=Path, metavar="NEW_PATH")
+    rl.add_argument("--actor", default=None, help="who relinks (default: the case's examiner)")
+    rl.set_defaults(func=_relink)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace, create: bool = False) -> Any:
     from core.cases import CaseStore
 
-    return CaseStore(args.db)
+    return CaseStore(args.db, create=create)
 
 
 def _new(args: argparse.Namespace) -> int:
-    with _store(args) as store:
+    with _store(args, create=True) as store:
         print(store.create_case(args.number, args.title, args.examiner, args.request_id, args.description))
     return 0
 
@@ -94,8 +105,7 @@ def _show(args: argparse.Namespace) -> int:
             print(f"  [{r['id']}] evidence {r['evidence_id']}  {r['status']:<11} {r['started_at']} -> {r['finished_at'] or '...'}  "
                   f"{r['software_name']} {r['software_version']}  finding: {finding}" + (f"  ({r['error']})" if r["error"] else ""))
             for res in store.results_for(r["id"]):
-                conf = "" if res["confidence"] is None else f" {res['confidence']:.3f}"
-                print(f"      {res['detector']}: {res['status']} {res['prediction'] or ''}{conf}")
+                print(f"      {result_line(res)}")
         if bookmarks:
             print(f"bookmarks ({len(bookmarks)}):")
             for b in bookmarks:
@@ -106,11 +116,30 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def result_line(res: dict[str, Any]) -> str:
+    """One stored result: its assessment (what fusion counts) first; the detector's own label after."""
+    if res["status"] != "ok":
+        why = ((res.get("result") or {}).get("note") or "").split(":")[0].strip()
+        return f"{res['detector']}: {res['status']}" + (f" ({why})" if why else "")
+    extra = [f"prediction {res['prediction']}"] if res["prediction"] and res["prediction"] != res["assessment"] else []
+    if res["confidence"] is not None:
+        extra.append(f"confidence {res['confidence']:.3f}")
+    reading = f"assessment {res['assessment']}" if res["assessment"] else "no assessment (a measurement only)"
+    return f"{res['detector']}: {reading}" + (f" ({', '.join(extra)})" if extra else "")
+
+
 def _verify(args: argparse.Namespace) -> int:
+    from core.cases.faults import StoreCorruptError
     from core.errors import EvidenceError
 
     bad = 0
     with _store(args) as store:
+        found = store.integrity_check()
+        if found != ["ok"]:
+            # a damaged file cannot vouch for its own audit log
+            text = " ".join(" ".join(found).split())  # SQLite's findings span lines: one line here
+            text = text if len(text) <= 300 else text[:297] + "..."
+            raise StoreCorruptError(f"{store.path}: the case file is damaged, SQLite's integrity check reports: {text}; restore it from a copy")
         result = store.verify_audit(args.case_id)  # before the re-hash rows are appended
         if getattr(args, "hashes", False):
             for ev in store.evidence_for(args.case_id):
@@ -122,8 +151,14 @@ def _verify(args: argparse.Namespace) -> int:
                     bad += 1
     if result.ok:
         print(f"case {args.case_id}: {result.message}")
+    elif result.content_problems and result.broken_seq is None:
+        print(f"case {args.case_id}: STORED RESULTS CHANGED: {len(result.content_problems)} found")
     else:
         print(f"case {args.case_id}: AUDIT LOG BROKEN: {result.message}")
+    for problem in result.content_problems:
+        print(f"  changed: {problem}")
+    for note in result.notes:
+        print(f"  note: {note}")
     return 0 if result.ok and not bad else 1
 
 
@@ -138,6 +173,14 @@ def _import(args: argparse.Namespace) -> int:
 def _bookmark(args: argparse.Namespace) -> int:
     if args.frame < 0:
         raise VerityError("frame must be 0 or more")
-    with _store(args) as store:
+    with _store(args) as store:  # the store refuses a frame past the item's end
         print(store.add_bookmark(args.evidence_id, args.frame, args.note, args.track_id))
+    return 0
+
+
+def _relink(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        old = store.get_evidence(args.evidence_id)["path"]
+        ev = store.relink_evidence(args.evidence_id, args.path, args.actor)
+        print(f"evidence {ev['id']}: {old} -> {ev['path']} (sha256 {ev['sha256']} matches intake; recorded in the audit log)")
     return 0

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json is None and args.pdf is None:
         raise VerityError("give --json OUT and/or --pdf OUT")
-    with CaseStore(args.db) as store:
+    with CaseStore(args.db, create=False) as store:
         report = export_report(store, args.case_id, args.json, args.pdf, args.evidence, args.actor)
     for c in report["conclusions"]:
         print(f"evidence {c['evidence_id']}: {c['value']} ({c['basis']})")

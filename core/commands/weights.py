@@ -1,4 +1,5 @@
-"""`verity weights list | import | fetch`: what checkpoints are present, bring them in, download them.
+"""`verity weights list | import | log | fetch`: what checkpoints are present, bring them in, the
+examiner's recorded decisions about them, download them.
 
 `fetch` is the only network access in Verity, and only on the examiner's request.
 """
@@ -29,9 +30,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="you confirm the file is the right one: record its sha256 for an entry whose hash the manifest does not know",
     )
+    p_imp.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --confirm: replace a sha256 recorded earlier on confirmation (never a published one); audited",
+    )
     p_imp.add_argument("--detector", help="with --name and --confirm: detector of a new entry not in the manifest")
     p_imp.add_argument("--kind", choices=("backbone", "head", "full"), help="kind of a new entry (default head)")
     p_imp.set_defaults(func=cmd_import)
+
+    p_log = w_sub.add_parser("log", help="the weights audit log: every sha256 recorded or replaced on the examiner's confirmation")
+    p_log.add_argument("--json", action="store_true", help="machine-readable output")
+    p_log.set_defaults(func=cmd_log)
 
     p_fetch = w_sub.add_parser("fetch", help="on a connected machine: download the public backbones into a folder to carry across")
     p_fetch.add_argument("--dest", type=Path, required=True, help="folder to download into")
@@ -71,13 +81,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     from core.errors import VerityError
     from core.weights.transfer import import_file
 
+    if args.replace and not (args.confirm and args.name):
+        print("verity: error: --replace needs --name NAME and --confirm (you confirm the new file is the right one)")
+        return 2
     if args.name and len(args.paths) > 1:
         print("verity: error: --name applies to one PATH at a time")
         return 2
     failures = 0
     for path in args.paths:
         try:
-            res = import_file(path, name=args.name, confirm=args.confirm, detector=args.detector, kind=args.kind)
+            res = import_file(path, name=args.name, confirm=args.confirm, detector=args.detector, kind=args.kind, replace=args.replace)
         except VerityError as exc:
             print(f"{path}: {exc}")
             failures += 1
@@ -86,6 +99,21 @@ def cmd_import(args: argparse.Namespace) -> int:
         if res.state != "found":
             failures += 1
     return 1 if failures else 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from core.weights.history import audit_path, read_log, verify_log
+
+    rows = read_log()
+    ok, message = verify_log(rows)
+    if args.json:
+        print(json.dumps({"file": str(audit_path()), "intact": ok, "message": message, "rows": rows}, indent=1))
+        return 0 if ok else 1
+    for r in rows:
+        prev = f" (was {r['previous_sha256']})" if r.get("previous_sha256") else ""
+        print(f"{r.get('seq')} {r.get('at')}  {r.get('actor')}  {r.get('action')}: {r.get('name')} sha256 {r.get('sha256')}{prev}")
+    print(f"{audit_path()}: {message}")
+    return 0 if ok else 1
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import zipfile
 from collections import deque
@@ -160,7 +161,8 @@ class FacePass:
             "search": self.search,
             "cuts": self.cuts,
         }
-        tmp = path.with_name(path.name + ".part")
+        # a name of its own: two analyses of one file at once (two `analyze --case`) write the same cache entry
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.part")
         with open(tmp, "wb") as fh:
             np.savez_compressed(
                 fh,

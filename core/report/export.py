@@ -1,4 +1,5 @@
-"""Report export: re-hash every evidence file, refuse on any change, then write JSON and/or PDF."""
+"""Report export: re-hash every evidence file and re-check every stored result against the audit
+chain; refuse on any change, then write JSON and/or PDF."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import jsonschema
 
+from core.cases.faults import StoreTamperedError
 from core.cases.store import CaseStore
 from core.errors import VerityError
 from core.progress import ProgressCallback, no_progress
@@ -33,7 +35,9 @@ def export_report(
     progress: ProgressCallback = no_progress,
 ) -> dict[str, Any]:
     """Write the report(s); returns the report dict. Raises EvidenceError (and audits it) when any
-    evidence file is missing or differs from its intake hash: nothing is written then."""
+    evidence file is missing or differs from its intake hash, and StoreTamperedError (audited)
+    when a stored result, run or face pass file no longer matches what the audit chain recorded:
+    nothing is written then. A broken chain alone is reported in the report (`audit.verified`)."""
     if json_path is None and pdf_path is None:
         raise VerityError("nothing to export: give a JSON and/or a PDF target")
     store.get_case(case_id)
@@ -45,6 +49,16 @@ def export_report(
         items = [e for e in items if e["id"] in evidence_ids]
     if not items:
         raise VerityError(f"case {case_id} holds no evidence to report on")
+    check = store.verify_audit(case_id)
+    if check.content_problems:
+        # the report would state values the chain does not vouch for: name them and write nothing
+        store.audit(case_id, "report export refused: stored results changed", "case", case_id,
+                    {"problems": check.content_problems[:20], "count": len(check.content_problems)}, actor)
+        more = f" (and {len(check.content_problems) - 1} more; see 'verity case verify {case_id}')" if len(check.content_problems) > 1 else ""
+        raise StoreTamperedError(
+            f"report refused: the case file's stored results differ from what its audit log recorded: "
+            f"{check.content_problems[0]}{more}; nothing was written (recorded in the audit log)"
+        )
     sha_now: dict[int, str] = {}
     for k, e in enumerate(items):
         progress("export", k / (len(items) + 1), f"re-hashing {e['name']}")

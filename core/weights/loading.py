@@ -47,13 +47,64 @@ def _resolve(source: str | Path, expected_sha256: str | None) -> Path:
     return path
 
 
-def _refusal_cause(message: str) -> str:
-    """What torch's restricted unpickler refused, from its error text, in a few words."""
+def _is_pickle(path: Path) -> bool:
+    """Starts with a pickle PROTO opcode (protocol 2-5): a pickle stream, not random bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def _refusal(path: Path, message: str) -> WeightsError:
+    """What torch's restricted unpickler refused, from its error text. Only a refused GLOBAL (a
+    function or class the pickle would call) is known to mean code; a pickle it cannot parse may
+    hold anything; bytes that are no pickle at all are a damaged file or not a checkpoint."""
     m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message) or re.search(r"GLOBAL ([\w.]+)", message)
     if m:
-        return m.group(1)
+        log.error("checkpoint %s refused: unpickling needs %s", path, m.group(1))
+        return WeightsError(f"{path.name} refused: loading it would need to run arbitrary code ({m.group(1)}); only plain tensors are accepted")
     m = re.search(r"WeightsUnpickler error:\s*(.+)", message)
-    return m.group(1).strip().rstrip(".") if m else "a construct outside torch's allow-list"
+    what = m.group(1).strip().rstrip(".") if m else "an unreadable stream"
+    log.error("checkpoint %s refused: %s", path, what)
+    if _is_pickle(path):
+        return WeightsError(
+            f"{path.name} refused: a pickle that torch's restricted unpickler cannot read ({what}); it may hold objects "
+            "other than tensors, or code, and is not loaded; only plain tensors are accepted"
+        )
+    return WeightsError(
+        f"{path.name} refused: not a checkpoint that can be loaded safely (torch's restricted unpickler stops at {what}): "
+        "a damaged file, or not a checkpoint at all"
+    )
+
+
+def torch_load(path: Path, mmap: bool = False) -> Any:
+    """`torch.load(weights_only=True)` with every failure as a one-line WeightsError. `mmap`:
+    tensors stay on disk until read (to look at shapes only); a legacy (non-zip) file is read whole."""
+    import torch
+
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path.name} is empty (0 bytes), not a checkpoint")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "looks like a TorchScript archive": reported below as an error
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            except RuntimeError as exc:
+                if not (mmap and "mmap can only be used" in str(exc)):
+                    raise
+                return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise _refusal(path, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - corrupt zip, truncated file, TorchScript archive...
+        text = str(exc)
+        if "TorchScript" in text:
+            raise WeightsError(
+                f"{path.name} is a TorchScript archive, which cannot be loaded without running its code; use a plain state dict or safetensors"
+            ) from None
+        first = re.split(r"(?<=[.!?])\s|\n", text, maxsplit=1)[0] if text else ""  # torch's advice to drop weights_only is not for us
+        raise WeightsError(f"{path.name} cannot be loaded as a weights-only checkpoint: {type(exc).__name__}: {first}") from None
 
 
 def load_state_dict(source: str | Path, expected_sha256: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -66,26 +117,7 @@ def load_state_dict(source: str | Path, expected_sha256: str | None = None) -> t
     path = _resolve(source, expected_sha256)
     if path.suffix.lower() == ".safetensors":
         return _load_safetensors(path)
-    import torch
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "looks like a TorchScript archive": reported below as an error
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        what = _refusal_cause(str(exc))
-        log.error("checkpoint %s refused: unpickling needs %s", path, what)
-        raise WeightsError(
-            f"{path.name} refused: loading it would need to run arbitrary code ({what}); only plain tensors are accepted"
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - corrupt zip, truncated file, TorchScript archive...
-        text = str(exc)
-        if "TorchScript" in text:
-            raise WeightsError(
-                f"{path.name} is a TorchScript archive, which cannot be loaded without running its code; use a plain state dict or safetensors"
-            ) from None
-        first = re.split(r"(?<=[.!?])\s|\n", text, maxsplit=1)[0] if text else ""  # torch's advice to drop weights_only is not for us
-        raise WeightsError(f"{path.name} cannot be loaded as a weights-only checkpoint: {type(exc).__name__}: {first}") from None
+    obj = torch_load(path)
     if not isinstance(obj, dict):
         raise WeightsError(f"{path.name} holds a {type(obj).__name__}, not a state dict")
     return obj, {}
@@ -102,6 +134,11 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
                 tensors[key] = fh.get_tensor(key)
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path.name} is not a readable safetensors file: {exc}") from None
+    return tensors, safetensors_metadata(path, raw)
+
+
+def safetensors_metadata(path: Path, raw: dict[str, str]) -> dict[str, Any]:
+    """The header's string metadata with our JSON block (key "verity") merged in."""
     meta: dict[str, Any] = {k: v for k, v in raw.items() if k != META_KEY}
     if META_KEY in raw:
         try:
@@ -110,7 +147,7 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
             raise WeightsError(f"{path.name}: its metadata block is not valid JSON ({exc})") from None
         if isinstance(block, dict):
             meta.update(block)
-    return tensors, meta
+    return meta
 
 
 def save_checkpoint(path: str | Path, state_dict: dict[str, Any], metadata: dict[str, Any]) -> str:

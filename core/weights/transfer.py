@@ -19,7 +19,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import core
-from core.weights.local import register_local
+from core.weights import history
+from core.weights.contents import check_contents
+from core.weights.local import _project_sha256, register_local
 from core.weights.manifest import WeightEntry, WeightsError, manifest, user_dir
 from core.weights.verify import judge, log, remember_sha256
 
@@ -63,13 +65,18 @@ def import_file(
     confirm: bool = False,
     detector: str | None = None,
     kind: str | None = None,
+    replace: bool = False,
 ) -> ImportResult:
     """Copy a checkpoint into the user weights folder under its manifest file name and verify it.
 
-    An entry with a known sha256 must match it. For an entry without one, the file is copied but
-    stays unverified unless `confirm` (the examiner confirms it is the right file): then its hash
-    is recorded in the local manifest. A file not matching a published sha256 prefix is refused.
-    `detector`/`kind` let a confirmed import create an entry the project manifest lacks.
+    The copy must first open safely and hold every tensor the entry's architecture needs
+    (core/weights/contents.py); nothing is installed or recorded otherwise. An entry with a known
+    sha256 must match it. For an entry without one, the file is copied but stays unverified unless
+    `confirm` (the examiner confirms it is the right file): then its hash is recorded in the local
+    manifest. `replace` (with `confirm`) replaces a sha256 recorded earlier on confirmation, never a
+    published one. Both decisions are appended to the weights audit log (core/weights/history.py).
+    A file not matching a published sha256 prefix is refused. `detector`/`kind` let a confirmed
+    import create an entry the project manifest lacks.
     """
     src = Path(src).expanduser()
     if not src.is_file():
@@ -88,8 +95,20 @@ def import_file(
             entry = entries[name] if name is not None else _pick_entry(src, digest, entries)
         dest = dest_dir / Path(entry.file).name if not Path(entry.file).is_absolute() else dest_dir / src.name
         state, reason = judge(entry.name, digest, entry.sha256, entry.sha256_prefix, str(src))
+        replacing = state == "bad_hash" and replace and confirm and _replaceable(entry)
+        if replacing:
+            state, reason = judge(entry.name, digest, None, entry.sha256_prefix, str(src))  # a published prefix still holds
         if state == "bad_hash":
-            raise WeightsError(f"not installed as {entry.name}: {reason}")
+            hint = ""
+            if _replaceable(entry) and not replace:
+                hint = (f"; the recorded sha256 was confirmed here, not published: if {src.name} is the right file, replace it "
+                        f"with 'verity weights import {src} --name {entry.name} --confirm --replace' (audited)")
+            raise WeightsError(f"not installed as {entry.name}: {reason}{hint}")
+        if (src.suffix.lower() == ".safetensors") != (dest.suffix.lower() == ".safetensors"):
+            # installed under the entry's name, it would be read in the other format and fail at analysis
+            raise WeightsError(f"not installed as {entry.name}: {src.name} and the entry's file {dest.name} are not the same format "
+                               "(safetensors / PyTorch); convert it on a trusted machine, or name the entry it is for")
+        checked = check_contents(entry, tmp, src.name)  # before anything is installed or recorded
         if state == "unverified" and not confirm:
             # Copied but not trusted: the detector stays unavailable until the hash is confirmed.
             os.replace(tmp, dest)
@@ -99,19 +118,30 @@ def import_file(
                 dest,
                 digest,
                 "unverified",
-                f"copied to {dest}; the manifest has no sha256 for {entry.name}, so it stays unused until you compare "
-                f"sha256 {digest} with the source and run: verity weights import {dest} --name {entry.name} --confirm",
+                f"copied to {dest} ({checked}); the manifest has no sha256 for {entry.name}, so it stays unused until you "
+                f"compare sha256 {digest} with the source and run: verity weights import {dest} --name {entry.name} --confirm",
             )
         if dest.resolve() != src.resolve():
             os.replace(tmp, dest)
         remember_sha256(dest, digest)
         if state == "unverified":  # confirmed by the examiner: record the hash
+            previous = entry.sha256 if replacing else None
             register_local(entry.name, dest, detector=entry.detector, kind=entry.kind, sha256=digest)
+            history.record(
+                "sha256 replaced" if replacing else "sha256 recorded on confirmation", entry.name,
+                sha256=digest, previous_sha256=previous, file=str(dest), source=str(src.resolve()), contents=checked,
+            )
             log.info("weights %s: sha256 %s recorded on the examiner's confirmation (%s)", entry.name, digest, dest)
-            return ImportResult(entry.name, dest, digest, "found", f"{entry.name}: sha256 {digest} recorded on your confirmation; installed at {dest}")
-        return ImportResult(entry.name, dest, digest, "found", f"{entry.name}: sha256 verified; installed at {dest}")
+            what = f"replaces {previous}" if replacing else "recorded on your confirmation"
+            return ImportResult(entry.name, dest, digest, "found", f"{entry.name}: sha256 {digest} {what} ({checked}); installed at {dest}")
+        return ImportResult(entry.name, dest, digest, "found", f"{entry.name}: sha256 verified ({checked}); installed at {dest}")
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _replaceable(entry: WeightEntry) -> bool:
+    """A sha256 the examiner recorded (local manifest), not one the project publishes."""
+    return entry.sha256 is not None and entry.origin == "local" and _project_sha256(entry.name) is None
 
 
 def fetchable(names: list[str] | None = None) -> list[WeightEntry]:
