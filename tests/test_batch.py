@@ -290,9 +290,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespac
     base = tmp_path_factory.mktemp("ray")
     env = {"VERITY_DATA_DIR": base / "data", "VERITY_CACHE_DIR": base / "cache", "VERITY_WEIGHTS_DIR": base / "weights", "VERITY_TEST_MARKS": base / "marks"}
     env["VERITY_TEST_MARKS"].mkdir()
+    root = str(Path(__file__).resolve().parents[1])  # workers import this module (tests.test_batch) by name
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():  # the workers inherit the environment the cluster starts with
             mp.setenv(k, str(v))
+        mp.setenv("PYTHONPATH", os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
         ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                  runtime_env={"worker_process_setup_hook": HOOK})
     yield SimpleNamespace(ray=ray, env=env, marks=env["VERITY_TEST_MARKS"])

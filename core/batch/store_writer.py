@@ -23,7 +23,7 @@ from typing import Any
 import core
 from core.batch.inputs import Item
 from core.batch.task import Job, Outcome, read_json, result_matches, run_key, write_json
-from core.cases.analysis import _file_sha256, _keep_for_run, case_work_dir
+from core.cases.analysis import case_work_dir, finish_done_run, store_result
 from core.cases.store import CaseStore
 from core.errors import EvidenceError
 
@@ -104,16 +104,9 @@ class CaseWriter:
             self.actor,
         )
         analysis = out.analysis
-        # as core.cases.analysis.analyze_evidence stores a run
-        for name, result in analysis["detectors"].items():
-            store.add_result(run_id, name, result)
-            store.add_segments(run_id, name, result.get("segments") or [])
-        fp_path = _keep_for_run(analysis.get("facepass", {}).get("path"), job.options.work_dir or self.work_dir(), run_id)
-        if fp_path and isinstance(analysis.get("facepass"), dict):
-            analysis["facepass"]["path"] = fp_path
-        summary = {k: v for k, v in analysis.items() if k != "detectors"}
-        store.finish_run(run_id, "done", analysis=summary, finding=analysis.get("finding"), facepass_path=fp_path,
-                         facepass_sha256=_file_sha256(Path(fp_path)) if fp_path else None, actor=self.actor)
+        for name, result in analysis["detectors"].items():  # the calls analyze --case makes
+            store_result(store, run_id, name, result)
+        finish_done_run(store, run_id, analysis, job.options.work_dir or self.work_dir(), self.actor)
         self.runs.pop(item.index, None)
         analysis["case"] = {"case_id": self.case_id, "evidence_id": ev["id"], "run_id": run_id}
         write_json(job.out_json, analysis)  # what `verity analyze --case ID --json` writes

@@ -75,8 +75,8 @@ def analyze_evidence(
         detectors = list(registry.available())
     run_id = store.start_run(evidence_id, options.parameters(), detectors, sha, actor)
 
-    def store_result(name: str, result: DetectorResult) -> None:
-        store.add_result(run_id, name, result, segments=result.segments)  # one write, one audit row
+    def stored(name: str, result: DetectorResult) -> None:
+        store_result(store, run_id, name, result)
         if on_result is not None:
             on_result(name, result)
 
@@ -94,7 +94,7 @@ def analyze_evidence(
             raise type(fault)(f"{type(cause).__name__}: {cause}{note}") from cause
 
     try:
-        analysis = analyze(ev["path"], options, progress, cancel, on_result=store_result, expected_sha256=ev["sha256"], verified_sha256=sha)
+        analysis = analyze(ev["path"], options, progress, cancel, on_result=stored, expected_sha256=ev["sha256"], verified_sha256=sha)
     except (CancelledError, KeyboardInterrupt) as exc:
         end(exc, "cancelled", str(exc) if isinstance(exc, TerminatedError) else "cancelled by the examiner")
         raise
@@ -112,20 +112,33 @@ def analyze_evidence(
     except BaseException as exc:
         end(exc, "failed", f"{type(exc).__name__}: {exc}")
         raise
-    fp_path = _keep_for_run(analysis.get("facepass", {}).get("path"), options.work_dir, run_id)
-    if fp_path and isinstance(analysis.get("facepass"), dict):
-        analysis["facepass"]["path"] = fp_path  # the run's own copy, not the shared cache entry
-    summary = {k: v for k, v in analysis.items() if k != "detectors"}  # results live in their own table
     try:
-        store.finish_run(
-            run_id, "done", analysis=summary, finding=analysis.get("finding"),
-            facepass_path=fp_path, facepass_sha256=_file_sha256(Path(fp_path)) if fp_path else None, actor=actor,
-        )
+        finish_done_run(store, run_id, analysis, options.work_dir, actor)
     except StoreError as exc:  # e.g. no room for the summary: record the failure, if anything can be written
         end(exc, "failed", str(exc)[:500])
         raise
     analysis["case"] = {"case_id": ev["case_id"], "evidence_id": evidence_id, "run_id": run_id}
     return analysis
+
+
+def store_result(store: CaseStore, run_id: int, name: str, result: DetectorResult | dict[str, Any]) -> None:
+    """One detector's result with its segments: one write, one audit row."""
+    segments = result.segments if isinstance(result, DetectorResult) else (result.get("segments") or [])
+    store.add_result(run_id, name, result, segments=segments)
+
+
+def finish_done_run(store: CaseStore, run_id: int, analysis: dict[str, Any], work_dir: Path, actor: str | None) -> None:
+    """Close a run whose results are stored: its own face-pass copy (path and sha256), the
+    analysis summary and the finding. `analysis["facepass"]["path"]` becomes the run's copy.
+    The same steps for `analyze --case` and `verity batch --case`."""
+    fp_path = _keep_for_run(analysis.get("facepass", {}).get("path"), work_dir, run_id)
+    if fp_path and isinstance(analysis.get("facepass"), dict):
+        analysis["facepass"]["path"] = fp_path  # the run's own copy, not the shared cache entry
+    summary = {k: v for k, v in analysis.items() if k != "detectors"}  # results live in their own table
+    store.finish_run(
+        run_id, "done", analysis=summary, finding=analysis.get("finding"),
+        facepass_path=fp_path, facepass_sha256=_file_sha256(Path(fp_path)) if fp_path else None, actor=actor,
+    )
 
 
 def analyze_into_case(
