@@ -506,7 +506,7 @@ def _local_offset(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, shif
             f"the clip elsewhere {1000 * d / fps:+.0f} ms; p={pv:.4f} <= {alpha_span:.4f})"), lo
 
 
-def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_glob: np.ndarray, shifted: np.ndarray,
+def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_glob: np.ndarray, shifted: np.ndarray,  # noqa: C901 - split in the next commit
                    speech: np.ndarray, env_t: np.ndarray, hp_env: np.ndarray, times_s: np.ndarray, lags: np.ndarray,
                    min_n: int) -> None:
     """Sliding windows: measure each, then flag only what is evidence against the clip's own sync.
