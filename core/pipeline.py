@@ -19,7 +19,8 @@ import core
 from core import detectors as detector_registry
 from core.detectors.base import AnalysisContext, DetectorResult
 from core.evidence import probe, sha256_file
-from core.face.facepass import FacePass, FacePassParams, run_face_pass
+from core.face.facepass import FacePass, FacePassParams
+from core.face.tracker import run_face_pass
 from core.fusion import fuse
 from core.paths import cache_dir
 from core.progress import CancelToken, ProgressCallback, no_progress

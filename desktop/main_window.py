@@ -546,7 +546,7 @@ class MainWindow(QMainWindow):
 
         def job(progress: Any, cancel: Any, on_result: Any) -> bool:
             from core import detectors
-            from core.face import models
+            from core.face import dlib_models as models
 
             detectors.available()
             models.shape_predictor()

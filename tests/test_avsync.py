@@ -13,7 +13,8 @@ import pytest
 from core.detectors.av_sync import AVSyncDetector
 from core.detectors.base import AnalysisContext
 from core.evidence import probe
-from core.face.facepass import FacePass, FaceTrack, run_face_pass
+from core.face.facepass import FacePass, FaceTrack
+from core.face.tracker import run_face_pass
 from core.signals.avsync import FLAGGED, FOLLOWS, NO_FACE, NO_SPEECH, NOT_MEASURABLE, AVSyncParams, estimate_offset, speech_envelope
 from core.video.reader import VideoReader
 from tests.conftest import gradient_frames

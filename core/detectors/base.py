@@ -11,13 +11,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from core.evidence.probe import EvidenceInfo
 from core.face.facepass import FacePass
 from core.progress import CancelToken, ProgressCallback, no_progress
+
+if TYPE_CHECKING:  # the probe needs PyAV; a detector module must import without it
+    from core.evidence.probe import EvidenceInfo
 
 STATUSES = ("ok", "unavailable", "failed")
 
