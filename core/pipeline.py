@@ -6,8 +6,6 @@ tests call it directly.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
@@ -18,6 +16,7 @@ from typing import Any
 import core
 from core import detectors as detector_registry
 from core.detectors.base import AnalysisContext, DetectorResult
+from core.digest import params_key
 from core.evidence import probe, sha256_file
 from core.face.facepass import FacePass, FacePassParams
 from core.face.tracker import run_face_pass
@@ -51,8 +50,7 @@ class AnalysisOptions:
 
 
 def facepass_path(sha256: str, params: FacePassParams, work_dir: Path | None) -> Path:
-    key = hashlib.sha256(json.dumps(params.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
-    return (work_dir or cache_dir()) / "facepass" / f"{sha256}-{key}.npz"
+    return (work_dir or cache_dir()) / "facepass" / f"{sha256}-{params_key(params.to_dict())}.npz"
 
 
 def load_or_run_facepass(

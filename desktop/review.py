@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from core.face.facepass import FacePass, FaceTrack
-from core.signals.blinks import BlinkParams
 from core.signals.eyes import EyeCheck, stored_params, track_blinks, unassessable_runs
+from core.signals.timebase import fps_from_times
 
 
 @dataclass
@@ -310,10 +310,6 @@ class Review:
         return out
 
 
-def blink_params(analysis: dict[str, Any]) -> BlinkParams:
-    return stored_params(analysis.get("parameters"))[0]
-
-
 def build_review(analysis: dict[str, Any], facepass: FacePass | None = None) -> Review:
     """Read the face pass named in the analysis (unless given) and the detectors' output."""
     if facepass is None:
@@ -376,7 +372,7 @@ def audio_envelope(path: str | Path, times_s: np.ndarray) -> np.ndarray | None:
     if track.samples.size == 0 or times_s.size == 0:
         return None
     sr = track.sample_rate
-    step = float(np.median(np.diff(times_s))) if times_s.size > 1 else 1.0 / 25
+    step = 1.0 / fps_from_times(times_s)
     edges = np.append(times_s, times_s[-1] + step)
     idx = np.clip(np.round((edges - track.start_time_s) * sr).astype(np.int64), 0, track.samples.size)
     sq = np.concatenate([[0.0], np.cumsum(track.samples.astype(np.float64) ** 2)])

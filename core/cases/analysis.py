@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from typing import Any
 
 from core.cases.store import CaseStore
 from core.detectors.base import DetectorResult
+from core.digest import sha256_file
 from core.errors import CancelledError, EvidenceError
 from core.progress import CancelToken, ProgressCallback, no_progress
 
@@ -22,11 +22,7 @@ def case_work_dir(store: CaseStore, case_id: int) -> Path:
 
 def _file_sha256(path: Path) -> str | None:
     try:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-        return h.hexdigest()
+        return sha256_file(path)
     except OSError:
         return None
 

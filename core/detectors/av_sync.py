@@ -31,6 +31,7 @@ from core.detectors import register
 from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segment
 from core.errors import EvidenceError
 from core.signals.avsync import AVSyncParams, SyncEstimate, estimate_offset, mouth_series, offset_evidence_missing
+from core.signals.timebase import usable_fps
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:
@@ -78,7 +79,7 @@ class AVSyncDetector(Detector):
         best: tuple[int, SyncEstimate] | None = None
         for t in fp.tracks:
             ctx.check_cancel()
-            if len(t) < p.min_track_s * (fps or 25.0):
+            if len(t) < p.min_track_s * usable_fps(fps):
                 per_track[str(t.track_id)] = {"measured": False, "reason": "track too short"}
                 continue
             m = mouth_series(fp.frame_count, t.frames, t.mouth)

@@ -21,9 +21,6 @@ from core.progress import CancelToken, ProgressCallback, no_progress
 if TYPE_CHECKING:  # the probe needs PyAV; a detector module must import without it
     from core.evidence.probe import EvidenceInfo
 
-STATUSES = ("ok", "unavailable", "failed")
-
-
 @dataclass
 class Segment:
     start_frame: int

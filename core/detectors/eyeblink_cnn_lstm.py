@@ -17,10 +17,7 @@ with random weights.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +27,11 @@ import numpy as np
 
 from core.detectors import register
 from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segment
+from core.digest import params_key
 from core.progress import CancelToken, Throttle
+from core.signals.geometry import LEFT_EYE_INNER, LEFT_EYE_OUTER, RIGHT_EYE_INNER, RIGHT_EYE_OUTER
+from core.signals.timebase import usable_fps
+from core.weights.resident import OneModel, torch_device
 
 if TYPE_CHECKING:
     import torch
@@ -85,7 +86,7 @@ class Preprocessing:
         return out
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        return params_key(self.to_dict())
 
 
 def eye_crop_transform(landmarks: np.ndarray, size: int, margin: float) -> np.ndarray:
@@ -95,7 +96,7 @@ def eye_crop_transform(landmarks: np.ndarray, size: int, margin: float) -> np.nd
     lids close, so the crop stays still through a blink.
     """
     lm = np.asarray(landmarks, np.float64)
-    outer_l, inner_l, inner_r, outer_r = lm[36], lm[39], lm[42], lm[45]
+    outer_l, inner_l, inner_r, outer_r = lm[LEFT_EYE_OUTER], lm[LEFT_EYE_INNER], lm[RIGHT_EYE_INNER], lm[RIGHT_EYE_OUTER]
     centre = (outer_l + inner_l + inner_r + outer_r) / 4.0
     d = outer_r - outer_l
     span = float(np.hypot(*d))
@@ -345,12 +346,6 @@ def summarise(scores: Sequence[float]) -> float:
 # weights
 
 
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def build_backbone(weights: str | Path | dict[str, Any], device: str = "cpu") -> XceptionFeatures:
     """Frozen Xception from a verified local file or an already verified state dict."""
     from core.models.eyeblink_cnn_lstm import XceptionFeatures
@@ -377,8 +372,7 @@ class LoadedModel:
     device: str = "cpu"
 
 
-_cache: dict[tuple[str, str, str], LoadedModel] = {}
-_cache_lock = threading.Lock()
+_MODEL: OneModel[LoadedModel] = OneModel()
 
 
 def load_model(device: str | None = None, head: str | Path | None = None, head_sha256: str | None = None) -> LoadedModel:
@@ -387,9 +381,9 @@ def load_model(device: str | None = None, head: str | Path | None = None, head_s
     `head`: None for the manifest entry `eyeblink_lstm_head` (what analysis uses), or a file
     (evaluation of a head not yet registered; checked against `head_sha256` when given).
     """
-    from core.weights import WeightsError, file_sha256, load_state_dict, status
+    from core.weights import WeightsError, file_sha256, status
 
-    device = device or default_device()
+    device = device or torch_device()
     if head is None:
         head_st = status(HEAD_WEIGHTS)
         if not head_st.ok or head_st.path is None:
@@ -405,30 +399,29 @@ def load_model(device: str | None = None, head: str | Path | None = None, head_s
     bb_st = status(BACKBONE_WEIGHTS)
     if not bb_st.ok or bb_st.path is None:
         raise WeightsError(f"no verified Xception backbone ({BACKBONE_WEIGHTS}): {bb_st.reason}")
-    key = (head_sha, str(bb_st.sha256), device)
-    with _cache_lock:
-        if key in _cache:
-            return _cache[key]
-        head_sd, meta = load_state_dict(head_path, expected_sha256=head_sha)
-        if meta.get("format") != HEAD_FORMAT:
-            raise WeightsError(f"{head_path.name} is not an EyeBlink head written by 'verity train eyeblink' (format {meta.get('format')!r})")
-        trained_on = (meta.get("backbone") or {}).get("sha256")
-        if trained_on != bb_st.sha256:
-            raise WeightsError(
-                f"the EyeBlink head was trained on Xception features of backbone sha256 {trained_on}, "
-                f"but the verified {BACKBONE_WEIGHTS} is {bb_st.sha256}: its scores would be meaningless"
-            )
-        bb_sd, _ = load_state_dict(bb_st.path, expected_sha256=bb_st.sha256)
-        bb_sd = _unwrap(bb_sd)
-        try:
-            backbone = build_backbone(bb_sd, device)
-            head = build_head(head_sd, device)
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise WeightsError(f"the EyeBlink weights do not fit the model: {str(exc).splitlines()[0]}") from None
-        model = LoadedModel(backbone, head, Preprocessing.from_dict(meta.get("preprocessing", {})), head_sha, str(bb_st.sha256), meta, device)
-        _cache.clear()  # keep one model in memory
-        _cache[key] = model
-        return model
+    return _MODEL.get((head_sha, str(bb_st.sha256), device), lambda: _load(head_path, head_sha, bb_st.path, str(bb_st.sha256), device))
+
+
+def _load(head_path: Path, head_sha: str, backbone_path: Path, backbone_sha: str, device: str) -> LoadedModel:
+    from core.weights import WeightsError, load_state_dict
+
+    head_sd, meta = load_state_dict(head_path, expected_sha256=head_sha)
+    if meta.get("format") != HEAD_FORMAT:
+        raise WeightsError(f"{head_path.name} is not an EyeBlink head written by 'verity train eyeblink' (format {meta.get('format')!r})")
+    trained_on = (meta.get("backbone") or {}).get("sha256")
+    if trained_on != backbone_sha:
+        raise WeightsError(
+            f"the EyeBlink head was trained on Xception features of backbone sha256 {trained_on}, "
+            f"but the verified {BACKBONE_WEIGHTS} is {backbone_sha}: its scores would be meaningless"
+        )
+    bb_sd, _ = load_state_dict(backbone_path, expected_sha256=backbone_sha)
+    bb_sd = _unwrap(bb_sd)
+    try:
+        backbone = build_backbone(bb_sd, device)
+        head = build_head(head_sd, device)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise WeightsError(f"the EyeBlink weights do not fit the model: {str(exc).splitlines()[0]}") from None
+    return LoadedModel(backbone, head, Preprocessing.from_dict(meta.get("preprocessing", {})), head_sha, backbone_sha, meta, device)
 
 
 def _unwrap(sd: dict[str, Any]) -> dict[str, Any]:
@@ -464,7 +457,7 @@ def write_visualization(path: Path, windows: Sequence[BlinkWindow], scores: Sequ
     size = 256
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=max(1, int(round(fps or 25))))
+        stream = out.add_stream("libx264", rate=max(1, int(round(usable_fps(fps)))))
         stream.width, stream.height = size, size + 48
         stream.pix_fmt = "yuv420p"
         for k, (w, s) in enumerate(zip(windows, scores)):

@@ -34,6 +34,8 @@ import numpy as np
 
 from core.detectors import register
 from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segment
+from core.signals.timebase import usable_fps
+from core.weights.resident import OneModel, torch_device
 
 NAME = "lipfd"
 WEIGHT_CANDIDATES = ("lipfd_ckpt", "lipfd_local")  # weights/manifest.toml: upstream first, then ours
@@ -202,7 +204,7 @@ def extract_windows(
         n = reader.frame_count
         out.frame_count = n
         times = reader.index.times_s
-        fps = reader.fps or 25.0
+        fps = usable_fps(reader.fps)
         starts = window_starts(n, prep.window_len, prep.n_extract)
         if starts.size == 0:
             out.note = f"the video has {n} frames, fewer than one window of {prep.window_len}"
@@ -247,13 +249,7 @@ class LoadedLipFD:
     device: str
 
 
-_CACHE: dict[str, LoadedLipFD] = {}
-
-
-def device_name() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+_MODEL: OneModel[LoadedLipFD] = OneModel()
 
 
 def choose_weights(requested: str | None = None) -> tuple[str | None, list[str]]:
@@ -281,10 +277,9 @@ def load_model(source: str | Path, expected_sha256: str | None = None, device: s
     (upstream's ckpt.pth) is taken as upstream's ViT-L/14 with upstream preprocessing.
     Raises WeightsError (missing, hash mismatch, unsafe pickle, wrong layout).
     """
-    from core.models.lipfd import LipFDConfig, build_from_state_dict, infer_config
-    from core.weights import WeightsError, file_sha256, load_state_dict, status
+    from core.weights import WeightsError, file_sha256, status
 
-    device = device or device_name()
+    device = device or torch_device()
     if isinstance(source, str) and not Path(source).is_file():
         st = status(source)
         if not st.ok or st.path is None:
@@ -294,9 +289,13 @@ def load_model(source: str | Path, expected_sha256: str | None = None, device: s
         sha, name = file_sha256(source), Path(source).name
     if expected_sha256 is not None and sha != expected_sha256.lower():
         raise WeightsError(f"{name}: sha256 {sha} differs from the expected {expected_sha256}")
-    key = f"{sha}:{device}"
-    if key in _CACHE:
-        return _CACHE[key]
+    return _MODEL.get((sha, device), lambda: _load(source, expected_sha256, name, sha, device))
+
+
+def _load(source: str | Path, expected_sha256: str | None, name: str, sha: str, device: str) -> LoadedLipFD:
+    from core.models.lipfd import LipFDConfig, build_from_state_dict, infer_config
+    from core.weights import WeightsError, load_state_dict
+
     sd, meta = load_state_dict(source, expected_sha256)
     arch = meta.get("architecture") if isinstance(meta.get("architecture"), dict) else None
     prep_d = meta.get("preprocessing") if isinstance(meta.get("preprocessing"), dict) else None
@@ -307,10 +306,7 @@ def load_model(source: str | Path, expected_sha256: str | None = None, device: s
     except ValueError as exc:
         raise WeightsError(f"{name}: {exc}") from None
     model.eval().to(device)
-    loaded = LoadedLipFD(model, cfg, prep, name, sha, {k: v for k, v in meta.items() if k != "architecture"}, ignored, device)
-    _CACHE.clear()  # one model at a time: ViT-L/14 + ResNet-50 is ~1.7 GB in float32
-    _CACHE[key] = loaded
-    return loaded
+    return LoadedLipFD(model, cfg, prep, name, sha, {k: v for k, v in meta.items() if k != "architecture"}, ignored, device)
 
 
 def score_windows(loaded: LoadedLipFD, windows: list[Window], batch: int = 2) -> list[float]:

@@ -38,7 +38,8 @@ from core.face.detect import HOG, MMOD, Detection, detect_faces, detect_hard, de
 from core.face.dlib_models import shape_predictor
 from core.face.facepass import FacePass, FacePassParams, FaceTrack
 from core.progress import CancelToken, ProgressCallback, Throttle, no_progress
-from core.signals.geometry import ears, mouth_aperture
+from core.signals.geometry import LEFT_EYE, MOUTH, RIGHT_EYE, ears, mouth_aperture
+from core.signals.timebase import NOMINAL_FPS, usable_fps
 from core.video.reader import VideoReader
 
 # names under which the pass reports how many frames each search ran on and found a face in
@@ -102,7 +103,7 @@ def _landmarks(gray: np.ndarray, box: np.ndarray) -> np.ndarray:
 class FaceTracker:
     """Feed frames in order with `step(i, gray)`; `tracks()` returns the finished tracks."""
 
-    def __init__(self, params: FacePassParams, width: int, height: int, fps: float = 25.0) -> None:
+    def __init__(self, params: FacePassParams, width: int, height: int, fps: float = NOMINAL_FPS) -> None:
         self.p = params
         self.width, self.height = width, height
         self.live: list[_Track] = []
@@ -111,7 +112,7 @@ class FaceTracker:
         self.last_detect = -(10**9)  # last frame of a whole-frame HOG search
         self.last_hard = -(10**9)  # last frame of a thorough search
         self.force_detect = True
-        self.relink_gap = max(1, round(params.relink_gap_s * (fps or 25.0)))
+        self.relink_gap = max(1, round(params.relink_gap_s * usable_fps(fps)))
         keep = max(params.search_every, params.redetect_every, params.hard_every, 1)
         self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=keep)  # frames for backward tracking
         self.search: dict[str, dict[str, int]] = {}
@@ -139,7 +140,7 @@ class FaceTracker:
         if inside.mean() < 0.8:
             return False
         # a face, not a collapsed shape: the eyes are apart and above the mouth
-        eye_l, eye_r, mouth = lm[36:42].mean(0), lm[42:48].mean(0), lm[48:68].mean(0)
+        eye_l, eye_r, mouth = lm[LEFT_EYE].mean(0), lm[RIGHT_EYE].mean(0), lm[MOUTH].mean(0)
         if np.linalg.norm(eye_r - eye_l) < 0.15 * w or mouth[1] <= min(eye_l[1], eye_r[1]):
             return False
         if tr.last_box is not None:

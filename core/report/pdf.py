@@ -41,6 +41,7 @@ from reportlab.platypus import (
 
 from core.report import plots
 from core.report.methods import FACE_PASS, FUSION, method_for
+from core.signals.timebase import NOMINAL_FPS
 
 log = logging.getLogger(__name__)
 # Images as binary streams: ASCII85 only makes the file bigger, and without reportlab's optional C
@@ -359,7 +360,7 @@ class _Builder:
         fp = _facepass(run)
         faces = run.get("faces") or []
         frame_count = int(((e["probe"] or {}).get("video") or {}).get("frame_count") or (fp.frame_count if fp else 0))
-        fps = float(((e["probe"] or {}).get("video") or {}).get("fps") or (fp.fps if fp else 25.0))
+        fps = float(((e["probe"] or {}).get("video") or {}).get("fps") or (fp.fps if fp else NOMINAL_FPS))
         self.add(CondPageBreak(25 * mm), _p("Faces and blinks", st["h3"]))
         if not faces:
             self.para("No face was found in the video; face-based detectors could not measure anything.")

@@ -18,12 +18,11 @@ from matplotlib.figure import Figure
 from core.face.facepass import FacePass, FaceTrack
 from core.signals.blinks import BlinkParams
 from core.signals.eyes import EyeParams, assessable_percent, track_blinks, unassessable_runs
+from core.signals.geometry import OUTLINES
 from core.video.reader import VideoReader
 
 DPI = 150
 SEGMENT_COLOUR = "#d62728"
-_REGIONS = [(0, 17), (17, 22), (22, 27), (27, 31), (31, 36), (36, 42), (42, 48), (48, 60), (60, 68)]
-_CLOSED = {(36, 42), (42, 48), (48, 60), (60, 68)}
 
 
 def _png(fig: Figure, tight: bool = True) -> bytes:
@@ -267,9 +266,9 @@ def key_frame(reader: VideoReader, frame: int, fp: FacePass | None, track_id: in
     radius = max(1, round(max(img.shape[:2]) / 220))
     for tid, box, lm in faces:
         pts = (lm - [ox, oy]) * scale
-        for a, b in _REGIONS:
-            poly = np.round(pts[a:b]).astype(np.int32).reshape(-1, 1, 2)
-            cv2.polylines(img, [poly], (a, b) in _CLOSED, (0, 255, 255), 1, cv2.LINE_AA)
+        for part, closed in OUTLINES:
+            poly = np.round(pts[part]).astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(img, [poly], closed, (0, 255, 255), 1, cv2.LINE_AA)
         for x, y in pts:
             cv2.circle(img, (int(round(x)), int(round(y))), radius, (0, 0, 255), -1, cv2.LINE_AA)
         bx, by = (box[0] - ox) * scale, (box[1] - oy) * scale

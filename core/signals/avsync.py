@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from core.signals.timebase import fps_from_times
+
 ENVELOPE_HOP_S = 0.005  # fine grid of the speech envelope; lags are sampled from it
 ENVELOPE_WIN_S = 0.025
 SPEECH_BAND_HZ = (1000.0, 4000.0)
@@ -389,7 +391,7 @@ def estimate_offset(
     mouth = np.asarray(mouth, np.float64)
     n = times_s.size
     if fps is None or not fps > 0:
-        fps = float(1.0 / np.median(np.diff(times_s))) if n > 1 else 25.0
+        fps = fps_from_times(times_s)
     lags = np.arange(-p.max_offset_frames, p.max_offset_frames + 1, dtype=np.float64)
 
     env_t, env_db = speech_envelope(samples, sample_rate)

@@ -36,7 +36,6 @@ from core.detectors.eyeblink_cnn_lstm import (
     Preprocessing,
     _unwrap,
     build_backbone,
-    default_device,
     manipulation_score,
     summarise,
 )
@@ -46,6 +45,7 @@ from core.detectors.eyeblink_cnn_lstm import (
 from core.errors import VerityError
 from core.signals.blinks import BlinkParams
 from core.train.eyeblink_data import VideoSequences, list_videos, split_by_video, video_sequences
+from core.weights.resident import torch_device
 
 NAME = "eyeblink"
 log = logging.getLogger("verity.train.eyeblink")
@@ -232,7 +232,7 @@ def train(args: argparse.Namespace) -> int:
     from core.weights import register_local, save_checkpoint
 
     t0 = time.perf_counter()
-    device = args.device or default_device()
+    device = args.device or torch_device()
     out = (args.out or _default_out()).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     videos = list_videos(args.data)
@@ -376,7 +376,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from core.train.metrics import binary_metrics, save_curves
     from core.weights import WeightsError
 
-    device = args.device or default_device()
+    device = args.device or torch_device()
     try:
         model = load_model(device, args.head, args.head_sha256)
     except WeightsError as exc:
