@@ -102,6 +102,19 @@ def faces_summary(fp: FacePass, blinks: dict[int, list[Any]], eyes: dict[int, Ey
     return out
 
 
+def check_detector_params(names: list[str], detector_params: dict[str, dict[str, Any]]) -> None:
+    """Every named detector exists and every parameter given is one it has (ParameterError,
+    KeyError otherwise): an examiner's typo must not run silently with the default."""
+    from core.params import ParameterError
+
+    for name in names:
+        detector_registry.get(name)
+    for name, d in detector_params.items():
+        if name not in detector_registry.available():
+            raise ParameterError(f"parameters given for unknown detector {name!r} (known: {', '.join(detector_registry.available())})")
+        detector_registry.get(name).parse_params(d)
+
+
 def analyze(
     path: str | os.PathLike[str],
     options: AnalysisOptions | None = None,
@@ -121,6 +134,8 @@ def analyze(
     options = options or AnalysisOptions()
     t0 = time.perf_counter()
     path = Path(path)
+    names = options.detectors if options.detectors is not None else list(detector_registry.available())
+    check_detector_params(names, options.detector_params)  # a typo fails now, not after the face pass
     info = probe(path)
     sha = verified_sha256 or sha256_file(path, progress, cancel)
     if expected_sha256 is not None and sha != expected_sha256:
@@ -133,7 +148,6 @@ def analyze(
     for t in fp.tracks:
         blinks[t.track_id], _, eyes[t.track_id] = track_blinks(t, fp.width, fp.height, fp.fps, options.blinks, options.eyes)
 
-    names = options.detectors if options.detectors is not None else list(detector_registry.available())
     ctx = AnalysisContext(
         path=path, evidence=info, sha256=sha, facepass=fp, blinks=blinks, eyes=eyes,
         parameters=options.detector_params, progress=progress, cancel=cancel, work_dir=options.work_dir,

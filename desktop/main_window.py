@@ -44,19 +44,6 @@ VIDEO_FILTER = "Video files (*.mp4 *.mov *.mkv *.avi *.mpg *.mpeg *.m4v *.webm *
 MAX_RECENT = 8
 
 
-def analysis_from_store(store: Any, run_id: int) -> dict[str, Any]:
-    """A stored run back as the pipeline's analysis dict (results live in their own table)."""
-    run = store.get_run(run_id)
-    analysis = dict(run.get("analysis") or {})
-    analysis["detectors"] = {r["detector"]: r["result"] for r in store.results_for(run_id)}
-    if run.get("finding") and "finding" not in analysis:
-        analysis["finding"] = run["finding"]
-    if run.get("facepass_path"):
-        analysis.setdefault("facepass", {})["path"] = run["facepass_path"]
-    analysis["case"] = {"case_id": run["case_id"], "evidence_id": run["evidence_id"], "run_id": run_id, "status": run["status"]}
-    return analysis
-
-
 class NewCaseDialog(QDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -392,7 +379,7 @@ class MainWindow(QMainWindow):
             self.open_clip(ev["path"])
             self.refresh_bookmarks()
         self.run_id = run_id
-        self.load_analysis(analysis_from_store(self.store, run_id))
+        self.load_analysis(self.store.stored_analysis(run_id))
 
     def open_clip_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open video (not stored in a case)", "", VIDEO_FILTER)
@@ -429,9 +416,10 @@ class MainWindow(QMainWindow):
         self.player.set_review(review)
         self.timeline.set_review(review)
         self.player.set_track_filter(self.timeline.track_id)
-        fp = (analysis.get("facepass") or {}).get("path")
+        fpi = analysis.get("facepass") or {}
         if review.facepass is None and analysis.get("faces"):
-            self.statusBar().showMessage(f"face pass not found at {fp}: no overlays (run the analysis again)", 15000)
+            why = "changed since this run (sha256 differs)" if fpi.get("verified") is False else "not found"
+            self.statusBar().showMessage(f"face pass at {fpi.get('path')} {why}: no overlays (run the analysis again)", 15000)
         self._update_actions()
 
     def set_analysis(self, analysis: dict[str, Any] | None) -> None:

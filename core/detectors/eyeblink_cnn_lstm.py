@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.detectors import register
-from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segment
+from core.detectors.base import AnalysisContext, Detector, DetectorResult, Method, Segment, params_dict
+from core.detectors.curves import Curve
 from core.digest import params_key
+from core.params import from_dict
 from core.progress import CancelToken, Throttle
 from core.signals.geometry import LEFT_EYE_INNER, LEFT_EYE_OUTER, RIGHT_EYE_INNER, RIGHT_EYE_OUTER
 from core.signals.timebase import usable_fps
@@ -77,8 +79,8 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
-        known = {k: d[k] for k in ("input_size", "crop_margin", "sequence_length", "frame_skip") if k in d}
-        out = cls(**known)
+        # a head's record: fields of a newer version are ignored; mean/std become tuples
+        out = from_dict(cls, {k: v for k, v in d.items() if k not in ("mean", "std")}, "EyeBlink preprocessing record", unknown="ignore")
         if "mean" in d:
             out.mean = tuple(float(v) for v in d["mean"])  # type: ignore[assignment]
         if "std" in d:
@@ -483,39 +485,54 @@ def insufficient_note(found: int) -> str:
     return f"Insufficient blinks detected ({found} frames found). Result is a low-confidence fallback."
 
 
+@dataclass
+class EyeBlinkParams:
+    sequence_length: int | None = None  # None: the length the head was trained with
+    frame_skip: int | None = None  # None: the head's (1 = every frame); 10 = the card's sampling
+    min_blink_frames: int | None = None  # fewer blink frames -> inconclusive; None: sequence_length (card)
+    tracks: str = "all"  # "all" faces, or "largest" (the card analyses the primary face only)
+    inconclusive_band: float = 0.1  # |score - 0.5| below this -> assessment "inconclusive"
+    batch_size: int = 16
+    visualize: bool = False  # write an MP4 of the eye crops with per-sequence scores
+    visualization_dir: str | None = None  # default: the analysis work dir, else the user cache
+
+
+METHOD = Method(
+    title="EyeBlink CNN-LSTM (learned)",
+    summary="Eye crops of each face track are scored over time by a CNN-LSTM for the absence or abnormality of blinking.",
+    references=("Li Y., Chang M.-C., Lyu S. (2018). In Ictu Oculi: Exposing AI Created Fake Videos by Detecting Eye Blinking. IEEE WIFS.",),
+    limits=(
+        "Modern generators reproduce blinking; a normal blink pattern does not show a video is original.",
+        "Only counts when its weights are present and their sha256 verified; otherwise reported unavailable.",
+    ),
+)
+
+
 @register
 class EyeBlinkCNNLSTM(Detector):
     name = NAME
     title = "EyeBlink-CNN-LSTM (learned blink-sequence classifier)"
     needs_weights = True
-    default_params: dict[str, Any] = {
-        "sequence_length": None,  # None: the length the head was trained with
-        "frame_skip": None,  # None: the head's (1 = every frame); 10 = the card's sampling
-        "min_blink_frames": None,  # fewer blink frames -> inconclusive; None: sequence_length (card)
-        "tracks": "all",  # "all" faces, or "largest" (the card analyses the primary face only)
-        "inconclusive_band": 0.1,  # |score - 0.5| below this -> assessment "inconclusive"
-        "batch_size": 16,
-        "visualize": False,  # write an MP4 of the eye crops with per-sequence scores
-        "visualization_dir": None,  # default: the analysis work dir, else the user cache
-    }
+    Params = EyeBlinkParams
+    method = METHOD
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
         from core.weights import WeightsError
 
-        p = self.params(ctx)
+        p: EyeBlinkParams = self.params(ctx)
         try:
             model = load_model()
         except WeightsError as exc:
-            return DetectorResult.unavailable(NAME, str(exc), parameters=p)
+            return DetectorResult.unavailable(NAME, str(exc), parameters=params_dict(p))
         prep = Preprocessing.from_dict(model.prep.to_dict())
-        if p.get("frame_skip") is not None:
-            prep.frame_skip = int(p["frame_skip"])
+        if p.frame_skip is not None:
+            prep.frame_skip = int(p.frame_skip)
         caveat = ""
-        if p.get("sequence_length") is not None and int(p["sequence_length"]) != prep.sequence_length:
+        if p.sequence_length is not None and int(p.sequence_length) != prep.sequence_length:
             # the LSTM can run on any length, but the head was only trained on one: say so
-            caveat = f"sequence_length {int(p['sequence_length'])} differs from the {prep.sequence_length} the head was trained on"
-            prep.sequence_length = int(p["sequence_length"])
-        params = {**p, "sequence_length": prep.sequence_length, "frame_skip": prep.frame_skip, "preprocessing": prep.to_dict(), "device": model.device}
+            caveat = f"sequence_length {int(p.sequence_length)} differs from the {prep.sequence_length} the head was trained on"
+            prep.sequence_length = int(p.sequence_length)
+        params = {**params_dict(p), "sequence_length": prep.sequence_length, "frame_skip": prep.frame_skip, "preprocessing": prep.to_dict(), "device": model.device}
         training = {k: v for k, v in (model.head_meta.get("training") or {}).items() if k != "history"}
         params["head_training"] = {"training_data": model.head_meta.get("training_data"), "metrics": model.head_meta.get("metrics"), "training": training}
         weights = {HEAD_WEIGHTS: model.head_sha256, BACKBONE_WEIGHTS: model.backbone_sha256}
@@ -523,8 +540,8 @@ class EyeBlinkCNNLSTM(Detector):
         # the pipeline's eyes mask (the one its blink events were found under); sequences stay inside it
         mask = {tid: check.assessable for tid, check in ctx.eyes.items()}
         params["eyes_mask"] = "analysis" if mask else "default eye parameters"
-        windows, found = windows_for(ctx.facepass, ctx.blinks, prep, p.get("tracks", "all"), mask)
-        min_frames = prep.sequence_length if p.get("min_blink_frames") is None else int(p["min_blink_frames"])
+        windows, found = windows_for(ctx.facepass, ctx.blinks, prep, p.tracks, mask)
+        min_frames = prep.sequence_length if p.min_blink_frames is None else int(p.min_blink_frames)
         base = {"detector": NAME, "weights_sha256": weights, "parameters": params, "frame_count": ctx.facepass.frame_count}
         if found < max(min_frames, 1) or not windows:
             # The card answers REAL with 0.51 here: a guess. Verity gives no score, says why.
@@ -543,20 +560,21 @@ class EyeBlinkCNNLSTM(Detector):
         from core.video.reader import VideoReader
 
         ctx.progress("eyeblink", 0.0, f"{len(windows)} blink sequences")
-        thumbs: dict[tuple[int, int], np.ndarray] | None = {} if p.get("visualize") else None
+        thumbs: dict[tuple[int, int], np.ndarray] | None = {} if p.visualize else None
         n_crops = len({(w.track_id, f) for w in windows for f in w.frames})
         with VideoReader(ctx.path) as reader:
             feats = backbone_features(model.backbone, iter_crops(reader, ctx.facepass, windows, prep, ctx.cancel), prep, model.device,
-                                      int(p.get("batch_size") or 16), ctx.cancel, ctx.progress, n_crops, thumbs)
+                                      int(p.batch_size or 16), ctx.cancel, ctx.progress, n_crops, thumbs)
         scores = score_sequences(model, sequence_array(windows, feats))
         score = summarise(scores)
         fake = score >= SUSPICIOUS
-        band = float(p.get("inconclusive_band") or 0.0)
+        band = float(p.inconclusive_band or 0.0)
         assessment = "inconclusive" if abs(score - SUSPICIOUS) < band else ("inconsistent" if fake else "consistent")
 
         preds = [{"index": k, "score": round(float(s), 4), "prediction": "FAKE" if s >= SUSPICIOUS else "REAL"} for k, s in enumerate(scores)]
         segments = [
-            Segment(w.start_frame, w.end_frame, float(s), f"blink sequence {k} (blink frames {w.blink_start}-{w.blink_end}) scored {s:.2f} by EyeBlink-CNN-LSTM", w.track_id)
+            Segment(w.start_frame, w.end_frame, float(s), f"blink sequence {k} (blink frames {w.blink_start}-{w.blink_end}) scored {s:.2f} by EyeBlink-CNN-LSTM",
+                    w.track_id, "sequence_score")
             for k, (w, s) in enumerate(zip(windows, scores))
             if s >= SUSPICIOUS
         ]
@@ -565,17 +583,14 @@ class EyeBlinkCNNLSTM(Detector):
             ts = [float(s) for w, s in zip(windows, scores) if w.track_id == tid]
             per_track[str(tid)] = {"sequences": len(ts), "suspicious": int(sum(s >= SUSPICIOUS for s in ts)), "average_blink_suspicion": round(summarise(ts), 4)}
         curves = {
-            "eyeblink_sequence_score": {
-                "track_id": [w.track_id for w in windows],
-                "start_frame": [w.start_frame for w in windows],
-                "end_frame": [w.end_frame for w in windows],
-                "frames": [w.frames for w in windows],
-                "score": [round(float(s), 4) for s in scores],
-            }
+            "eyeblink_sequence_score": Curve(
+                "score", [round(float(s), 4) for s in scores], start_frame=[w.start_frame for w in windows],
+                end_frame=[w.end_frame for w in windows], track_id=[w.track_id for w in windows],
+                columns={"frames": [w.frames for w in windows]}).to_dict()  # each sequence's frames (they may skip)
         }
         viz = None
-        if p.get("visualize"):
-            out_dir = Path(p.get("visualization_dir") or ctx.work_dir or _default_viz_dir())
+        if p.visualize:
+            out_dir = Path(p.visualization_dir or ctx.work_dir or _default_viz_dir())
             viz = str(write_visualization(out_dir / f"eyeblink_{ctx.sha256[:16]}.mp4", windows, scores, thumbs or {}, ctx.facepass.fps))
         return DetectorResult(
             **base,

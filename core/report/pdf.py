@@ -221,23 +221,19 @@ class _NumberedCanvas(rl_canvas.Canvas):
 
 
 def _facepass(run: dict[str, Any]) -> plots.FacePass | None:
+    """The run's face pass, unless CaseStore.stored_analysis found it changed since the run."""
     fpi = run.get("facepass") or {}
     path = fpi.get("path")
+    if fpi.get("verified") is False:
+        log.warning("face pass %s changed since its run; not used in the report", path)
+        return None
     if not path or not Path(path).is_file():
         return None
     try:
-        fp = plots.FacePass.load(path)
+        return plots.FacePass.load(path)
     except (OSError, ValueError, KeyError) as exc:
         log.warning("face pass %s unreadable: %s", path, exc)
         return None
-    expected = fpi.get("sha256")
-    if expected:
-        import hashlib
-
-        if hashlib.sha256(Path(path).read_bytes()).hexdigest() != expected:
-            log.warning("face pass %s changed since its run; not used in the report", path)
-            return None
-    return fp
 
 
 class _Builder:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from core.detectors.curves import Curve, is_typed
 from core.face.facepass import FacePass, FaceTrack
 from core.signals.blinks import BlinkParams
 from core.signals.eyes import EyeParams, assessable_percent, track_blinks, unassessable_runs
@@ -138,7 +139,29 @@ def _numbers(v: Any) -> np.ndarray | None:
     return np.array([_num(x) for x in v], float)
 
 
+def _typed(detector: str, name: str, curve: Curve, frame_count: int) -> Series | None:
+    ys = np.array([_num(v) for v in curve.values], float)
+    if not ys.size:
+        return None
+    tid = curve.track_id if isinstance(curve.track_id, int) else None
+    if curve.axis == "windows":
+        start, end = np.array(curve.start_frame, float), np.array(curve.end_frame, float)
+    elif curve.frames is not None:
+        start = end = np.array(curve.frames, float)
+    elif ys.size == frame_count:
+        start = end = np.arange(frame_count, dtype=float)
+    else:
+        return None  # per video frame, but not this video's frame count: cannot be placed
+    return Series(detector, name, start, end, ys, curve.kind == "score", tid)
+
+
 def _curve(detector: str, name: str, curve: Any, frame_count: int) -> Series | None:
+    if is_typed(curve):
+        try:
+            return _typed(detector, name, Curve.from_dict(curve), frame_count)
+        except ValueError:
+            return None
+    # below: the shapes of analyses stored before typed curves (core.detectors.curves)
     if isinstance(curve, list):
         ys = _numbers(curve)
         if ys is None or ys.size != frame_count:

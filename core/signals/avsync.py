@@ -118,6 +118,7 @@ class SyncWindow:
     reason: str = ""
     state: str = NO_SPEECH  # NO_SPEECH, NO_FACE, NOT_MEASURABLE, FOLLOWS or FLAGGED
     measurable: bool = False  # a window without sync would have been told from the clip's sync
+    flag: str = ""  # the rule that flagged it: window_offset, local_offset, lips_do_not_follow, clip_offset
     r_at_clip_lag: float | None = None  # correlation at the clip's established lag in this window
     r_expected: float | None = None  # the clip's correlation at that lag outside this window
     r_chance: float | None = None  # mean correlation at that lag against rotated audio (no sync)
@@ -616,7 +617,7 @@ def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_g
                 above[k] = float((rw[di] - nd.mean()) / nd.std())
         # 1. a confident local sync at a lag of its own
         if p.flag_local_offsets and wp is not None and wp <= alpha_local and abs(round(wo) - ref) > p.flag_offset_frames:
-            w.flagged, w.state, w.measurable, w.score = True, FLAGGED, True, 1.0
+            w.flagged, w.state, w.measurable, w.score, w.flag = True, FLAGGED, True, 1.0, "window_offset"
             w.reason = (f"audio offset {1000 * wo / fps:+.0f} ms in this window ({wo:+.1f} frames; clip {1000 * ref / fps:+.0f} ms; "
                         f"p={wp:.3f})")
     if di is None:
@@ -656,7 +657,7 @@ def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_g
                         rw = _pearson_rows(hp_mouth[w.start_frame:w.end_frame + 1], shifted[:, w.start_frame:w.end_frame + 1], max(int(0.5 * (w.end_frame + 1 - w.start_frame)), 5))
                         li = int(np.argmin(np.abs(lags - round(lo))))
                         if np.isfinite(rw[li]) and (not np.isfinite(rw[di]) or rw[li] > rw[di]):
-                            w.flagged, w.state, w.measurable, w.score, w.reason = True, FLAGGED, True, 1.0, reason
+                            w.flagged, w.state, w.measurable, w.score, w.reason, w.flag = True, FLAGGED, True, 1.0, reason, "local_offset"
                 continue
         sd_h0 = float(np.sqrt(sd0 ** 2 + p.between_window_sd ** 2))
         dev = (r_d - r_ref) / sd_h0
@@ -685,7 +686,7 @@ def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_g
         for a, b, _ in flagged_spans:
             cover[max(a - lo_f, 0):max(min(b, hi_f) - lo_f, 0)] = True
         if cover.mean() >= 0.5:
-            w.flagged, w.state, w.score, w.reason = True, FLAGGED, 1.0, best[2]
+            w.flagged, w.state, w.score, w.reason, w.flag = True, FLAGGED, 1.0, best[2], "lips_do_not_follow"
 
     # 3. the clip's own offset, where the window follows it; otherwise the window's state. An offset
     # the detector reads as a visible error (>= inconsistent_offset_ms) flags windows only with the
@@ -701,7 +702,7 @@ def _judge_windows(est: SyncEstimate, p: AVSyncParams, hp_mouth: np.ndarray, x_g
             w.reason = (f"lips follow the clip's peak lag ({est.offset_ms or 0.0:+.0f} ms), but that offset is not robust "
                         "evidence (it may be a side lobe of the speech rhythm)")
         elif abs(d) > p.flag_offset_frames and follows:
-            w.flagged, w.state, w.measurable, w.score = True, FLAGGED, True, 1.0
+            w.flagged, w.state, w.measurable, w.score, w.flag = True, FLAGGED, True, 1.0, "clip_offset"
             w.reason = f"audio offset {est.offset_ms or 0.0:+.0f} ms (the clip's offset, {d:+d} frames; this window follows it)"
         elif w.measurable or follows:
             w.state = FOLLOWS

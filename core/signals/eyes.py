@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.ndimage import median_filter
 
+from core.params import from_dict
 from core.signals.blinks import BlinkEvent, BlinkParams, detect_blinks
 from core.signals.geometry import BROWS, EYES, ears
 from core.signals.timebase import usable_fps
@@ -207,10 +208,10 @@ def stored_params(parameters: Mapping[str, Any] | None) -> tuple[BlinkParams, Ey
     report and training recompute exactly what that run reported."""
     p = parameters or {}
 
-    def pick(cls: Any, d: Any) -> dict[str, Any]:
-        return {k: v for k, v in (d or {}).items() if k in cls.__dataclass_fields__} if isinstance(d, Mapping) else {}
+    def pick(cls: Any, d: Any) -> Any:
+        return from_dict(cls, d if isinstance(d, Mapping) else None, "stored parameters", unknown="ignore")
 
-    return BlinkParams(**pick(BlinkParams, p.get("blinks"))), EyeParams(**pick(EyeParams, p.get("eyes")))
+    return pick(BlinkParams, p.get("blinks")), pick(EyeParams, p.get("eyes"))
 
 
 def eyes_assessable(track: _Track, width: int, height: int, fps: float | None = None, params: EyeParams | None = None) -> np.ndarray:
