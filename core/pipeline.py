@@ -22,12 +22,15 @@ from core.face.facepass import FacePass, FacePassParams
 from core.face.tracker import run_face_pass
 from core.fusion import fuse
 from core.paths import cache_dir
-from core.progress import CancelToken, ProgressCallback, no_progress
+from core.progress import CancelToken, ProgressCallback, no_progress, shares, sub_progress
 from core.signals.blinks import BlinkParams, blink_rate_per_min
 from core.signals.eyes import EyeCheck, EyeParams, assessable_summary, check_eyes, track_blinks
 from core.video.reader import VideoReader
 
 SCHEMA = "verity.analysis/1"
+# Share of the whole analysis each stage takes (rough, from runs on the test clips); the detectors'
+# share is split evenly between them. The progress callback of `analyze` sees the overall fraction.
+STAGE_WEIGHTS = {"hash": 0.08, "faces": 0.62, "detectors": 0.30}
 
 
 @dataclass
@@ -47,6 +50,11 @@ class AnalysisOptions:
             "eyes": self.eyes.to_dict(),
             "detectors": self.detector_params,
         }
+
+
+def hash_share() -> float:
+    """The hash stage's share of a whole analysis (callers that hash first, as the case store does)."""
+    return STAGE_WEIGHTS["hash"] / sum(STAGE_WEIGHTS.values())
 
 
 def facepass_path(sha256: str, params: FacePassParams, work_dir: Path | None) -> Path:
@@ -136,12 +144,13 @@ def analyze(
     path = Path(path)
     names = options.detectors if options.detectors is not None else list(detector_registry.available())
     check_detector_params(names, options.detector_params)  # a typo fails now, not after the face pass
+    stages = shares({k: w for k, w in STAGE_WEIGHTS.items() if k != "hash" or verified_sha256 is None})
     info = probe(path)
-    sha = verified_sha256 or sha256_file(path, progress, cancel)
+    sha = verified_sha256 or sha256_file(path, sub_progress(progress, *stages["hash"]), cancel)
     if expected_sha256 is not None and sha != expected_sha256:
         raise EvidenceError(f"{path}: sha256 {sha} differs from the {expected_sha256} recorded at intake; analysis refused")
 
-    fp, store = load_or_run_facepass(path, sha, options, progress, cancel)
+    fp, store = load_or_run_facepass(path, sha, options, sub_progress(progress, *stages["faces"]), cancel)
     # track_blinks is also what the GUI, the PDF and training call, so they show these very events
     eyes: dict[int, EyeCheck] = {}
     blinks: dict[int, list[Any]] = {}
@@ -153,10 +162,13 @@ def analyze(
         parameters=options.detector_params, progress=progress, cancel=cancel, work_dir=options.work_dir,
     )
     results: dict[str, Any] = {}
+    d0, d1 = stages["detectors"]
+    step = (d1 - d0) / max(len(names), 1)
     for k, name in enumerate(names):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        progress("detectors", k / max(len(names), 1), name)
+        progress("detectors", d0 + k * step, name)
+        ctx.progress = sub_progress(progress, d0 + k * step, d0 + (k + 1) * step)  # the bar moves inside a long detector
         detector = detector_registry.get(name)
         if not fp.tracks and detector.needs_faces:
             result = DetectorResult.unavailable(name, fp.no_face_reason() or "no face found in the video", frame_count=fp.frame_count)
@@ -165,7 +177,7 @@ def analyze(
         results[name] = result.to_dict()
         if on_result is not None:
             on_result(name, result)
-    progress("detectors", 1.0, "done")
+    progress("detectors", d1, "done")
 
     v = info.video
     return {

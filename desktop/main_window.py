@@ -1,13 +1,16 @@
 """The main window: case tree and results in docks, the player in the centre, the timeline below.
 
-State shown: one case file (CaseStore), the selected evidence, the run shown and its review.
-All work that touches the evidence (hashing, analysis, exports) runs as a `Task` in a thread.
+State shown: one case file (CaseStore), the selected evidence, the run shown; the frame, the face
+track and the review live in one `GuiState` (desktop/state.py) that the player, the timeline and
+the panels observe. All work that touches the evidence (hashing, analysis, exports) runs as a
+`Task` in a thread; work that ends in what is on screen is fenced: only the latest shows.
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ from desktop.exhibits import export_frame_png, export_segment_mp4
 from desktop.panels import BookmarksPanel, ResultsPanel
 from desktop.player import Player
 from desktop.review import Review, build_review
+from desktop.state import GuiState
 from desktop.timecode import format_timecode
 from desktop.timeline import Timeline
 from desktop.worker import Task
@@ -74,12 +78,14 @@ class MainWindow(QMainWindow):
         self.clip_path: Path | None = None
         self.run_id: int | None = None
         self.analysis: dict[str, Any] | None = None
-        self.review: Review | None = None
+        self.state = GuiState()
+        self.review_loader = build_review  # analysis dict -> Review, run in a worker (tests slow it down)
         self.task: Task | None = None
         self.tasks: list[Task] = []
         self.last_error: str | None = None
         self.last_export: dict[str, Any] | None = None
         self._partial: dict[str, Any] = {}
+        self._load_task: Task | None = None
 
         self.player = Player(self)
         self.timeline = Timeline(self)
@@ -99,6 +105,8 @@ class MainWindow(QMainWindow):
         self.bookmark_dock = self._dock("Bookmarks", "bookmarksDock", self.bookmarks, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.results_dock = self._dock("Results", "resultsDock", self.results, Qt.DockWidgetArea.RightDockWidgetArea)
 
+        for w in (self.player, self.timeline, self.results):
+            w.bind_state(self.state)
         self._build_status()
         self._build_actions()
         self._connect()
@@ -208,12 +216,9 @@ class MainWindow(QMainWindow):
         self.case_tree.caseSelected.connect(self.select_case)
         self.case_tree.evidenceSelected.connect(self.select_evidence)
         self.case_tree.runSelected.connect(self.select_run)
-        self.player.frameShown.connect(self._on_frame_shown)
         self.player.statusText.connect(self.status_label.setText)
         self.player.opened.connect(self._on_clip_opened)
         self.player.failed.connect(lambda msg: self.show_error("Cannot show the video", msg))
-        self.timeline.frameRequested.connect(self.player.seek)
-        self.timeline.trackChanged.connect(self.player.set_track_filter)
         self.results.segmentActivated.connect(self.jump_to)
         self.bookmarks.activated.connect(self.jump_to)
         self.bookmarks.addRequested.connect(self.add_bookmark_dialog)
@@ -379,7 +384,8 @@ class MainWindow(QMainWindow):
             self.open_clip(ev["path"])
             self.refresh_bookmarks()
         self.run_id = run_id
-        self.load_analysis(self.store.stored_analysis(run_id))
+        store = self.store
+        self.load_analysis(lambda: store.stored_analysis(run_id))  # hashes the run's face pass: in the worker
 
     def open_clip_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open video (not stored in a case)", "", VIDEO_FILTER)
@@ -401,21 +407,33 @@ class MainWindow(QMainWindow):
         self.timeline.set_clip(self.clip_path, self.player.index.times_s)
         self.timeline.set_review(self.review)
 
-    def load_analysis(self, analysis: dict[str, Any]) -> Task | None:
-        """Read the face pass in a worker (file I/O), then show everything."""
+    @property
+    def review(self) -> Review | None:
+        return self.state.review
 
-        def job(progress: Any, cancel: Any, on_result: Any) -> Review:
-            return build_review(analysis)
+    def load_analysis(self, analysis: dict[str, Any] | Callable[[], dict[str, Any]]) -> Task | None:
+        """Read the analysis (a dict, or a function giving one: e.g. from the store) and its face
+        pass in a worker, then show everything. A later load (or analysis) fences this one: if it
+        finishes late, its review is dropped, never shown over the newer one."""
+        ticket = self.state.fence.take("view")
+        if self._load_task is not None and self._load_task.running:
+            self._load_task.cancel()  # its result would be dropped anyway
 
-        return self.start_task("Loading analysis", job, lambda review: self._show_review(analysis, review), quiet=True)
+        def job(progress: Any, cancel: Any, on_result: Any) -> tuple[dict[str, Any], Review]:
+            a = analysis() if callable(analysis) else analysis
+            cancel.raise_if_cancelled()
+            return a, self.review_loader(a)
+
+        def done(out: tuple[dict[str, Any], Review]) -> None:
+            if self.state.fence.current("view", ticket):
+                self._show_review(*out)
+
+        self._load_task = self.start_task("Loading analysis", job, done, quiet=True)
+        return self._load_task
 
     def _show_review(self, analysis: dict[str, Any], review: Review) -> None:
         self.analysis = analysis
-        self.review = review
-        self.results.set_analysis(analysis)
-        self.player.set_review(review)
-        self.timeline.set_review(review)
-        self.player.set_track_filter(self.timeline.track_id)
+        self.state.set("review", review)  # the player, the timeline and the results panel observe it
         fpi = analysis.get("facepass") or {}
         if review.facepass is None and analysis.get("faces"):
             why = "changed since this run (sha256 differs)" if fpi.get("verified") is False else "not found"
@@ -423,12 +441,11 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def set_analysis(self, analysis: dict[str, Any] | None) -> None:
+        self.state.fence.take("view")  # whatever was loading is no longer wanted
         self.analysis = analysis
-        self.review = None
         self.run_id = None if analysis is None else self.run_id
+        self.state.set("review", None)
         self.results.set_analysis(analysis)
-        self.player.set_review(None)
-        self.timeline.set_review(None)
 
     # -- analysis ---------------------------------------------------------------------------
     def run_analysis(self, options: Any = None) -> Task | None:
@@ -454,9 +471,14 @@ class MainWindow(QMainWindow):
             fn = functools.partial(analyze, self.clip_path, options)
         self.results.set_running(names)
         self._partial = {"detectors": {}, "faces": []}
-        task = self.start_task(f"Analysing {self.clip_path.name}", lambda progress, cancel, on_result: fn(progress=progress, cancel=cancel, on_result=on_result), self._on_analysis_done)
+        ticket = self.state.fence.take("view")  # selecting another run meanwhile fences this one off the screen
+
+        def shown(fn: Callable[..., None]) -> Callable[..., None]:
+            return lambda *a: fn(*a) if self.state.fence.current("view", ticket) else None
+
+        task = self.start_task(f"Analysing {self.clip_path.name}", lambda progress, cancel, on_result: fn(progress=progress, cancel=cancel, on_result=on_result), shown(self._on_analysis_done))
         if task is not None:
-            task.partial.connect(self._on_partial)
+            task.partial.connect(shown(self._on_partial))
             task.ended.connect(self._refresh_tree)
         return task
 
@@ -514,8 +536,8 @@ class MainWindow(QMainWindow):
         partial = build_review({**self._partial, "evidence": {"video": {"frame_count": self.player.frame_count}}}, facepass=None)
         partial.tracks = self.review.tracks if self.review is not None else []
         partial.facepass = self.review.facepass if self.review is not None else None
-        self.player.set_review(partial)
-        self.timeline.set_review(partial)
+        partial.complete = False  # the results panel keeps its "running" rows
+        self.state.set("review", partial)
 
     def _on_analysis_done(self, analysis: dict[str, Any]) -> None:
         self.run_id = (analysis.get("case") or {}).get("run_id")
@@ -574,7 +596,7 @@ class MainWindow(QMainWindow):
     def _on_progress(self, stage: str, fraction: float, message: str, overall: float, eta: object) -> None:
         self.progress.setValue(int(overall * 1000))
         eta_txt = f", about {format_timecode(float(eta))[:-4]} left" if isinstance(eta, float) else ""
-        self.progress.setFormat(f"{stage} {fraction * 100:.0f}%{eta_txt}")
+        self.progress.setFormat(f"%p% ({stage}){eta_txt}")
         if self.task is not None:
             self.stage_label.setText(f"{self.task.title}: {stage}" + (f" ({message})" if message else ""))
 
@@ -607,11 +629,8 @@ class MainWindow(QMainWindow):
     # -- navigation -------------------------------------------------------------------------
     def jump_to(self, frame: int) -> None:
         self.player.pause()
-        self.player.seek(frame)
-        self.timeline.set_cursor(frame)
-
-    def _on_frame_shown(self, i: int) -> None:
-        self.timeline.set_cursor(i)
+        self.state.request_frame(frame)
+        self.timeline.set_cursor(frame)  # at once; the state's frame follows when it is painted
 
     # -- bookmarks --------------------------------------------------------------------------
     def refresh_bookmarks(self) -> None:
@@ -633,7 +652,7 @@ class MainWindow(QMainWindow):
         if self.store is None or self.evidence is None:
             return None
         frame = self.player.frame_index if frame is None else frame
-        bid = self.store.add_bookmark(self.evidence["id"], frame, note, track_id=self.timeline.track_id)
+        bid = self.store.add_bookmark(self.evidence["id"], frame, note, track_id=self.state.track_id)
         self.refresh_bookmarks()
         return bid
 

@@ -120,6 +120,10 @@ class ResultsPanel(QWidget):
         for col in range(4):
             self.tree.resizeColumnToContents(col)
 
+    def bind_state(self, state: Any) -> None:
+        """Show the state's review (a partial one, while an analysis runs, is added row by row)."""
+        state.observe("review", lambda r: self.set_analysis(None if r is None else r.analysis) if r is None or r.complete else None)
+
     def set_analysis(self, analysis: dict[str, Any] | None) -> None:
         if analysis is None:
             self.clear()

@@ -31,6 +31,7 @@ from core.video.index import FrameIndex
 from desktop.frame_loader import FrameLoader
 from desktop.overlays import KINDS, SHORT, TITLES, OverlayHost, OverlayItem
 from desktop.review import Review
+from desktop.state import GuiState
 from desktop.timecode import format_timecode, parse_position
 
 SPEEDS = (0.1, 0.25, 0.5, 1.0, 2.0)
@@ -120,6 +121,7 @@ class Player(QWidget, OverlayHost):
     def __init__(self, parent: QWidget | None = None) -> None:
         QWidget.__init__(self, parent)
         self.review: Review | None = None
+        self.state: GuiState | None = None
         self.frame_index = 0
         self.track_filter: int | None = None
         self.loader: FrameLoader | None = None
@@ -300,6 +302,8 @@ class Player(QWidget, OverlayHost):
         for item in self.overlay_items.values():
             item.update()
         self._update_status()
+        if self.state is not None:
+            self.state.set("frame", i)  # the frame on screen: the timeline's cursor follows it
         self.frameShown.emit(i)
 
     def _on_painted(self, i: int) -> None:
@@ -407,6 +411,13 @@ class Player(QWidget, OverlayHost):
             self.seek(i)  # the loader drops what it cannot keep up with: time stays true
 
     # -- overlays ---------------------------------------------------------------------------
+    def bind_state(self, state: GuiState) -> None:
+        """Show the state's review and track; seek on its frame requests; write the frame painted."""
+        self.state = state
+        state.observe("review", self.set_review)
+        state.observe("track_id", self.set_track_filter)
+        state.on_frame_request(self.seek)
+
     def set_review(self, review: Review | None) -> None:
         self.review = review
         for item in self.overlay_items.values():

@@ -104,6 +104,7 @@ class Review:
     tracks: list[TrackView] = field(default_factory=list)
     segments: list[SegmentView] = field(default_factory=list)
     series: list[Series] = field(default_factory=list)
+    complete: bool = True  # False: shown while its analysis still runs (results arrive one by one)
 
     @property
     def frame_count(self) -> int:

@@ -12,7 +12,7 @@ from core.cases.store import CaseStore
 from core.detectors.base import DetectorResult
 from core.digest import sha256_file
 from core.errors import CancelledError, EvidenceError
-from core.progress import CancelToken, ProgressCallback, no_progress
+from core.progress import CancelToken, ProgressCallback, no_progress, sub_progress
 
 
 def case_work_dir(store: CaseStore, case_id: int) -> Path:
@@ -53,14 +53,15 @@ def analyze_evidence(
 ) -> dict[str, Any]:
     """Re-hash, run the pipeline on one evidence item and store the run; returns the analysis dict
     with `case` = {case_id, evidence_id, run_id} added. Refuses (EvidenceError) a changed file."""
-    from core.pipeline import AnalysisOptions, analyze
+    from core.pipeline import AnalysisOptions, analyze, hash_share
 
     options = options or AnalysisOptions()
     ev = store.get_evidence(evidence_id)
     if options.work_dir is None:
         options.work_dir = case_work_dir(store, ev["case_id"])
-    if rehash:
-        sha = store.verify_evidence(evidence_id, "analysis", actor, progress, cancel)  # audit row either way
+    if rehash:  # the custody hash is the pipeline's hash stage: the same share of the bar
+        sha = store.verify_evidence(evidence_id, "analysis", actor, sub_progress(progress, 0.0, hash_share()), cancel)  # audit row either way
+        progress = sub_progress(progress, hash_share(), 1.0)
     else:
         sha = ev["sha256"]  # hashed at intake a moment ago
     detectors = options.detectors if options.detectors is not None else None
@@ -117,5 +118,7 @@ def analyze_into_case(
         known = store.find_evidence(case_id, video)
         if known is not None:
             return analyze_evidence(store, known["id"], options, progress, cancel, on_result, actor)
-        ev = store.import_evidence(case_id, video, actor=actor, progress=progress, cancel=cancel)
-        return analyze_evidence(store, ev["id"], options, progress, cancel, on_result, actor, rehash=False)
+        from core.pipeline import hash_share
+
+        ev = store.import_evidence(case_id, video, actor=actor, progress=sub_progress(progress, 0.0, hash_share()), cancel=cancel)
+        return analyze_evidence(store, ev["id"], options, sub_progress(progress, hash_share(), 1.0), cancel, on_result, actor, rehash=False)

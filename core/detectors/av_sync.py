@@ -100,8 +100,9 @@ class AVSyncDetector(Detector):
         fps = fp.fps if fp.fps > 0 else None
         per_track: dict[str, Any] = {}
         best: tuple[int, SyncEstimate] | None = None
-        for t in fp.tracks:
+        for k, t in enumerate(fp.tracks):
             ctx.check_cancel()
+            ctx.progress(self.name, k / len(fp.tracks), f"face track {t.track_id}")
             if len(t) < p.min_track_s * usable_fps(fps):
                 per_track[str(t.track_id)] = {"measured": False, "reason": "track too short"}
                 continue

@@ -70,8 +70,9 @@ class LandmarkMotion(Detector):
         segments: list[Segment] = []
         curves: dict[str, Curve] = {}
         analysed = 0
-        for t in fp.tracks:
+        for k, t in enumerate(fp.tracks):
             ctx.check_cancel()
+            ctx.progress(self.name, k / len(fp.tracks), f"face track {t.track_id}")
             if len(t) < min_rows:
                 per_track[str(t.track_id)] = {"assessment": "inconclusive", "reasons": [f"track of {len(t)} frames: too short for motion windows"]}
                 continue
