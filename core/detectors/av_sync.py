@@ -17,7 +17,7 @@ reading for fusion:
 
 Windows (frame_predictions, curves.windows, segments) are flagged only on evidence against the
 clip's own sync, with the chance of any flag on an in-sync clip held near 5 % (see
-core.signals.avsync._judge_windows); a window that can show nothing either way is reported
+core.signals.avsync_windows); a window that can show nothing either way is reported
 `not measurable` (curves.measurable = 0, score None), never flagged.
 """
 
@@ -31,6 +31,7 @@ from core.detectors import register
 from core.detectors.base import AnalysisContext, Detector, DetectorResult, Method, Segment
 from core.detectors.curves import Curve
 from core.errors import EvidenceError
+from core.progress import sub_progress
 from core.signals.avsync import NOT_MEASURABLE, AVSyncParams, SyncEstimate, estimate_offset, mouth_series, offset_evidence_missing
 from core.signals.timebase import usable_fps
 
@@ -107,7 +108,9 @@ class AVSyncDetector(Detector):
                 per_track[str(t.track_id)] = {"measured": False, "reason": "track too short"}
                 continue
             m = mouth_series(fp.frame_count, t.frames, t.mouth)
-            est = estimate_offset(fp.times_s, m, audio.samples, audio.sample_rate, audio.start_time_s, fps, p)
+            step = sub_progress(ctx.progress, k / len(fp.tracks), (k + 1) / len(fp.tracks))
+            est = estimate_offset(fp.times_s, m, audio.samples, audio.sample_rate, audio.start_time_s, fps, p,
+                                  lambda f, step=step, t=t: step(self.name, f, f"face track {t.track_id}: sync per window"))
             per_track[str(t.track_id)] = {**self._track_summary(est), "assessment": self._reading(est, p)[1]}
             if est.confidence is not None and (best is None or _rank(est) > _rank(best[1])):
                 best = (t.track_id, est)
