@@ -254,7 +254,7 @@ def test_ear_plot_uses_the_masked_blink_events() -> None:
 
 
 def test_faces_table_states_assessable_eyes() -> None:
-    from core.report.pdf import _eyes_assessable
+    from core.report.pdf_style import eyes_assessable as _eyes_assessable
 
     face = {"eyes_assessable_frames": 50, "eyes_assessable_fraction": 0.25,
             "eyes_not_assessable": {"head_turned": 150, "eyes_small": 0, "outside_frame": 12, "landmarks_implausible": 0}}

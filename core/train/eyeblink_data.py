@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.detectors.eyeblink_cnn_lstm import (
+from core.detectors.eyeblink_sequences import (
     Preprocessing,
     backbone_features,
     iter_crops,
