@@ -105,7 +105,7 @@ class _Breaks(Detector):
 
 
 def test_cancel_passes_through_a_detector_other_errors_become_failed():
-    from tests.test_physiology import make_context, make_facepass
+    from tests.factories import make_context, make_facepass
 
     ctx = make_context(make_facepass([], frame_count=10))
     with pytest.raises(CancelledError):

@@ -9,7 +9,7 @@ import pytest
 
 from core.detectors.base import DetectorResult, Segment
 from core.fusion import STATEMENTS, FusionRules, fuse
-from tests.test_physiology import FPS, every, make_context, make_facepass, make_track
+from tests.factories import FPS, every, make_context, make_facepass, make_track
 
 
 def res(assessment: str | None, status: str = "ok", per_track: dict[str, Any] | None = None, sha: dict[str, str] | None = None, note: str = "") -> DetectorResult:

@@ -9,10 +9,10 @@ from core.cases import CaseStore, analyze_into_case
 from core.pipeline import AnalysisOptions
 from core.report import build_report
 from desktop.review import build_review
-from tests.test_cases import clip, test_detector  # noqa: F401 - fixture
+from tests.factories import clip
 
 
-def test_stored_run_comes_back_as_the_analysis_and_its_face_pass_is_checked(tmp_path: Path, make_video: Any, test_detector: list[str]) -> None:  # noqa: F811
+def test_stored_run_comes_back_as_the_analysis_and_its_face_pass_is_checked(tmp_path: Path, make_video: Any, test_detector: list[str]) -> None:
     db = tmp_path / "c.sqlite"
     with CaseStore(db) as s:
         cid = s.create_case("N-1", examiner="E")

@@ -43,7 +43,7 @@ from core.face.facepass import FacePass  # noqa: E402
 from core.face.tracker import run_face_pass  # noqa: E402
 from core.signals.avsync import AVSyncParams, estimate_offset, mouth_series  # noqa: E402
 from core.video.reader import VideoReader  # noqa: E402
-from tests.test_avsync import remux_shifted  # noqa: E402
+from tests.factories import remux_shifted  # noqa: E402
 
 SHIFT_CLIPS = [
     "real/grid_bbaf2n.mpg", "real/grid_brbk7n.mpg", "real/grid_lbax4n.mpg", "real/grid_id2_swwp2s.mpg",
