@@ -53,9 +53,12 @@ def analyze_evidence(
 ) -> dict[str, Any]:
     """Re-hash, run the pipeline on one evidence item and store the run; returns the analysis dict
     with `case` = {case_id, evidence_id, run_id} added. Refuses (EvidenceError) a changed file."""
-    from core.pipeline import AnalysisOptions, analyze, hash_share
+    from core import detectors as registry
+    from core.pipeline import AnalysisOptions, analyze, check_detector_params, hash_share
 
     options = options or AnalysisOptions()
+    detectors = options.detectors if options.detectors is not None else list(registry.available())
+    check_detector_params(detectors, options.detector_params)  # a typo: no run recorded, no re-hash
     ev = store.get_evidence(evidence_id)
     if options.work_dir is None:
         options.work_dir = case_work_dir(store, ev["case_id"])
@@ -64,11 +67,6 @@ def analyze_evidence(
         progress = sub_progress(progress, hash_share(), 1.0)
     else:
         sha = ev["sha256"]  # hashed at intake a moment ago
-    detectors = options.detectors if options.detectors is not None else None
-    if detectors is None:
-        from core import detectors as registry
-
-        detectors = list(registry.available())
     run_id = store.start_run(evidence_id, options.parameters(), detectors, sha, actor)
 
     def store_result(name: str, result: DetectorResult) -> None:
