@@ -112,7 +112,7 @@ def _text(d: Mapping[str, Any], track_key: str | None) -> str:
 def qualifies(validation: Mapping[str, Any] | None, rules: FusionRules) -> tuple[bool, str]:
     """Whether a detector's validation summary lets its `inconsistent` reading decide, and why
     (or why not) in words. The summary: `record`, `independent`, `genuine_n`,
-    `false_inconsistent`, `false_inconsistent_upper95` (core.validation.records)."""
+    `false_inconsistent`, `false_inconsistent_upper95` (core.validation_records)."""
     if not validation:
         return False, "it has no validation record for these parameters"
     name = validation.get("record", "?")

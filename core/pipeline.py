@@ -6,8 +6,6 @@ tests call it directly.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
@@ -17,18 +15,23 @@ from typing import Any
 
 import core
 from core import detectors as detector_registry
-from core.detectors.base import AnalysisContext, DetectorResult
+from core.detectors.base import AnalysisContext, DetectorResult, params_dict
+from core.digest import params_key
 from core.evidence import probe, sha256_file
-from core.face.facepass import FacePass, FacePassParams, run_face_pass
+from core.face.facepass import FacePass, FacePassParams
+from core.face.tracker import run_face_pass
 from core.fusion import fuse
 from core.paths import cache_dir
-from core.progress import CancelToken, ProgressCallback, no_progress
+from core.progress import CancelToken, ProgressCallback, no_progress, shares, sub_progress
 from core.signals.blinks import BlinkParams, blink_rate_per_min
 from core.signals.eyes import EyeCheck, EyeParams, assessable_summary, check_eyes, track_blinks
-from core.validation.records import lookup as validation_lookup
+from core.validation_records import lookup as validation_lookup
 from core.video.reader import VideoReader
 
 SCHEMA = "verity.analysis/1"
+# Share of the whole analysis each stage takes (rough, from runs on the test clips); the detectors'
+# share is split evenly between them. The progress callback of `analyze` sees the overall fraction.
+STAGE_WEIGHTS = {"hash": 0.08, "faces": 0.62, "detectors": 0.30}
 
 
 @dataclass
@@ -50,14 +53,13 @@ class AnalysisOptions:
         }
 
 
-def parameter_key(params: dict[str, Any]) -> str:
-    """Short hash of parameters as canonical JSON: names results computed with them (face pass, batch)."""
-    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+def hash_share() -> float:
+    """The hash stage's share of a whole analysis (callers that hash first, as the case store does)."""
+    return STAGE_WEIGHTS["hash"] / sum(STAGE_WEIGHTS.values())
 
 
 def facepass_path(sha256: str, params: FacePassParams, work_dir: Path | None) -> Path:
-    key = parameter_key(params.to_dict())
-    return (work_dir or cache_dir()) / "facepass" / f"{sha256}-{key}.npz"
+    return (work_dir or cache_dir()) / "facepass" / f"{sha256}-{params_key(params.to_dict())}.npz"
 
 
 def load_or_run_facepass(
@@ -109,6 +111,19 @@ def faces_summary(fp: FacePass, blinks: dict[int, list[Any]], eyes: dict[int, Ey
     return out
 
 
+def check_detector_params(names: list[str], detector_params: dict[str, dict[str, Any]]) -> None:
+    """Every named detector exists and every parameter given is one it has (ParameterError,
+    KeyError otherwise): an examiner's typo must not run silently with the default."""
+    from core.params import ParameterError
+
+    for name in names:
+        detector_registry.get(name)
+    for name, d in detector_params.items():
+        if name not in detector_registry.available():
+            raise ParameterError(f"parameters given for unknown detector {name!r} (known: {', '.join(detector_registry.available())})")
+        detector_registry.get(name).parse_params(d)
+
+
 def analyze(
     path: str | os.PathLike[str],
     options: AnalysisOptions | None = None,
@@ -128,39 +143,45 @@ def analyze(
     options = options or AnalysisOptions()
     t0 = time.perf_counter()
     path = Path(path)
+    names = options.detectors if options.detectors is not None else list(detector_registry.available())
+    check_detector_params(names, options.detector_params)  # a typo fails now, not after the face pass
+    stages = shares({k: w for k, w in STAGE_WEIGHTS.items() if k != "hash" or verified_sha256 is None})
     info = probe(path)
-    sha = verified_sha256 or sha256_file(path, progress, cancel)
+    sha = verified_sha256 or sha256_file(path, sub_progress(progress, *stages["hash"]), cancel)
     if expected_sha256 is not None and sha != expected_sha256:
         raise EvidenceError(f"{path}: sha256 {sha} differs from the {expected_sha256} recorded at intake; analysis refused")
 
-    fp, store = load_or_run_facepass(path, sha, options, progress, cancel)
+    fp, store = load_or_run_facepass(path, sha, options, sub_progress(progress, *stages["faces"]), cancel)
     # track_blinks is also what the GUI, the PDF and training call, so they show these very events
     eyes: dict[int, EyeCheck] = {}
     blinks: dict[int, list[Any]] = {}
     for t in fp.tracks:
         blinks[t.track_id], _, eyes[t.track_id] = track_blinks(t, fp.width, fp.height, fp.fps, options.blinks, options.eyes)
 
-    names = options.detectors if options.detectors is not None else list(detector_registry.available())
     ctx = AnalysisContext(
         path=path, evidence=info, sha256=sha, facepass=fp, blinks=blinks, eyes=eyes,
         parameters=options.detector_params, progress=progress, cancel=cancel, work_dir=options.work_dir,
     )
     results: dict[str, Any] = {}
+    d0, d1 = stages["detectors"]
+    step = (d1 - d0) / max(len(names), 1)
     for k, name in enumerate(names):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        progress("detectors", k / max(len(names), 1), name)
+        progress("detectors", d0 + k * step, name)
+        ctx.progress = sub_progress(progress, d0 + k * step, d0 + (k + 1) * step)  # the bar moves inside a long detector
         detector = detector_registry.get(name)
         if not fp.tracks and detector.needs_faces:
             result = DetectorResult.unavailable(
-                name, fp.no_face_reason() or "no face found in the video", frame_count=fp.frame_count, parameters=detector.params(ctx)
+                name, fp.no_face_reason() or "no face found in the video", frame_count=fp.frame_count,
+                parameters=params_dict(detector.params(ctx), detector.internal_params),
             )
         else:
             result = detector(ctx)
         results[name] = result.to_dict()
         if on_result is not None:
             on_result(name, result)
-    progress("detectors", 1.0, "done")
+    progress("detectors", d1, "done")
     # the validation record each result may cite (same version and parameters), for fusion and the report
     validation = validation_lookup(results, options.parameters())
 

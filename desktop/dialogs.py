@@ -1,4 +1,4 @@
-"""Dialogs: analysis options (which detectors, blink threshold) and the case's audit log."""
+"""Dialogs: a new case, analysis options (which detectors, blink threshold) and the case's audit log."""
 
 from __future__ import annotations
 
@@ -13,11 +13,31 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
+
+
+class NewCaseDialog(QDialog):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New case")
+        self.number = QLineEdit(self)
+        self.title = QLineEdit(self)
+        self.examiner = QLineEdit(self)
+        self.request = QLineEdit(self)
+        form = QFormLayout(self)
+        form.addRow("Case number*", self.number)
+        form.addRow("Title", self.title)
+        form.addRow("Examiner", self.examiner)
+        form.addRow("Request / lab id", self.request)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, parent=self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
 
 
 class AnalysisDialog(QDialog):

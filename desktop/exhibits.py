@@ -5,7 +5,6 @@ records (file, its sha256, frames, overlays); the evidence file is only read.
 
 from __future__ import annotations
 
-import hashlib
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -14,19 +13,12 @@ import av
 import numpy as np
 from PySide6.QtGui import QImage
 
+from core.digest import sha256_file
 from core.errors import VerityError
 from core.progress import CancelToken, ProgressCallback, no_progress
 from core.video.reader import VideoReader
 from desktop.overlays import render_frame
 from desktop.review import Review
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _qimage_rgb(image: QImage) -> np.ndarray:
@@ -50,7 +42,7 @@ def export_frame_png(
     if not image.save(str(out), "PNG"):
         raise VerityError(f"{out}: the PNG could not be written")
     progress("export", 1.0, out.name)
-    return {"kind": "frame png", "file": str(out), "sha256": _sha256(out), "frame": frame, "pts_s": pts, "overlays": list(overlays)}
+    return {"kind": "frame png", "file": str(out), "sha256": sha256_file(out), "frame": frame, "pts_s": pts, "overlays": list(overlays)}
 
 
 def export_segment_mp4(
@@ -86,6 +78,6 @@ def export_segment_mp4(
                 container.mux(packet)
     part.replace(out)
     return {
-        "kind": "segment mp4", "file": str(out), "sha256": _sha256(out), "start_frame": start, "end_frame": end,
+        "kind": "segment mp4", "file": str(out), "sha256": sha256_file(out), "start_frame": start, "end_frame": end,
         "frames": n, "fps": float(rate), "overlays": list(overlays), "note": "re-encoded H.264 exhibit, not the original stream",
     }

@@ -1,82 +1,46 @@
 """The main window: case tree and results in docks, the player in the centre, the timeline below.
 
-State shown: one case file (CaseStore), the selected evidence, the run shown and its review.
-All work that touches the evidence (hashing, analysis, exports) runs as a `Task` in a thread.
+State shown: one case file (CaseStore), the selected evidence, the run shown; the frame, the face
+track and the review live in one `GuiState` (desktop/state.py) that the player, the timeline and
+the panels observe. All work that touches the evidence (hashing, analysis, exports) runs as a
+`Task` in a thread; work that ends in what is on screen is fenced: only the latest shows.
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDialog,
-    QDialogButtonBox,
-    QDockWidget,
     QFileDialog,
-    QFormLayout,
-    QInputDialog,
-    QLabel,
-    QLineEdit,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
     QSplitter,
-    QWidget,
 )
 
 from core.errors import VerityError
 from desktop.case_tree import CaseTree
-from desktop.exhibits import export_frame_png, export_segment_mp4
+from desktop.dialogs import NewCaseDialog
 from desktop.panels import BookmarksPanel, ResultsPanel
 from desktop.player import Player
 from desktop.review import Review, build_review
+from desktop.state import GuiState
 from desktop.timecode import format_timecode
 from desktop.timeline import Timeline
+from desktop.window_exhibits import WindowExhibits
+from desktop.window_setup import WindowSetup
 from desktop.worker import Task
 
 VIDEO_FILTER = "Video files (*.mp4 *.mov *.mkv *.avi *.mpg *.mpeg *.m4v *.webm *.wmv *.ts);;All files (*)"
-MAX_RECENT = 8
 
 
-def analysis_from_store(store: Any, run_id: int) -> dict[str, Any]:
-    """A stored run back as the pipeline's analysis dict (results live in their own table)."""
-    run = store.get_run(run_id)
-    analysis = dict(run.get("analysis") or {})
-    analysis["detectors"] = {r["detector"]: r["result"] for r in store.results_for(run_id)}
-    if run.get("finding") and "finding" not in analysis:
-        analysis["finding"] = run["finding"]
-    if run.get("facepass_path"):
-        analysis.setdefault("facepass", {})["path"] = run["facepass_path"]
-    analysis["case"] = {"case_id": run["case_id"], "evidence_id": run["evidence_id"], "run_id": run_id, "status": run["status"]}
-    return analysis
-
-
-class NewCaseDialog(QDialog):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("New case")
-        self.number = QLineEdit(self)
-        self.title = QLineEdit(self)
-        self.examiner = QLineEdit(self)
-        self.request = QLineEdit(self)
-        form = QFormLayout(self)
-        form.addRow("Case number*", self.number)
-        form.addRow("Title", self.title)
-        form.addRow("Examiner", self.examiner)
-        form.addRow("Request / lab id", self.request)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, parent=self)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-
-class MainWindow(QMainWindow):
+class MainWindow(WindowSetup, WindowExhibits, QMainWindow):
     def __init__(self, db_path: str | Path | None = None, settings: QSettings | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Verity — deepfake forensics")
@@ -87,12 +51,14 @@ class MainWindow(QMainWindow):
         self.clip_path: Path | None = None
         self.run_id: int | None = None
         self.analysis: dict[str, Any] | None = None
-        self.review: Review | None = None
+        self.state = GuiState()
+        self.review_loader = build_review  # analysis dict -> Review, run in a worker (tests slow it down)
         self.task: Task | None = None
         self.tasks: list[Task] = []
         self.last_error: str | None = None
         self.last_export: dict[str, Any] | None = None
         self._partial: dict[str, Any] = {}
+        self._load_task: Task | None = None
 
         self.player = Player(self)
         self.timeline = Timeline(self)
@@ -112,6 +78,8 @@ class MainWindow(QMainWindow):
         self.bookmark_dock = self._dock("Bookmarks", "bookmarksDock", self.bookmarks, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.results_dock = self._dock("Results", "resultsDock", self.results, Qt.DockWidgetArea.RightDockWidgetArea)
 
+        for w in (self.player, self.timeline, self.results):
+            w.bind_state(self.state)
         self._build_status()
         self._build_actions()
         self._connect()
@@ -120,174 +88,6 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.models_ready = False
         QTimer.singleShot(0, self.warm_up)
-
-    # -- construction -----------------------------------------------------------------------
-    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        d = QDockWidget(title, self)
-        d.setObjectName(name)
-        d.setWidget(widget)
-        self.addDockWidget(area, d)
-        return d
-
-    def _build_status(self) -> None:
-        sb = self.statusBar()
-        self.status_label = QLabel("", self)
-        self.status_label.setObjectName("frameStatus")
-        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        sb.addWidget(self.status_label, 1)
-        self.stage_label = QLabel("", self)
-        self.progress = QProgressBar(self)
-        self.progress.setRange(0, 1000)
-        self.progress.setMaximumWidth(220)
-        self.progress.setTextVisible(True)
-        self.cancel_button = QPushButton("Cancel", self)
-        self.cancel_button.clicked.connect(self.cancel_task)
-        for w in (self.stage_label, self.progress, self.cancel_button):
-            sb.addPermanentWidget(w)
-            w.hide()
-
-    def _act(self, text: str, slot: Any, shortcut: str | None = None, tip: str = "", short: str = "") -> QAction:
-        a = QAction(text, self)
-        if short:
-            a.setIconText(short)
-        if shortcut:
-            a.setShortcut(QKeySequence(shortcut))
-        if tip:
-            a.setStatusTip(tip)
-            a.setToolTip(tip)
-        a.triggered.connect(lambda _checked=False: slot())
-        return a
-
-    def _build_actions(self) -> None:
-        self.act_open_db = self._act("Open case file…", self.choose_store, tip="Open another case database (.sqlite)")
-        self.act_new_case = self._act("New case…", self.new_case_dialog, "Ctrl+N", "Create a case in this case file", short="New case")
-        self.act_import = self._act("Import evidence…", self.import_dialog, "Ctrl+I", "Hash (SHA-256) and record a video in the case", short="Import")
-        self.act_open_clip = self._act("Open video without a case…", self.open_clip_dialog, "Ctrl+O", "Review a video; nothing is stored")
-        self.act_analyse = self._act("Run analysis", self.run_analysis, "Ctrl+R", "Analyse the selected evidence (in the background)", short="Analyse")
-        self.act_analyse_opts = self._act("Run analysis with options…", self.analysis_dialog, "Ctrl+Shift+R", "Choose the detectors and the blink threshold")
-        self.act_verify = self._act("Verify evidence hash", self.verify_evidence, tip="Re-hash the evidence file and compare with its intake hash (audit-logged)")
-        self.act_audit = self._act("Audit log…", self.show_audit_log, tip="The case's hash-chained audit log, checked")
-        self.act_weights = self._act("Detector weights…", self.show_weights, tip="Which checkpoints are present and verified")
-        self.act_cancel = self._act("Cancel", self.cancel_task, "Esc", "Cancel the running task")
-        self.act_report = self._act("Export report…", self.export_report_dialog, "Ctrl+E", "PDF/JSON report of the case", short="Report")
-        self.act_png = self._act("Export frame as PNG (with overlays)…", lambda: self.export_png_dialog(True), tip="Exhibit: this frame with the overlays shown", short="PNG")
-        self.act_png_raw = self._act("Export frame as PNG (no overlays)…", lambda: self.export_png_dialog(False), tip="Exhibit: this frame as decoded")
-        self.act_mp4 = self._act("Export flagged segment as MP4…", self.export_segment_dialog, tip="Exhibit: the flagged segment at (or after) the cursor, overlays burned in", short="MP4")
-        self.act_bookmark = self._act("Add bookmark…", self.add_bookmark_dialog, "Ctrl+B", "Note at the current frame", short="Bookmark")
-        self.act_quit = self._act("Quit", self.close, "Ctrl+Q")
-
-        mb = self.menuBar()
-        m = mb.addMenu("&Case")
-        for a in (self.act_open_db, self.act_new_case, self.act_import, self.act_open_clip):
-            m.addAction(a)
-        self.recent_menu = m.addMenu("Recent cases")
-        m.addSeparator()
-        m.addAction(self.act_verify)
-        m.addAction(self.act_audit)
-        m.addAction(self.act_report)
-        m.addSeparator()
-        m.addAction(self.act_quit)
-        m = mb.addMenu("&Analysis")
-        m.addAction(self.act_analyse)
-        m.addAction(self.act_analyse_opts)
-        m.addAction(self.act_weights)
-        m.addAction(self.act_cancel)
-        m = mb.addMenu("&Playback")
-        for a in self.player.playback_actions:
-            m.addAction(a)
-        m = mb.addMenu("&Exhibits")
-        for a in (self.act_png, self.act_png_raw, self.act_mp4, self.act_bookmark):
-            m.addAction(a)
-        m = mb.addMenu("&View")
-        for a in self.player.overlay_actions.values():
-            m.addAction(a)
-        m.addSeparator()
-        for d in (self.case_dock, self.bookmark_dock, self.results_dock):
-            m.addAction(d.toggleViewAction())
-
-        tb = self.addToolBar("Main")
-        tb.setObjectName("mainToolbar")
-        for a in (self.act_new_case, self.act_import, self.act_analyse, self.act_cancel, self.act_report):
-            tb.addAction(a)
-        tb.addSeparator()
-        for a in (self.act_png, self.act_mp4, self.act_bookmark):
-            tb.addAction(a)
-        tb.addSeparator()
-        for a in self.player.overlay_actions.values():
-            tb.addAction(a)
-        self._rebuild_recent_menu()
-
-    def _connect(self) -> None:
-        self.case_tree.caseSelected.connect(self.select_case)
-        self.case_tree.evidenceSelected.connect(self.select_evidence)
-        self.case_tree.runSelected.connect(self.select_run)
-        self.player.frameShown.connect(self._on_frame_shown)
-        self.player.statusText.connect(self.status_label.setText)
-        self.player.opened.connect(self._on_clip_opened)
-        self.player.failed.connect(lambda msg: self.show_error("Cannot show the video", msg))
-        self.timeline.frameRequested.connect(self.player.seek)
-        self.timeline.trackChanged.connect(self.player.set_track_filter)
-        self.results.segmentActivated.connect(self.jump_to)
-        self.bookmarks.activated.connect(self.jump_to)
-        self.bookmarks.addRequested.connect(self.add_bookmark_dialog)
-        self.bookmarks.deleteRequested.connect(self.delete_bookmark)
-
-    # -- settings ---------------------------------------------------------------------------
-    def _restore_settings(self) -> None:
-        geo = self.settings.value("window/geometry")
-        if isinstance(geo, QByteArray):
-            self.restoreGeometry(geo)
-        else:
-            self.resize(1500, 920)
-        state = self.settings.value("window/state")
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
-        else:
-            self.resizeDocks([self.case_dock, self.results_dock], [290, 400], Qt.Orientation.Horizontal)
-        split = self.settings.value("window/splitter")
-        if isinstance(split, QByteArray):
-            self.splitter.restoreState(split)
-
-    def save_settings(self) -> None:
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
-        self.settings.setValue("window/splitter", self.splitter.saveState())
-        if self.store is not None:
-            self.settings.setValue("cases/last_db", str(self.store.path))
-        self.settings.sync()
-
-    def recent_cases(self) -> list[dict[str, Any]]:
-        out = []
-        for entry in self.settings.value("cases/recent", []) or []:
-            try:
-                db, cid, label = str(entry).split("|", 2)
-                out.append({"db": db, "case_id": int(cid), "label": label})
-            except ValueError:
-                continue
-        return out
-
-    def _remember_case(self, case_id: int) -> None:
-        if self.store is None:
-            return
-        case = self.store.get_case(case_id)
-        key = f"{self.store.path}|{case_id}|{case['number']} {case.get('title') or ''}".strip()
-        entries = [e for e in (self.settings.value("cases/recent", []) or []) if not str(e).startswith(f"{self.store.path}|{case_id}|")]
-        self.settings.setValue("cases/recent", [key, *entries][:MAX_RECENT])
-        self._rebuild_recent_menu()
-
-    def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recents = self.recent_cases()
-        for r in recents:
-            a = self.recent_menu.addAction(f"{r['label']}  ({Path(r['db']).name})")
-            a.triggered.connect(functools.partial(self.open_recent, r["db"], r["case_id"]))
-        self.recent_menu.setEnabled(bool(recents))
-
-    def open_recent(self, db: str, case_id: int, _checked: bool = False) -> None:
-        if self.store is None or str(self.store.path) != db:
-            self.open_store(db)
-        self.select_case(case_id)
-        self.case_tree.select("case", case_id)
 
     # -- case store -------------------------------------------------------------------------
     def open_store(self, db_path: str | Path | None) -> bool:
@@ -392,7 +192,8 @@ class MainWindow(QMainWindow):
             self.open_clip(ev["path"])
             self.refresh_bookmarks()
         self.run_id = run_id
-        self.load_analysis(analysis_from_store(self.store, run_id))
+        store = self.store
+        self.load_analysis(lambda: store.stored_analysis(run_id))  # hashes the run's face pass: in the worker
 
     def open_clip_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open video (not stored in a case)", "", VIDEO_FILTER)
@@ -414,33 +215,45 @@ class MainWindow(QMainWindow):
         self.timeline.set_clip(self.clip_path, self.player.index.times_s)
         self.timeline.set_review(self.review)
 
-    def load_analysis(self, analysis: dict[str, Any]) -> Task | None:
-        """Read the face pass in a worker (file I/O), then show everything."""
+    @property
+    def review(self) -> Review | None:
+        return self.state.review
 
-        def job(progress: Any, cancel: Any, on_result: Any) -> Review:
-            return build_review(analysis)
+    def load_analysis(self, analysis: dict[str, Any] | Callable[[], dict[str, Any]]) -> Task | None:
+        """Read the analysis (a dict, or a function giving one: e.g. from the store) and its face
+        pass in a worker, then show everything. A later load (or analysis) fences this one: if it
+        finishes late, its review is dropped, never shown over the newer one."""
+        ticket = self.state.fence.take("view")
+        if self._load_task is not None and self._load_task.running:
+            self._load_task.cancel()  # its result would be dropped anyway
 
-        return self.start_task("Loading analysis", job, lambda review: self._show_review(analysis, review), quiet=True)
+        def job(progress: Any, cancel: Any, on_result: Any) -> tuple[dict[str, Any], Review]:
+            a = analysis() if callable(analysis) else analysis
+            cancel.raise_if_cancelled()
+            return a, self.review_loader(a)
+
+        def done(out: tuple[dict[str, Any], Review]) -> None:
+            if self.state.fence.current("view", ticket):
+                self._show_review(*out)
+
+        self._load_task = self.start_task("Loading analysis", job, done, quiet=True)
+        return self._load_task
 
     def _show_review(self, analysis: dict[str, Any], review: Review) -> None:
         self.analysis = analysis
-        self.review = review
-        self.results.set_analysis(analysis)
-        self.player.set_review(review)
-        self.timeline.set_review(review)
-        self.player.set_track_filter(self.timeline.track_id)
-        fp = (analysis.get("facepass") or {}).get("path")
+        self.state.set("review", review)  # the player, the timeline and the results panel observe it
+        fpi = analysis.get("facepass") or {}
         if review.facepass is None and analysis.get("faces"):
-            self.statusBar().showMessage(f"face pass not found at {fp}: no overlays (run the analysis again)", 15000)
+            why = "changed since this run (sha256 differs)" if fpi.get("verified") is False else "not found"
+            self.statusBar().showMessage(f"face pass at {fpi.get('path')} {why}: no overlays (run the analysis again)", 15000)
         self._update_actions()
 
     def set_analysis(self, analysis: dict[str, Any] | None) -> None:
+        self.state.fence.take("view")  # whatever was loading is no longer wanted
         self.analysis = analysis
-        self.review = None
         self.run_id = None if analysis is None else self.run_id
+        self.state.set("review", None)
         self.results.set_analysis(analysis)
-        self.player.set_review(None)
-        self.timeline.set_review(None)
 
     # -- analysis ---------------------------------------------------------------------------
     def run_analysis(self, options: Any = None) -> Task | None:
@@ -466,9 +279,14 @@ class MainWindow(QMainWindow):
             fn = functools.partial(analyze, self.clip_path, options)
         self.results.set_running(names)
         self._partial = {"detectors": {}, "faces": []}
-        task = self.start_task(f"Analysing {self.clip_path.name}", lambda progress, cancel, on_result: fn(progress=progress, cancel=cancel, on_result=on_result), self._on_analysis_done)
+        ticket = self.state.fence.take("view")  # selecting another run meanwhile fences this one off the screen
+
+        def shown(fn: Callable[..., None]) -> Callable[..., None]:
+            return lambda *a: fn(*a) if self.state.fence.current("view", ticket) else None
+
+        task = self.start_task(f"Analysing {self.clip_path.name}", lambda progress, cancel, on_result: fn(progress=progress, cancel=cancel, on_result=on_result), shown(self._on_analysis_done))
         if task is not None:
-            task.partial.connect(self._on_partial)
+            task.partial.connect(shown(self._on_partial))
             task.ended.connect(self._refresh_tree)
         return task
 
@@ -526,8 +344,8 @@ class MainWindow(QMainWindow):
         partial = build_review({**self._partial, "evidence": {"video": {"frame_count": self.player.frame_count}}}, facepass=None)
         partial.tracks = self.review.tracks if self.review is not None else []
         partial.facepass = self.review.facepass if self.review is not None else None
-        self.player.set_review(partial)
-        self.timeline.set_review(partial)
+        partial.complete = False  # the results panel keeps its "running" rows
+        self.state.set("review", partial)
 
     def _on_analysis_done(self, analysis: dict[str, Any]) -> None:
         self.run_id = (analysis.get("case") or {}).get("run_id")
@@ -546,7 +364,7 @@ class MainWindow(QMainWindow):
 
         def job(progress: Any, cancel: Any, on_result: Any) -> bool:
             from core import detectors
-            from core.face import models
+            from core.face import dlib_models as models
 
             detectors.available()
             models.shape_predictor()
@@ -586,7 +404,7 @@ class MainWindow(QMainWindow):
     def _on_progress(self, stage: str, fraction: float, message: str, overall: float, eta: object) -> None:
         self.progress.setValue(int(overall * 1000))
         eta_txt = f", about {format_timecode(float(eta))[:-4]} left" if isinstance(eta, float) else ""
-        self.progress.setFormat(f"{stage} {fraction * 100:.0f}%{eta_txt}")
+        self.progress.setFormat(f"%p% ({stage}){eta_txt}")
         if self.task is not None:
             self.stage_label.setText(f"{self.task.title}: {stage}" + (f" ({message})" if message else ""))
 
@@ -619,110 +437,8 @@ class MainWindow(QMainWindow):
     # -- navigation -------------------------------------------------------------------------
     def jump_to(self, frame: int) -> None:
         self.player.pause()
-        self.player.seek(frame)
-        self.timeline.set_cursor(frame)
-
-    def _on_frame_shown(self, i: int) -> None:
-        self.timeline.set_cursor(i)
-
-    # -- bookmarks --------------------------------------------------------------------------
-    def refresh_bookmarks(self) -> None:
-        if self.store is None or self.evidence is None:
-            self.bookmarks.set_bookmarks([])
-            return
-        times = self.player.index.times_s if self.player.index is not None else None
-        self.bookmarks.set_bookmarks(self.store.list_bookmarks(evidence_id=self.evidence["id"]), times)
-
-    def add_bookmark_dialog(self) -> None:
-        if self.evidence is None:
-            self.show_error("No evidence", "Bookmarks belong to evidence in a case: select it in the case tree.")
-            return
-        note, ok = QInputDialog.getMultiLineText(self, "Bookmark", f"Note at frame {self.player.frame_index}:")
-        if ok:
-            self.add_bookmark(note)
-
-    def add_bookmark(self, note: str, frame: int | None = None) -> int | None:
-        if self.store is None or self.evidence is None:
-            return None
-        frame = self.player.frame_index if frame is None else frame
-        bid = self.store.add_bookmark(self.evidence["id"], frame, note, track_id=self.timeline.track_id)
-        self.refresh_bookmarks()
-        return bid
-
-    def delete_bookmark(self, bookmark_id: int) -> None:
-        if self.store is None:
-            return
-        if QMessageBox.question(self, "Delete bookmark", "Delete this bookmark? (The audit log keeps a record.)") == QMessageBox.StandardButton.Yes:
-            self.store.delete_bookmark(bookmark_id)
-            self.refresh_bookmarks()
-
-    # -- exhibits ---------------------------------------------------------------------------
-    def _exhibit_name(self, suffix: str) -> str:
-        stem = self.clip_path.stem if self.clip_path else "frame"
-        return f"{stem}_{suffix}"
-
-    def export_png_dialog(self, overlays: bool) -> None:
-        name = self._exhibit_name(f"frame{self.player.frame_index:06d}{'_overlays' if overlays else ''}.png")
-        path, _ = QFileDialog.getSaveFileName(self, "Export frame", name, "PNG image (*.png)")
-        if path:
-            self.export_png(Path(path), overlays)
-
-    def export_png(self, out: Path, overlays: bool = True) -> Task | None:
-        if self.clip_path is None:
-            return None
-        kinds = self.player.visible_overlays() if overlays else ()
-        fn = functools.partial(export_frame_png, self.clip_path, self.player.frame_index, out, self.review, kinds)
-        return self.start_task(f"Exporting {out.name}", fn, self._on_exported)
-
-    def current_or_next_segment(self) -> Any:
-        if self.review is None:
-            return None
-        i = self.player.frame_index
-        return self.review.segment_at(i) or self.review.next_segment(i) or self.review.previous_segment(i)
-
-    def export_segment_dialog(self) -> None:
-        seg = self.current_or_next_segment()
-        if seg is None:
-            self.show_error("No flagged segment", "This analysis flagged no segment.")
-            return
-        name = self._exhibit_name(f"{seg.detector}_frames{seg.start_frame}-{seg.end_frame}.mp4")
-        path, _ = QFileDialog.getSaveFileName(self, "Export flagged segment", name, "MP4 video (*.mp4)")
-        if path:
-            self.export_segment(Path(path), seg.start_frame, seg.end_frame, seg.detector)
-
-    def export_segment(self, out: Path, start: int, end: int, detector: str = "") -> Task | None:
-        if self.clip_path is None:
-            return None
-        kinds = self.player.visible_overlays()
-        fn = functools.partial(export_segment_mp4, self.clip_path, start, end, out, self.review, kinds)
-        task = self.start_task(f"Exporting {out.name}", fn, lambda info: self._on_exported({**info, "detector": detector}))
-        return task
-
-    def _on_exported(self, info: dict[str, Any]) -> None:
-        self.last_export = info
-        if self.store is not None and self.evidence is not None:
-            details = {**info, "evidence_sha256": self.evidence["sha256"], "run_id": self.run_id}
-            self.store.audit(self.evidence["case_id"], f"exhibit exported ({info['kind']})", "evidence", self.evidence["id"], details)
-            where = "recorded in the audit log"
-        else:
-            where = "not recorded (no case)"
-        self.statusBar().showMessage(f"exported {info['file']} (sha256 {info['sha256'][:16]}…), {where}", 15000)
-
-    # -- report -----------------------------------------------------------------------------
-    def export_report_dialog(self) -> None:
-        if self.store is None or self.case_id is None:
-            return
-        case = self.store.get_case(self.case_id)
-        path, _ = QFileDialog.getSaveFileName(self, "Export report", f"verity_case_{case['number']}.pdf", "PDF report (*.pdf);;JSON report (*.json)")
-        if path:
-            self.export_report(Path(path))
-
-    def export_report(self, out: Path) -> Task | None:
-        from desktop import reporting
-
-        store, cid = self.store, self.case_id
-        fn = functools.partial(reporting.export_report, store, cid, out)
-        return self.start_task(f"Report {out.name}", fn, lambda info: self.statusBar().showMessage(f"report written: {', '.join(map(str, info.get('files', [out])))}", 15000))
+        self.state.request_frame(frame)
+        self.timeline.set_cursor(frame)  # at once; the state's frame follows when it is painted
 
     # -- messages ---------------------------------------------------------------------------
     def show_error(self, title: str, message: str, details: str = "") -> None:

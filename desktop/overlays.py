@@ -9,6 +9,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
+from core.signals.geometry import INNER_LIPS, LEFT_EYE, OUTER_LIPS, RIGHT_EYE
 from desktop.review import Review
 
 KINDS = ("boxes", "landmarks", "eyes", "mouth")
@@ -94,13 +95,13 @@ def draw_overlays(
         if "eyes" in kinds:
             closed = tv.eyes_closed(row)
             judged = tv.eyes_assessable(row)
-            for k, sl in enumerate((slice(36, 42), slice(42, 48))):
+            for k, sl in enumerate((LEFT_EYE, RIGHT_EYE)):
                 painter.setPen(pen(EYE_MUTED if not judged else EYE_CLOSED if closed[k] else EYE_OPEN, 1.0 if not judged else 1.2))
                 painter.drawPolygon(_poly(lm[sl]))
         if "mouth" in kinds:
             painter.setPen(pen(MOUTH, 1.1))
-            painter.drawPolygon(_poly(lm[48:60]))
-            painter.drawPolygon(_poly(lm[60:68]))
+            painter.drawPolygon(_poly(lm[OUTER_LIPS]))
+            painter.drawPolygon(_poly(lm[INNER_LIPS]))
     painter.restore()
 
 

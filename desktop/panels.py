@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.validation.records import citation, lookup
+from core.validation_records import citation, lookup
 from desktop.timecode import format_timecode
 
 STATUS_COLOURS = {"ok": QColor(110, 200, 120), "unavailable": QColor(200, 170, 80), "failed": QColor(230, 90, 80), "running": QColor(140, 170, 230)}
@@ -68,7 +68,7 @@ class ResultsPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(split, 1)
         self.results: dict[str, dict[str, Any]] = {}
-        self.validation: dict[str, Any] = {}  # detector -> its validation summary (core.validation.records)
+        self.validation: dict[str, Any] = {}  # detector -> its validation summary (core.validation_records)
 
     def clear(self, message: str = "No analysis yet.") -> None:
         self.results.clear()
@@ -121,6 +121,10 @@ class ResultsPanel(QWidget):
             child.setToolTip(2, str(s.get("reason", "")))
         for col in range(4):
             self.tree.resizeColumnToContents(col)
+
+    def bind_state(self, state: Any) -> None:
+        """Show the state's review (a partial one, while an analysis runs, is added row by row)."""
+        state.observe("review", lambda r: self.set_analysis(None if r is None else r.analysis) if r is None or r.complete else None)
 
     def set_analysis(self, analysis: dict[str, Any] | None) -> None:
         if analysis is None:

@@ -12,16 +12,13 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter, QWheelEvent
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
-    QGraphicsItem,
     QGraphicsScene,
-    QGraphicsView,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QStyleOptionGraphicsItem,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -29,85 +26,13 @@ from PySide6.QtWidgets import (
 
 from core.video.index import FrameIndex
 from desktop.frame_loader import FrameLoader
+from desktop.frame_view import FrameItem, FrameView
 from desktop.overlays import KINDS, SHORT, TITLES, OverlayHost, OverlayItem
 from desktop.review import Review
+from desktop.state import GuiState
 from desktop.timecode import format_timecode, parse_position
 
 SPEEDS = (0.1, 0.25, 0.5, 1.0, 2.0)
-
-
-class FrameItem(QGraphicsItem):
-    """Paints the current frame image at 1 scene unit per pixel, without smoothing."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.image: QImage | None = None
-        self._array: np.ndarray | None = None  # keeps the QImage's buffer alive
-        self.index = -1
-        self.on_painted: Callable[[int], None] | None = None
-
-    def set_frame(self, index: int, rgb: np.ndarray) -> None:
-        h, w = rgb.shape[:2]
-        if self.image is None or self.image.width() != w or self.image.height() != h:
-            self.prepareGeometryChange()
-        self._array = rgb
-        self.image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
-        self.index = index
-        self.update()
-
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
-        if self.image is None:
-            return QRectF(0, 0, 1, 1)
-        return QRectF(0, 0, self.image.width(), self.image.height())
-
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        if self.image is None:
-            return
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
-        # Paint only the exposed part: a zoomed-in view touches a few source pixels.
-        exposed = option.exposedRect.intersected(self.boundingRect()).toAlignedRect()
-        painter.drawImage(exposed, self.image, exposed)
-        if self.on_painted is not None:
-            self.on_painted(self.index)
-
-
-class FrameView(QGraphicsView):
-    """Zoom with the wheel (about the cursor), pan by dragging; 'fit' follows the window size."""
-
-    def __init__(self, scene: QGraphicsScene, parent: QWidget | None = None) -> None:
-        super().__init__(scene, parent)
-        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
-        self.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
-        self.setBackgroundBrush(Qt.GlobalColor.black)
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.fit = True
-
-    def fit_to(self, rect: QRectF) -> None:
-        self.fit = True
-        self.setSceneRect(rect)
-        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-
-    def zoom(self, factor: float) -> None:
-        self.fit = False
-        self.scale(factor, factor)
-
-    def actual_size(self) -> None:
-        self.fit = False
-        self.resetTransform()
-
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt API
-        self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)
-
-    def resizeEvent(self, event: object) -> None:  # noqa: N802 - Qt API
-        super().resizeEvent(event)  # type: ignore[arg-type]
-        if self.fit and not self.sceneRect().isEmpty():
-            self.fitInView(self.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
-
-    def keyPressEvent(self, event: object) -> None:  # noqa: N802 - arrows belong to the player
-        event.ignore()  # type: ignore[attr-defined]
 
 
 class Player(QWidget, OverlayHost):
@@ -120,6 +45,7 @@ class Player(QWidget, OverlayHost):
     def __init__(self, parent: QWidget | None = None) -> None:
         QWidget.__init__(self, parent)
         self.review: Review | None = None
+        self.state: GuiState | None = None
         self.frame_index = 0
         self.track_filter: int | None = None
         self.loader: FrameLoader | None = None
@@ -300,6 +226,8 @@ class Player(QWidget, OverlayHost):
         for item in self.overlay_items.values():
             item.update()
         self._update_status()
+        if self.state is not None:
+            self.state.set("frame", i)  # the frame on screen: the timeline's cursor follows it
         self.frameShown.emit(i)
 
     def _on_painted(self, i: int) -> None:
@@ -407,6 +335,13 @@ class Player(QWidget, OverlayHost):
             self.seek(i)  # the loader drops what it cannot keep up with: time stays true
 
     # -- overlays ---------------------------------------------------------------------------
+    def bind_state(self, state: GuiState) -> None:
+        """Show the state's review and track; seek on its frame requests; write the frame painted."""
+        self.state = state
+        state.observe("review", self.set_review)
+        state.observe("track_id", self.set_track_filter)
+        state.on_frame_request(self.seek)
+
     def set_review(self, review: Review | None) -> None:
         self.review = review
         for item in self.overlay_items.values():

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QMenu, QSizePolicy
 
 from core.signals.eyes import assessable_percent
 from desktop.review import Review, SegmentView, TrackView, audio_envelope
+from desktop.state import GuiState
 from desktop.timecode import format_timecode
 
 pg.setConfigOptions(antialias=False, background=(24, 26, 30), foreground=(200, 200, 205))
@@ -79,6 +80,7 @@ class Timeline(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.review: Review | None = None
+        self.state: GuiState | None = None
         self.frame_count = 0
         self.times: np.ndarray | None = None
         self.track_id: int | None = None
@@ -173,6 +175,13 @@ class Timeline(QWidget):
             self.envelope = env
             self._redraw()
 
+    def bind_state(self, state: GuiState) -> None:
+        """Draw the state's review, follow its frame; write the face track chosen, request frames."""
+        self.state = state
+        state.observe("review", self.set_review)
+        state.observe("frame", self.set_cursor)
+        self.frameRequested.connect(state.request_frame)
+
     def set_review(self, review: Review | None) -> None:
         self.review = review
         self.track_box.blockSignals(True)
@@ -190,10 +199,14 @@ class Timeline(QWidget):
         self.track_box.setCurrentIndex(ids.index(self.track_id))
         self.track_box.setEnabled(len(ids) > 1)
         self._redraw()
+        if self.state is not None:
+            self.state.set("track_id", self.track_id)
 
     def _on_track_box(self, k: int) -> None:
         self.track_id = self.track_box.itemData(k)
         self._redraw()
+        if self.state is not None:
+            self.state.set("track_id", self.track_id)
         self.trackChanged.emit(self.track_id)
 
     def _add(self, plot: pg.PlotItem, item: pg.GraphicsObject, ignore_bounds: bool = False) -> None:

@@ -15,30 +15,25 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from core.errors import CancelledError, VerityError
 from core.progress import CancelToken
 
-# Share of the whole job each pipeline stage takes (rough, from runs on the test clips).
-STAGE_WEIGHTS = {"hash": 0.08, "faces": 0.62, "detectors": 0.30}
 
+class JobProgress:
+    """Overall fraction and ETA of a job. Core callbacks report the fraction of the whole job (the
+    pipeline hands each stage and detector its sub-range, core.progress.sub_progress), so no stage
+    weights are needed here; `done` keeps the latest fraction seen under each stage name."""
 
-class StageProgress:
-    """Overall fraction and ETA from (stage, fraction) reports of the pipeline."""
-
-    def __init__(self, weights: dict[str, float] | None = None) -> None:
-        self.weights = weights or STAGE_WEIGHTS
+    def __init__(self) -> None:
         self.t0 = time.monotonic()
+        self.best = 0.0
         self.done: dict[str, float] = {}
 
     def update(self, stage: str, fraction: float) -> tuple[float, float | None]:
-        """Returns (overall fraction 0..1, seconds left or None while unknown)."""
-        self.done[stage] = min(max(fraction, 0.0), 1.0)
-        order = list(self.weights)
-        if stage in order:  # a later stage implies the earlier ones finished (e.g. a reused face pass)
-            for s in order[: order.index(stage)]:
-                self.done[s] = 1.0
-        total = sum(self.weights.values())
-        overall = sum(w * self.done.get(s, 0.0) for s, w in self.weights.items()) / total
+        """Returns (overall fraction 0..1, never lower than before; seconds left or None while unknown)."""
+        f = min(max(float(fraction), 0.0), 1.0)
+        self.done[stage] = f
+        self.best = max(self.best, f)
         elapsed = time.monotonic() - self.t0
-        eta = elapsed * (1 - overall) / overall if overall > 0.02 and elapsed > 0.5 else None
-        return overall, eta
+        eta = elapsed * (1 - self.best) / self.best if self.best > 0.02 and elapsed > 0.5 else None
+        return self.best, eta
 
 
 class _Job(QObject):
@@ -80,7 +75,7 @@ class _Job(QObject):
 class Task(QObject):
     """Run `fn(progress=, cancel=, on_result=)` in its own thread. Signals arrive in the GUI thread."""
 
-    progress = Signal(str, float, str, float, object)  # stage, stage fraction, message, overall, eta s
+    progress = Signal(str, float, str, float, object)  # stage, fraction reported, message, overall (monotone), eta s
     partial = Signal(str, object)
     finished = Signal(object)
     failed = Signal(str, str)
@@ -91,7 +86,7 @@ class Task(QObject):
         super().__init__(parent)
         self.title = title
         self.token = CancelToken()
-        self.stages = StageProgress()
+        self.stages = JobProgress()
         self.thread = QThread()
         self.thread.setObjectName(f"task: {title}")
         self.job = _Job(fn, self.token)
@@ -108,7 +103,7 @@ class Task(QObject):
 
     def start(self) -> None:
         self.running = True
-        self.stages = StageProgress()
+        self.stages = JobProgress()
         self.thread.start()
 
     def cancel(self) -> None:

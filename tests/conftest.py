@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -128,3 +128,14 @@ def gradient_frames(n: int = 30, w: int = 96, h: int = 64) -> np.ndarray:
     for i in range(n):
         out[i] = np.clip(np.concatenate([x + 0 * y + i * 3, y + 0 * x, (x + y) / 2 + 0 * x], axis=2) % 256, 0, 255).astype(np.uint8)
     return out
+
+
+@pytest.fixture
+def test_detector() -> Iterator[list[str]]:
+    """Register the test detector for one test only (the registry is process-wide)."""
+    from core import detectors as registry
+    from tests.factories import WindowScorer
+
+    registry.register(WindowScorer)
+    yield [WindowScorer.name]
+    registry._REGISTRY.pop(WindowScorer.name, None)

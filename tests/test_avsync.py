@@ -6,43 +6,24 @@ import dataclasses
 import re
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from core.detectors.av_sync import AVSyncDetector
 from core.detectors.base import AnalysisContext
 from core.evidence import probe
-from core.face.facepass import FacePass, FaceTrack, run_face_pass
+from core.face.facepass import FacePass, FaceTrack
+from core.face.tracker import run_face_pass
 from core.signals.avsync import FLAGGED, FOLLOWS, NO_FACE, NO_SPEECH, NOT_MEASURABLE, AVSyncParams, estimate_offset, speech_envelope
 from core.video.reader import VideoReader
 from tests.conftest import gradient_frames
+from tests.factories import remux_shifted  # noqa: F401 - also imported from here
 
 SR = 16000
 FPS = 25.0
 
 
-def remux_shifted(src: Path, dst: Path, shift_s: float) -> Path:
-    """Copy src's streams (no re-encoding) into dst with the audio `shift_s` later than the video.
 
-    A negative shift delays the video instead, so no timestamp goes below zero. The evidence is
-    only read.
-    """
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        vin, ain = inp.streams.video[0], inp.streams.audio[0]
-        vout = out.add_stream_from_template(vin)
-        aout = out.add_stream_from_template(ain)
-        delay = {vin.index: max(-shift_s, 0.0), ain.index: max(shift_s, 0.0)}
-        for pkt in inp.demux(vin, ain):
-            if pkt.dts is None or pkt.size == 0:
-                continue
-            d = int(round(delay[pkt.stream.index] / float(pkt.time_base)))
-            pkt.dts += d
-            if pkt.pts is not None:
-                pkt.pts += d
-            pkt.stream = vout if pkt.stream.index == vin.index else aout
-            out.mux(pkt)
-    return dst
 
 
 # ----------------------------------------------------------------------------------------------

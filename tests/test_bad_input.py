@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from core.evidence import probe, sha256_file
-from core.face.facepass import run_face_pass
+from core.face.tracker import run_face_pass
 from core.video import VideoReader
 from tests.conftest import gradient_frames, write_video
 

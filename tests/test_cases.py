@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -12,69 +11,19 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core import detectors as registry
 from core.cases import CaseStore, analyze_into_case, default_db_path, schema
 from core.cli import main as cli
-from core.detectors.base import Detector, DetectorResult, Segment
 from core.errors import CancelledError, EvidenceError, VerityError
 from core.pipeline import AnalysisOptions
 from core.progress import CancelToken
-from tests.conftest import gradient_frames
+from tests.factories import FAKE_WEIGHTS, WindowScorer, clip, sha  # noqa: F401 - also imported from here
 
 ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2}$")
-FAKE_WEIGHTS = hashlib.sha256(b"test weights").hexdigest()
-
-
-class WindowScorer(Detector):
-    """Test detector: scores 10-frame windows by mean brightness, flags windows above 0.5."""
-
-    name = "test_windows"
-    title = "Test window scorer"
-    needs_faces = False
-
-    def run(self, ctx: Any) -> DetectorResult:
-        from core.video.reader import VideoReader
-
-        with VideoReader(ctx.path) as reader:
-            means = [float(f.mean()) / 255.0 for _, f in reader.iter_frames(fmt="gray")]
-        preds, segs = [], []
-        for k, a in enumerate(range(0, len(means), 10)):
-            b = min(a + 9, len(means) - 1)
-            score = round(sum(means[a : b + 1]) / (b - a + 1), 4)
-            preds.append({"index": k, "start_frame": a, "end_frame": b, "score": score, "prediction": "FAKE" if score >= 0.5 else "REAL"})
-            if score >= 0.5:
-                segs.append(Segment(a, b, score, "window brightness above 0.5 (test detector)"))
-        return DetectorResult(
-            prediction="inconclusive", confidence=0.5, frames_analyzed=len(means), frame_predictions=preds,
-            metrics={"windows": len(preds)}, assessment="inconclusive", weights_sha256={"test_head": FAKE_WEIGHTS},
-            segments=segs, curves={"brightness": means},
-        )
-
-
-@pytest.fixture
-def test_detector() -> Iterator[list[str]]:
-    """Register the test detector for one test only (the registry is process-wide)."""
-    registry.register(WindowScorer)
-    yield [WindowScorer.name]
-    registry._REGISTRY.pop(WindowScorer.name, None)
-
-
-def clip(make_video: Any, name: str, n: int = 40, shift: int = 0) -> Path:
-    frames = gradient_frames(n, 96, 64)
-    frames[20:30] = 255 - shift  # a bright stretch: the test detector flags frames 20-29
-    return make_video(name, frames)
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def raw(db: Path) -> sqlite3.Connection:
     """A plain connection, as someone tampering with the file would use."""
     conn = sqlite3.connect(db)

@@ -189,7 +189,7 @@ def test_sequences_never_hold_unassessable_frames() -> None:
 
 
 def test_windows_for_uses_the_mask_and_checks_tracks_without_one() -> None:
-    from tests.test_eyes import FPS, SIZE, blink_ear, track
+    from tests.factories import FPS, SIZE, blink_ear, track
 
     n = 200
     yaw = np.zeros(n)

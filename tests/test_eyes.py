@@ -9,72 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.face.facepass import FacePass, FaceTrack
+from core.face.facepass import FacePass
 from core.pipeline import eye_checks, faces_summary
 from core.signals.blinks import detect_blinks
 from core.signals.eyes import EyeParams, check_eyes, eyes_assessable, track_blinks, yaw_proxy
-from core.signals.geometry import ears, mouth_aperture
 from core.signals.physiology import measure_track
-
-FPS = 25.0
-SIZE = 512
-OPEN = 0.3  # open-eye EAR
-
-
-def _eye(cx: float, ear: float) -> np.ndarray:
-    """Six eye points (p1 .. p6, left to right corner, upper lid, lower lid) in head coordinates
-    (x, y, z), 30 wide, lid gap = ear x 30."""
-    half = 0.5 * ear * 30.0
-    xs = np.array([-15.0, -5.0, 5.0, 15.0, 5.0, -5.0])
-    ys = np.array([0.0, -half, -half, 0.0, half, half])
-    return np.stack([cx + xs, -30 + ys, np.full(6, 40.0)], axis=1)
-
-
-def head(ear: float = OPEN) -> np.ndarray:
-    """68 points (x right, y down, z towards the camera) of a frontal face about 140 units wide."""
-    pts = np.zeros((68, 3))
-    a = np.linspace(0, np.pi, 17)  # jaw: ear (0) -> chin (8) -> ear (16)
-    pts[:17] = np.stack([-70 * np.cos(a), -20 + 90 * np.sin(a), 60 * np.sin(a)], axis=1)
-    pts[17:22] = np.stack([np.linspace(-55, -15, 5), np.full(5, -50.0), np.full(5, 45.0)], axis=1)
-    pts[22:27] = np.stack([np.linspace(15, 55, 5), np.full(5, -50.0), np.full(5, 45.0)], axis=1)
-    pts[27:31] = np.stack([np.zeros(4), np.linspace(-30, 10, 4), np.linspace(50, 90, 4)], axis=1)  # bridge -> tip (30)
-    pts[31:36] = np.stack([np.linspace(-15, 15, 5), np.full(5, 18.0), np.full(5, 60.0)], axis=1)
-    pts[36:42] = _eye(-30, ear)
-    pts[42:48] = _eye(30, ear)
-    m = np.linspace(0, 2 * np.pi, 12, endpoint=False)
-    pts[48:60] = np.stack([-25 * np.cos(m), 45 + 10 * np.sin(m), np.full(12, 55.0)], axis=1)
-    k = np.linspace(0, 2 * np.pi, 8, endpoint=False)
-    pts[60:68] = np.stack([-18 * np.cos(k), 45 + 4 * np.sin(k), np.full(8, 55.0)], axis=1)
-    return pts
-
-
-def project(pts: np.ndarray, yaw_deg: float, scale: float = 1.0, centre: tuple[float, float] = (SIZE / 2, SIZE / 2)) -> np.ndarray:
-    """Turn about the vertical axis and project orthographically into the image: (68, 2) pixels."""
-    t = np.radians(yaw_deg)
-    x = pts[:, 0] * np.cos(t) + pts[:, 2] * np.sin(t)
-    return np.stack([centre[0] + scale * x, centre[1] + scale * pts[:, 1]], axis=1)
-
-
-def series(yaw: np.ndarray, ear: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    lm = np.stack([project(head(e), y, scale) for y, e in zip(yaw, ear)]).astype(np.float32)
-    return lm, ears(lm).astype(np.float32)
-
-
-def blink_ear(n: int, starts: list[int]) -> np.ndarray:
-    """Open eyes with a 5-frame blink (down to EAR 0.05) at each start frame."""
-    x = np.full(n, OPEN)
-    for s in starts:
-        x[s : s + 5] = [0.2, 0.08, 0.05, 0.1, 0.22]
-    return x
-
-
-def track(yaw: np.ndarray, ear: np.ndarray, scale: float = 1.0) -> FaceTrack:
-    lm, e = series(yaw, ear, scale)
-    n = len(yaw)
-    return FaceTrack(
-        track_id=0, frames=np.arange(n, dtype=np.int32), boxes=np.zeros((n, 4), np.float32), landmarks=lm, ear=e,
-        mouth=mouth_aperture(lm).astype(np.float32), detected=np.ones(n, bool),
-    )
+from tests.factories import FPS, SIZE, blink_ear, head, project, track  # noqa: F401 - also imported from here
+from tests.factories import OPEN_EAR as OPEN
 
 
 def test_yaw_proxy_follows_the_turn() -> None:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from core.face.detect import iou, same_face
-from core.face.facepass import FacePass, FacePassParams, FaceTrack, run_face_pass
+from core.face.facepass import FacePass, FacePassParams, FaceTrack
+from core.face.tracker import run_face_pass
 from core.video import VideoReader
 from tests.conftest import gradient_frames
 

@@ -9,7 +9,7 @@ import pytest
 
 from core.detectors.base import DetectorResult, Segment
 from core.fusion import STATEMENTS, FusionRules, fuse
-from tests.test_physiology import FPS, every, make_context, make_facepass, make_track, render_eyes
+from tests.factories import FPS, every, make_context, make_facepass, make_track, render_eyes
 
 
 def res(assessment: str | None, status: str = "ok", per_track: dict[str, Any] | None = None, sha: dict[str, str] | None = None, note: str = "") -> DetectorResult:
@@ -20,7 +20,7 @@ def res(assessment: str | None, status: str = "ok", per_track: dict[str, Any] | 
 
 
 def validated(k: int = 0, n: int = 80, independent: bool = True) -> dict[str, Any]:
-    """A validation summary as core.validation.records.summary gives it (Wilson 95% upper bound)."""
+    """A validation summary as core.validation_records.summary gives it (Wilson 95% upper bound)."""
     from core.validation.stats import wilson_interval
 
     lo, hi = wilson_interval(k, n)

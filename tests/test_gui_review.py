@@ -89,7 +89,7 @@ def test_timeline_track_selector_filters_curves(qtbot, review):
 
 def _turned_pass():
     """A frontal face with the head turned away for frames 70-129, blinks at 30, 100 (turned) and 160."""
-    from tests.test_eyes import FPS, SIZE, blink_ear, track
+    from tests.factories import FPS, SIZE, blink_ear, track
 
     n = 200
     yaw = np.zeros(n)

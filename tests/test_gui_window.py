@@ -264,7 +264,7 @@ def test_closing_during_an_analysis_cancels_it_promptly(qtbot, tmp_path, media):
 
 def test_status_bar_says_why_eyes_are_not_assessable(window, qtbot, media, tmp_path):
     from core.face.facepass import FacePass
-    from tests.test_eyes import FPS, SIZE, blink_ear, track
+    from tests.factories import FPS, SIZE, blink_ear, track
 
     path = media / CLIP
     window.open_clip(path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.signals.motion import MotionParams, align, measure_motion
-from tests.test_physiology import FPS, face_template, make_context, make_facepass, make_track
+from tests.factories import FPS, face_template, make_context, make_facepass, make_track
 
 LOWER_LIP = np.r_[55:60, 65:68]
 CHIN = np.arange(5, 12)

@@ -3,122 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from core.detectors.base import AnalysisContext
-from core.face.facepass import FacePass, FaceTrack
+from core.face.facepass import FaceTrack
 from core.signals.blinks import detect_blinks
-from core.signals.geometry import ears, mouth_aperture
 from core.signals.physiology import PhysiologyParams, assess, measure_track, poisson_rate_ci
-
-FPS = 25.0
-EYE_W = 40.0  # px, eye corner to corner in the template: large, clean eyes (depth is judged from 30 px)
-
-
-def face_template(cx: float = 200.0, cy: float = 200.0, eye_w: float = EYE_W) -> np.ndarray:
-    """A plausible 68-point iBUG face (image coordinates, y down), eyes open at EAR 0.3."""
-    lm = np.zeros((68, 2))
-    theta = np.linspace(np.pi, 0.0, 17)
-    lm[0:17] = np.c_[cx + 110 * np.cos(theta), cy + 130 * np.sin(theta)]  # jaw, chin = 8
-    lm[17:22] = np.c_[np.linspace(cx - 90, cx - 20, 5), np.full(5, cy - 60)]
-    lm[22:27] = np.c_[np.linspace(cx + 20, cx + 90, 5), np.full(5, cy - 60)]
-    lm[27:31] = np.c_[np.full(4, cx), np.linspace(cy - 45, cy, 4)]
-    lm[31:36] = np.c_[np.linspace(cx - 20, cx + 20, 5), np.full(5, cy + 10)]
-    for first, ex in ((36, cx - 65 + eye_w / 2), (42, cx + 65 - eye_w / 2)):
-        lm[first : first + 6] = _eye(ex, cy - 35, eye_w, 0.3)
-    lm[48:60] = _ellipse(cx, cy + 55, 30, 10, 12)
-    lm[60:68] = _ellipse(cx, cy + 55, 20, 2, 8)
-    return lm
-
-
-def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int) -> np.ndarray:
-    # left corner first, along the top to the right corner, back along the bottom (iBUG order)
-    t = np.pi + np.arange(n) * 2 * np.pi / n
-    return np.c_[cx + rx * np.cos(t), cy + ry * np.sin(t)]
-
-
-def _eye(cx: float, cy: float, w: float, ear: float) -> np.ndarray:
-    """Six eye points (corner, top, top, corner, bottom, bottom) with EAR = 2h / w exactly."""
-    h = ear * w / 2.0
-    x0 = cx - w / 2
-    return np.array([[x0, cy], [x0 + w / 3, cy - h], [x0 + 2 * w / 3, cy - h], [x0 + w, cy], [x0 + 2 * w / 3, cy + h], [x0 + w / 3, cy + h]])
-
-
-def blink_profile(n: int, blinks: list[tuple[int, int, float, float]]) -> np.ndarray:
-    """(n, 2) closure of each eye: blinks as (start row, duration in frames, depth left, depth right)."""
-    c = np.zeros((n, 2))
-    for s, d, ql, qr in blinks:
-        k = np.arange(d)
-        shape = np.sin(np.pi * (k + 0.5) / d)
-        c[s : s + d, 0] = np.maximum(c[s : s + d, 0], ql * shape)
-        c[s : s + d, 1] = np.maximum(c[s : s + d, 1], qr * shape)
-    return c
-
-
-def make_track(
-    n: int,
-    blinks: list[tuple[int, int, float, float]] = (),  # type: ignore[assignment]
-    eye_w: float = EYE_W,
-    open_ear: float = 0.3,
-    noise_px: float = 0.05,
-    seed: int = 0,
-    track_id: int = 0,
-    first_frame: int = 0,
-    landmarks: np.ndarray | None = None,
-) -> FaceTrack:
-    rng = np.random.default_rng(seed)
-    closure = blink_profile(n, list(blinks))
-    if landmarks is None:
-        base = face_template(eye_w=eye_w)
-        landmarks = np.repeat(base[None], n, axis=0)
-    landmarks = landmarks.copy()
-    for i in range(n):
-        for k, first in enumerate((36, 42)):
-            centre = landmarks[i, [first, first + 3]].mean(axis=0)
-            landmarks[i, first : first + 6] = _eye(centre[0], centre[1], eye_w, open_ear * (1.0 - closure[i, k]))
-    landmarks = landmarks + rng.normal(0.0, noise_px, landmarks.shape)
-    lm = landmarks.astype(np.float32)
-    frames = np.arange(first_frame, first_frame + n, dtype=np.int32)
-    boxes = np.c_[lm[:, :, 0].min(1), lm[:, :, 1].min(1), lm[:, :, 0].max(1), lm[:, :, 1].max(1)].astype(np.float32)
-    return FaceTrack(track_id, frames, boxes, lm, ears(lm).astype(np.float32), mouth_aperture(lm).astype(np.float32), np.ones(n, bool))
-
-
-def make_facepass(tracks: list[FaceTrack], frame_count: int | None = None) -> FacePass:
-    count = frame_count or max(t.last_frame for t in tracks) + 1
-    return FacePass(count, FPS, np.arange(count) / FPS, 400, 400, tracks)
-
-
-def make_context(fp: FacePass, parameters: dict[str, Any] | None = None, video: Path | None = None) -> AnalysisContext:
-    """A detector context for a synthetic face pass; `video`: frames to decode (render_eyes),
-    without which the blink-depth gate cannot measure the eyes' sharpness."""
-    blinks = {t.track_id: detect_blinks(t.frames, t.ear, fp.fps)[0] for t in fp.tracks}
-    path = video or Path("synthetic.mp4")
-    return AnalysisContext(path=path, evidence=None, sha256="0" * 64, facepass=fp, blinks=blinks, parameters=parameters or {})  # type: ignore[arg-type]
-
-
-def render_eyes(fp: FacePass, path: Path, blur_sigma: float = 0.0) -> Path:
-    """A video of the face pass's eyes: each track's eye outlines filled dark on a light face,
-    sharp edges (or Gaussian-blurred by blur_sigma px), for the detectors that decode frames."""
-    import cv2
-
-    from tests.conftest import write_video
-
-    frames = []
-    for i in range(fp.frame_count):
-        img = np.full((fp.height, fp.width, 3), 200, np.uint8)
-        for t in fp.tracks:
-            row = t.row_of(i)
-            if row is None:
-                continue
-            for first in (36, 42):
-                cv2.fillPoly(img, [np.round(t.landmarks[row, first : first + 6]).astype(np.int32)], (40, 40, 40))
-        if blur_sigma > 0:
-            img = cv2.GaussianBlur(img, (0, 0), blur_sigma)
-        frames.append(img)
-    return write_video(path, frames, fps=int(fp.fps))
+from tests.factories import FPS, every, face_template, make_context, make_facepass, make_track, render_eyes  # noqa: F401 - also imported from here
 
 
 def measure(track: FaceTrack, params: PhysiologyParams | None = None):  # noqa: ANN201
@@ -126,9 +18,6 @@ def measure(track: FaceTrack, params: PhysiologyParams | None = None):  # noqa: 
     return measure_track(track.track_id, track.frames, track.ear, track.landmarks, events, FPS, params)
 
 
-def every(seconds: float, n: int, dur: int = 7, ql: float = 0.8, qr: float = 0.8, offset: int = 20) -> list[tuple[int, int, float, float]]:
-    step = int(round(seconds * FPS))
-    return [(s, dur, ql, qr) for s in range(offset, n - dur - 5, step)]
 
 
 # ------------------------------------------------------------------------------------------

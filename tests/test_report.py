@@ -19,7 +19,7 @@ from core.cli import main as cli
 from core.errors import EvidenceError
 from core.pipeline import AnalysisOptions
 from core.report import export_report, load_schema, validate_report
-from tests.test_cases import FAKE_WEIGHTS, clip, sha, test_detector  # noqa: F401 - fixture
+from tests.factories import FAKE_WEIGHTS, clip, sha
 
 SEED_FIELDS = ("prediction", "confidence", "processing_time", "note", "frame_count", "frames_analyzed",
                "frame_predictions", "metrics", "visualization_path", "status")
@@ -220,7 +220,7 @@ def _turned_track_pass() -> Any:
     import numpy as np
 
     from core.face.facepass import FacePass
-    from tests.test_eyes import FPS, SIZE, blink_ear, track
+    from tests.factories import FPS, SIZE, blink_ear, track
 
     n = 200
     yaw = np.zeros(n)
@@ -254,7 +254,7 @@ def test_ear_plot_uses_the_masked_blink_events() -> None:
 
 
 def test_faces_table_states_assessable_eyes() -> None:
-    from core.report.pdf import _eyes_assessable
+    from core.report.pdf_style import eyes_assessable as _eyes_assessable
 
     face = {"eyes_assessable_frames": 50, "eyes_assessable_fraction": 0.25,
             "eyes_not_assessable": {"head_turned": 150, "eyes_small": 0, "outside_frame": 12, "landmarks_implausible": 0}}

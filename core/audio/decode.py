@@ -9,7 +9,7 @@ import av
 import numpy as np
 
 from core.errors import EvidenceError
-from core.evidence.probe import open_container
+from core.video.container import open_container
 
 
 @dataclass

@@ -53,10 +53,10 @@ class Outcome:
 
 def run_key(parameters: dict[str, Any], detectors: list[str]) -> str:
     """The parameter part of the resumability key (evidence sha256 and software version are the rest)."""
-    from core.pipeline import parameter_key
+    from core.digest import params_key
 
     # JSON round trip first: a key computed from options and one read back from a JSON must agree
-    return parameter_key(json.loads(json.dumps({"parameters": parameters, "detectors": sorted(detectors)})))
+    return params_key(json.loads(json.dumps({"parameters": parameters, "detectors": sorted(detectors)})))
 
 
 def result_matches(stored: Any, sha256: str, key: str) -> bool:

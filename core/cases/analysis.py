@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -12,8 +11,9 @@ from typing import Any
 from core.cases.faults import StoreError
 from core.cases.store import CaseStore
 from core.detectors.base import DetectorResult
+from core.digest import sha256_file
 from core.errors import CancelledError, EvidenceError, TerminatedError
-from core.progress import CancelToken, ProgressCallback, no_progress
+from core.progress import CancelToken, ProgressCallback, no_progress, sub_progress
 
 
 def case_work_dir(store: CaseStore, case_id: int) -> Path:
@@ -23,11 +23,7 @@ def case_work_dir(store: CaseStore, case_id: int) -> Path:
 
 def _file_sha256(path: Path) -> str | None:
     try:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-        return h.hexdigest()
+        return sha256_file(path)
     except OSError:
         return None
 
@@ -58,21 +54,20 @@ def analyze_evidence(
 ) -> dict[str, Any]:
     """Re-hash, run the pipeline on one evidence item and store the run; returns the analysis dict
     with `case` = {case_id, evidence_id, run_id} added. Refuses (EvidenceError) a changed file."""
-    from core.pipeline import AnalysisOptions, analyze
+    from core import detectors as registry
+    from core.pipeline import AnalysisOptions, analyze, check_detector_params, hash_share
 
     options = options or AnalysisOptions()
+    detectors = options.detectors if options.detectors is not None else list(registry.available())
+    check_detector_params(detectors, options.detector_params)  # a typo: no run recorded, no re-hash
     ev = store.get_evidence(evidence_id)
     if options.work_dir is None:
         options.work_dir = case_work_dir(store, ev["case_id"])
-    if rehash:
-        sha = store.verify_evidence(evidence_id, "analysis", actor, progress, cancel)  # audit row either way
+    if rehash:  # the custody hash is the pipeline's hash stage: the same share of the bar
+        sha = store.verify_evidence(evidence_id, "analysis", actor, sub_progress(progress, 0.0, hash_share()), cancel)  # audit row either way
+        progress = sub_progress(progress, hash_share(), 1.0)
     else:
         sha = ev["sha256"]  # hashed at intake a moment ago
-    detectors = options.detectors if options.detectors is not None else None
-    if detectors is None:
-        from core import detectors as registry
-
-        detectors = list(registry.available())
     run_id = store.start_run(evidence_id, options.parameters(), detectors, sha, actor)
 
     def stored(name: str, result: DetectorResult) -> None:
@@ -157,5 +152,7 @@ def analyze_into_case(
         known = store.find_evidence(case_id, video)
         if known is not None:
             return analyze_evidence(store, known["id"], options, progress, cancel, on_result, actor)
-        ev = store.import_evidence(case_id, video, actor=actor, progress=progress, cancel=cancel)
-        return analyze_evidence(store, ev["id"], options, progress, cancel, on_result, actor, rehash=False)
+        from core.pipeline import hash_share
+
+        ev = store.import_evidence(case_id, video, actor=actor, progress=sub_progress(progress, 0.0, hash_share()), cancel=cancel)
+        return analyze_evidence(store, ev["id"], options, sub_progress(progress, hash_share(), 1.0), cancel, on_result, actor, rehash=False)

@@ -330,6 +330,29 @@ class CaseStore(EvidenceMixin):
     def latest_run(self, evidence_id: int, status: str = "done") -> dict[str, Any] | None:
         return self._one("SELECT * FROM runs WHERE evidence_id = ? AND status = ? ORDER BY id DESC LIMIT 1", (evidence_id, status))
 
+    def stored_analysis(self, run_id: int) -> dict[str, Any]:
+        """A stored run back as the pipeline's analysis dict (verity.analysis/1): what the GUI shows
+        and the report reads. `detectors` come from the results table, `finding` from the run, and
+        `facepass` is the run's own copy with `verified`: True when the file still has the sha256
+        recorded with the run, False when it changed or is gone (no view may then show it as this
+        run's landmarks), None for a run that recorded no sha256. `case` says where it is stored."""
+        from core.digest import sha256_file
+
+        run = self.get_run(run_id)
+        analysis = dict(run.get("analysis") or {})
+        analysis["detectors"] = {r["detector"]: r["result"] for r in self.results_for(run_id)}
+        if run.get("finding") and "finding" not in analysis:
+            analysis["finding"] = run["finding"]
+        if run.get("facepass_path"):
+            path, expected = Path(run["facepass_path"]), run.get("facepass_sha256")
+            try:
+                verified = None if not expected else sha256_file(path) == expected
+            except OSError:
+                verified = False
+            analysis["facepass"] = {**(analysis.get("facepass") or {}), "path": str(path), "sha256": expected, "verified": verified}
+        analysis["case"] = {"case_id": run["case_id"], "evidence_id": run["evidence_id"], "run_id": run_id, "status": run["status"]}
+        return analysis
+
     def recover_interrupted(self) -> list[int]:
         """Mark `running` runs whose process is gone as `interrupted` (see core/cases/liveness.py)."""
         marked = []

@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.evidence.probe import check_readable
     from core.face.benchmark import all_media_clips, default_clips, format_rows, measure_in_child
+    from core.video.container import check_readable
 
     clips = list(args.videos) or (all_media_clips() if args.all else default_clips())
     if not clips:

@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from core.pipeline import AnalysisOptions
     from core.validation.build import build_record, write_record
     from core.validation.manifest import read_manifest
-    from core.validation.records import user_dir
     from core.validation.run import analyse_items
+    from core.validation_records import user_dir
 
     manifest = read_manifest(args.manifest)
     name = args.name or manifest.path.stem

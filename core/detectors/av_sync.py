@@ -17,7 +17,7 @@ reading for fusion:
 
 Windows (frame_predictions, curves.windows, segments) are flagged only on evidence against the
 clip's own sync, with the chance of any flag on an in-sync clip held near 5 % (see
-core.signals.avsync._judge_windows); a window that can show nothing either way is reported
+core.signals.avsync_windows); a window that can show nothing either way is reported
 `not measurable` (curves.measurable = 0, score None), never flagged.
 """
 
@@ -28,9 +28,12 @@ from typing import Any
 import numpy as np
 
 from core.detectors import register
-from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segment
+from core.detectors.base import AnalysisContext, Detector, DetectorResult, Method, Segment
+from core.detectors.curves import Curve
 from core.errors import EvidenceError
-from core.signals.avsync import AVSyncParams, SyncEstimate, estimate_offset, mouth_series, offset_evidence_missing
+from core.progress import sub_progress
+from core.signals.avsync import NOT_MEASURABLE, AVSyncParams, SyncEstimate, estimate_offset, mouth_series, offset_evidence_missing
+from core.signals.timebase import usable_fps
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:
@@ -38,19 +41,41 @@ def _r(x: float | None, nd: int = 4) -> float | None:
 
 
 def _merge_segments(est: SyncEstimate, track_id: int) -> list[Segment]:
-    """Consecutive flagged windows with the same kind of reason become one segment."""
+    """Consecutive flagged windows flagged by the same rule (`Segment.kind`) become one segment."""
     out: list[Segment] = []
     for w in est.windows:
         if not w.flagged:
             continue
-        kind = w.reason.split(" (")[0]
-        if out and out[-1].track_id == track_id and out[-1].reason.split(" (")[0] == kind and w.start_frame <= out[-1].end_frame + 1:
+        if out and out[-1].track_id == track_id and out[-1].kind == w.flag and w.start_frame <= out[-1].end_frame + 1:
             prev = out[-1]
             prev.end_frame = max(prev.end_frame, w.end_frame)
             prev.score = max(prev.score or 0.0, w.score or 0.0)
             continue
-        out.append(Segment(w.start_frame, w.end_frame, w.score, w.reason, track_id))
+        out.append(Segment(w.start_frame, w.end_frame, w.score, w.reason, track_id, kind=w.flag))
     return out
+
+
+METHOD = Method(
+    title="Audio-visual synchronisation (weight-free)",
+    summary=(
+        "Cross-correlation of the mouth aperture with the speech envelope over +/-15 frames, globally and in sliding "
+        "windows, giving an offset (frames, ms) and a confidence in the spirit of SyncNet, with a chance level from "
+        "the same mouth against time-rotated audio. An offset of 160 ms or more is read as inconsistent only on robust "
+        "evidence: at least 2 s of speech with a tracked mouth, p <= 0.01 against 400 audio rotations, and the offset "
+        "lag beating every in-sync lag (within 2 frames) by 2.5 standard errors over time, since the rhythm of speech "
+        "gives in-sync footage side lobes 4-6 frames away. A window is flagged only on evidence against the clip's own "
+        "sync (the clip's offset, followed in that window; a local offset over at least 8 s; or lips that stop "
+        "following the speech), with the chance of any flag on an in-sync clip held near 5 %; a window that can show "
+        "nothing either way is reported as not measurable, not flagged."
+    ),
+    references=("Chung J. S., Zisserman A. (2016). Out of time: automated lip sync in the wild. ACCV Workshops.",),
+    limits=(
+        "Needs speech and a visible mouth; silence, music, off-screen speakers or dubbing give no reliable reading.",
+        "Containers may carry a constant audio offset from editing or capture that is not manipulation.",
+        "Short clips (about 2 s of speech or less) are measured but not read as inconsistent; a lip-sync fake made in "
+        "sync reads consistent in timing only.",
+    ),
+)
 
 
 @register
@@ -59,11 +84,11 @@ class AVSyncDetector(Detector):
     title = "Audio-visual sync (lip movement against speech)"
     needs_weights = False
     needs_faces = True
-    default_params: dict[str, Any] = AVSyncParams().to_dict()
+    Params = AVSyncParams
+    method = METHOD
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
-        params = self.params(ctx)
-        p = AVSyncParams(**{k: v for k, v in params.items() if k in AVSyncParams.__dataclass_fields__})
+        p: AVSyncParams = self.params(ctx)
         if ctx.evidence.audio is None:
             return DetectorResult.unavailable(self.name, "the evidence has no audio track: audio-visual sync cannot be measured")
         try:
@@ -76,13 +101,16 @@ class AVSyncDetector(Detector):
         fps = fp.fps if fp.fps > 0 else None
         per_track: dict[str, Any] = {}
         best: tuple[int, SyncEstimate] | None = None
-        for t in fp.tracks:
+        for k, t in enumerate(fp.tracks):
             ctx.check_cancel()
-            if len(t) < p.min_track_s * (fps or 25.0):
+            ctx.progress(self.name, k / len(fp.tracks), f"face track {t.track_id}")
+            if len(t) < p.min_track_s * usable_fps(fps):
                 per_track[str(t.track_id)] = {"measured": False, "reason": "track too short"}
                 continue
             m = mouth_series(fp.frame_count, t.frames, t.mouth)
-            est = estimate_offset(fp.times_s, m, audio.samples, audio.sample_rate, audio.start_time_s, fps, p)
+            step = sub_progress(ctx.progress, k / len(fp.tracks), (k + 1) / len(fp.tracks))
+            est = estimate_offset(fp.times_s, m, audio.samples, audio.sample_rate, audio.start_time_s, fps, p,
+                                  lambda f, step=step, t=t: step(self.name, f, f"face track {t.track_id}: sync per window"))
             per_track[str(t.track_id)] = {**self._track_summary(est), "assessment": self._reading(est, p)[1]}
             if est.confidence is not None and (best is None or _rank(est) > _rank(best[1])):
                 best = (t.track_id, est)
@@ -105,26 +133,20 @@ class AVSyncDetector(Detector):
             }
             for k, w in enumerate(windows)
         ]
+        starts, ends = [w.start_frame for w in windows], [w.end_frame for w in windows]
         curves = {
-            "windows": {
-                "start_frame": [w.start_frame for w in windows],
-                "end_frame": [w.end_frame for w in windows],
-                "score": [w.score for w in windows],
-                "offset_frames": [w.offset_frames for w in windows],
-                "confidence": [w.confidence for w in windows],
-                "state": [w.state for w in windows],
-                "flagged": [w.flagged for w in windows],
-            },
+            # heuristic desync score per window (not calibrated); "not measurable" windows are grey
+            "windows": Curve("score", [w.score for w in windows], start_frame=starts, end_frame=ends, track_id=tid,
+                             unmeasurable=[w.state == NOT_MEASURABLE for w in windows],
+                             columns={"offset_frames": [w.offset_frames for w in windows], "confidence": [w.confidence for w in windows],
+                                      "state": [w.state for w in windows], "flagged": [w.flagged for w in windows]}),
             # 1 = a window without sync would have been told from the clip's sync, 0 = this window
-            # can show nothing either way (weak signal, no speech, no face, no clip-level sync).
-            # Under "values", not "score": a measure, not a probability of manipulation.
-            "measurable": {
-                "start_frame": [w.start_frame for w in windows],
-                "end_frame": [w.end_frame for w in windows],
-                "values": [1.0 if w.measurable else 0.0 for w in windows],
-            },
-            "mouth_aperture": {"track_id": tid, "values": np.round(est.mouth, 5) if est.mouth is not None else []},
-            "speech_level_db": np.round(est.envelope_db, 2) if est.envelope_db is not None else [],
+            # can show nothing either way (weak signal, no speech, no face, no clip-level sync)
+            "measurable": Curve("measurement", [1.0 if w.measurable else 0.0 for w in windows], start_frame=starts, end_frame=ends,
+                                unit="1 = measurable"),
+            "mouth_aperture": Curve("measurement", np.round(est.mouth, 5) if est.mouth is not None else [], track_id=tid,
+                                    unit="inner-lip opening / outer eye-corner distance"),
+            "speech_level_db": Curve("measurement", np.round(est.envelope_db, 2) if est.envelope_db is not None else [], unit="dB"),
         }
         metrics = {
             "offset_ms": _r(est.offset_ms, 1),
@@ -156,7 +178,7 @@ class AVSyncDetector(Detector):
             assessment=assessment,
             segments=_merge_segments(est, tid),
             per_track=per_track,
-            curves=curves,
+            curves={name: c.to_dict() for name, c in curves.items()},
         )
 
     @staticmethod

@@ -1,5 +1,10 @@
 """The common detector contract: an `AnalysisContext` in, a `DetectorResult` out.
 
+A detector declares its parameters as a dataclass (`Params`, read with `core.params.from_dict`:
+unknown names are refused), the report's description of its method (`method`), and returns
+timeline series as `Curve`s and flagged frame ranges as `Segment`s with a `kind`. How to add
+one: docs/architecture.md.
+
 Scores are probabilities of manipulation (1 = manipulated) wherever a detector gives one.
 Detectors that need trained weights report `unavailable` (with the reason) when the verified
 weights are missing: they never score with random weights.
@@ -8,18 +13,31 @@ weights are missing: they never score with random weights.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, is_dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from core.evidence.probe import EvidenceInfo
+from core.detectors.curves import Curve
+from core.errors import CancelledError
 from core.face.facepass import FacePass
+from core.params import from_dict
 from core.progress import CancelToken, ProgressCallback, no_progress
 
-STATUSES = ("ok", "unavailable", "failed")
+if TYPE_CHECKING:  # the probe needs PyAV; a detector module must import without it
+    from core.evidence.probe import EvidenceInfo
+
+@dataclass(frozen=True)
+class Method:
+    """What a method does, where it comes from and where it fails: the report's "Methods" text."""
+
+    title: str
+    summary: str
+    references: tuple[str, ...]
+    limits: tuple[str, ...]
 
 
 @dataclass
@@ -27,8 +45,9 @@ class Segment:
     start_frame: int
     end_frame: int  # inclusive
     score: float | None
-    reason: str
+    reason: str  # for the examiner, with the numbers
     track_id: int | None = None
+    kind: str = ""  # what was found, for grouping and filtering (e.g. "clip_offset", "incomplete")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,7 +75,12 @@ class DetectorResult:
     parameters: dict[str, Any] = field(default_factory=dict)
     segments: list[Segment] = field(default_factory=list)
     per_track: dict[str, Any] = field(default_factory=dict)  # track id -> detector-specific details
-    curves: dict[str, Any] = field(default_factory=dict)  # timeline series (lists), for the GUI/report
+    # timeline series by name, for the GUI and the report: `Curve`s (stored in their wire form,
+    # see core.detectors.curves); other shapes only in results of older versions
+    curves: dict[str, Any] = field(default_factory=dict)
+
+    def add_curve(self, name: str, curve: Curve) -> None:
+        self.curves[name] = curve.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -118,17 +142,33 @@ class AnalysisContext:
             self.cancel.raise_if_cancelled()
 
 
+@dataclass
+class NoParams:
+    """A detector without parameters."""
+
+
 class Detector:
-    """Subclass, set `name`, implement `run`; register with `@register`."""
+    """Subclass, set `name`, `title`, `Params` and `method`, implement `run`; register with `@register`."""
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     needs_weights: ClassVar[bool] = False
     needs_faces: ClassVar[bool] = True  # skipped as `unavailable` when the face pass found none
-    default_params: ClassVar[dict[str, Any]] = {}
+    Params: ClassVar[type] = NoParams  # a dataclass: the parameters and their defaults
+    internal_params: ClassVar[tuple[str, ...]] = ()  # Params fields the pipeline sets, not the examiner
+    method: ClassVar[Method | None] = None  # the report's Methods text (None: "no reviewed description")
 
-    def params(self, ctx: AnalysisContext) -> dict[str, Any]:
-        return {**self.default_params, **ctx.parameters.get(self.name, {})}
+    @classmethod
+    def parse_params(cls, d: Mapping[str, Any] | None) -> Any:
+        """This detector's Params from a plain dict; ParameterError names an unknown key."""
+        return from_dict(cls.Params, d, f"detector {cls.name}", exclude=cls.internal_params)
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        return params_dict(cls.Params(), cls.internal_params)
+
+    def params(self, ctx: AnalysisContext) -> Any:
+        return self.parse_params(ctx.parameters.get(self.name))
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
         raise NotImplementedError
@@ -138,15 +178,22 @@ class Detector:
         t0 = time.perf_counter()
         try:
             result = self.run(ctx)
+        except CancelledError:
+            raise  # the examiner's cancel ends the analysis; it is not this detector failing
         except Exception as exc:  # noqa: BLE001 - one detector must not take the analysis down
-            from core.errors import CancelledError
-
-            if isinstance(exc, CancelledError):
-                raise
             result = DetectorResult.failed(self.name, f"{type(exc).__name__}: {exc}")
         result.detector = self.name
         result.processing_time = round(time.perf_counter() - t0, 4)
         result.frame_count = result.frame_count or ctx.facepass.frame_count
         if not result.parameters:
-            result.parameters = self.params(ctx)
+            try:
+                result.parameters = params_dict(self.params(ctx), self.internal_params)
+            except Exception as exc:  # noqa: BLE001 - the failed result above already says why
+                result.parameters = {"unreadable": str(exc)}
         return result
+
+
+def params_dict(params: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A Params dataclass as the plain dict stored with the result (the run's parameters)."""
+    d = asdict(params) if is_dataclass(params) else dict(params)
+    return {k: v for k, v in d.items() if k not in exclude}

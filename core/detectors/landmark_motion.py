@@ -12,19 +12,14 @@ decide a finding on their own.
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
 from core.detectors import register
-from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segment
+from core.detectors.base import AnalysisContext, Detector, DetectorResult, Method, Segment
+from core.detectors.curves import Curve
 from core.signals.motion import REGIONS, MotionParams, measure_motion
-
-
-def _params(d: dict[str, Any]) -> MotionParams:
-    names = {f.name for f in fields(MotionParams)}
-    return MotionParams(**{k: v for k, v in d.items() if k in names})
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -46,25 +41,38 @@ def _merge(windows: list[dict[str, Any]], key: str) -> list[tuple[int, int, list
     return out
 
 
+METHOD = Method(
+    title="Landmark motion and micro-expression coherence",
+    summary=(
+        "Landmarks normalised to a canonical face; per-region velocity and jitter, frame-to-frame flicker not explained "
+        "by head motion, and coherence between regions (e.g. a moving mouth with a rigid jaw)."
+    ),
+    references=("Measurements defined in Verity's documentation (docs/); scores are irregularity measures, not calibrated probabilities.",),
+    limits=("Compression, low resolution and landmark noise raise jitter in original recordings too.",),
+)
+
+
 @register
 class LandmarkMotion(Detector):
     name = "landmark_motion"
     title = "Landmark motion (flicker beyond head motion, mouth-jaw coherence)"
     needs_weights = False
-    default_params = MotionParams().to_dict()
+    Params = MotionParams
+    method = METHOD
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
-        p = _params(self.params(ctx))
+        p: MotionParams = self.params(ctx)
         fp = ctx.facepass
         if fp.fps <= 0:
             return DetectorResult.unavailable(self.name, "the video has no usable frame rate")
         min_rows = max(3, int(round((p.window_s + p.hop_s) * fp.fps)))
         per_track: dict[str, Any] = {}
         segments: list[Segment] = []
-        curves: dict[str, Any] = {}
+        curves: dict[str, Curve] = {}
         analysed = 0
-        for t in fp.tracks:
+        for k, t in enumerate(fp.tracks):
             ctx.check_cancel()
+            ctx.progress(self.name, k / len(fp.tracks), f"face track {t.track_id}")
             if len(t) < min_rows:
                 per_track[str(t.track_id)] = {"assessment": "inconclusive", "reasons": [f"track of {len(t)} frames: too short for motion windows"]}
                 continue
@@ -77,11 +85,12 @@ class LandmarkMotion(Detector):
             tid = t.track_id
             for a, b, group in _merge(ws, "irregular"):
                 top = max(group, key=lambda w: w["score"])
-                segments.append(Segment(a, b, None, f"{top['region']} flicker {top['score']:.1f}x what head motion explains in this clip", tid))
+                segments.append(Segment(a, b, None, f"{top['region']} flicker {top['score']:.1f}x what head motion explains in this clip", tid, "flicker"))
             for a, b, group in _merge(ws, "decoupled"):
                 c = np.mean([w["coupling"] for w in group])
                 r = np.mean([w["jaw_ratio"] for w in group])
-                segments.append(Segment(a, b, None, f"mouth moves on a rigid jaw: lip-chin correlation {c:.2f}, chin moves {r:.0%} of the lips", tid))
+                segments.append(Segment(a, b, None, f"mouth moves on a rigid jaw: lip-chin correlation {c:.2f}, chin moves {r:.0%} of the lips", tid,
+                                        "rigid_jaw"))
             coupled = [w["coupling"] for w in ws if w["coupling"] is not None]
             summary = {
                 "windows": len(ws),
@@ -104,23 +113,18 @@ class LandmarkMotion(Detector):
                 f"{len(coupled)} mouth-moving windows decoupled from the jaw; uncalibrated measurements, no reading"
             ]
             per_track[str(tid)] = {"assessment": "inconclusive", "reasons": reasons, **summary}
-            curves[f"landmark irregularity (track {tid})"] = {
-                "start_frame": [w["start_frame"] for w in ws],
-                "end_frame": [w["end_frame"] for w in ws],
-                "score": [None if w["score"] is None else round(w["score"], 3) for w in ws],
-                "track_id": tid,
-            }
-            curves[f"mouth-jaw coupling (track {tid})"] = {
-                "start_frame": [w["start_frame"] for w in ws],
-                "end_frame": [w["end_frame"] for w in ws],
-                "score": [None if w["coupling"] is None else round(w["coupling"], 3) for w in ws],
-                "track_id": tid,
-            }
-            curves[f"mouth flicker, permille IOD (track {tid})"] = {
-                "frames": t.frames.tolist(),
-                "values": np.round(tm.flicker["mouth"], 3).tolist(),
-                "track_id": tid,
-            }
+            starts, ends = [w["start_frame"] for w in ws], [w["end_frame"] for w in ws]
+            # measurements, not probabilities; "score" kept as a column: analyses before the typed
+            # curves stored these windows under it
+            irregularity = [None if w["score"] is None else round(w["score"], 3) for w in ws]
+            coupling = [None if w["coupling"] is None else round(w["coupling"], 3) for w in ws]
+            curves[f"landmark irregularity (track {tid})"] = Curve(
+                "measurement", irregularity, start_frame=starts, end_frame=ends, track_id=tid,
+                unit="x the flicker head motion explains", columns={"score": irregularity})
+            curves[f"mouth-jaw coupling (track {tid})"] = Curve(
+                "measurement", coupling, start_frame=starts, end_frame=ends, track_id=tid, unit="correlation", columns={"score": coupling})
+            curves[f"mouth flicker, permille IOD (track {tid})"] = Curve(
+                "measurement", np.round(tm.flicker["mouth"], 3), frames=t.frames, track_id=tid, unit="permille IOD")
         if not analysed:
             return DetectorResult.unavailable(self.name, "no face track long enough for motion windows", per_track=per_track)
         measured = {k: v for k, v in per_track.items() if "windows" in v}
@@ -137,5 +141,5 @@ class LandmarkMotion(Detector):
             metrics={"main_track": int(main_id), **{k: v for k, v in main.items() if k not in ("assessment", "reasons")}},
             per_track=per_track,
             segments=segments,
-            curves=curves,
+            curves={name: c.to_dict() for name, c in curves.items()},
         )

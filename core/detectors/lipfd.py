@@ -33,7 +33,11 @@ from typing import Any
 import numpy as np
 
 from core.detectors import register
-from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segment
+from core.detectors.base import AnalysisContext, Detector, DetectorResult, Method, Segment, params_dict
+from core.detectors.curves import Curve
+from core.params import from_dict
+from core.signals.timebase import usable_fps
+from core.weights.resident import OneModel, torch_device
 
 NAME = "lipfd"
 WEIGHT_CANDIDATES = ("lipfd_ckpt", "lipfd_local")  # weights/manifest.toml: upstream first, then ours
@@ -62,7 +66,8 @@ class LipFDPreprocessing:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LipFDPreprocessing:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        # a checkpoint's record: fields of a newer version are ignored, not refused
+        return from_dict(cls, d, "LipFD preprocessing record", unknown="ignore")
 
 
 # What upstream's ckpt.pth was trained on (preprocess.py + data/datasets.py).
@@ -202,7 +207,7 @@ def extract_windows(
         n = reader.frame_count
         out.frame_count = n
         times = reader.index.times_s
-        fps = reader.fps or 25.0
+        fps = usable_fps(reader.fps)
         starts = window_starts(n, prep.window_len, prep.n_extract)
         if starts.size == 0:
             out.note = f"the video has {n} frames, fewer than one window of {prep.window_len}"
@@ -247,13 +252,7 @@ class LoadedLipFD:
     device: str
 
 
-_CACHE: dict[str, LoadedLipFD] = {}
-
-
-def device_name() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+_MODEL: OneModel[LoadedLipFD] = OneModel()
 
 
 def choose_weights(requested: str | None = None) -> tuple[str | None, list[str]]:
@@ -281,10 +280,9 @@ def load_model(source: str | Path, expected_sha256: str | None = None, device: s
     (upstream's ckpt.pth) is taken as upstream's ViT-L/14 with upstream preprocessing.
     Raises WeightsError (missing, hash mismatch, unsafe pickle, wrong layout).
     """
-    from core.models.lipfd import LipFDConfig, build_from_state_dict, infer_config
-    from core.weights import WeightsError, file_sha256, load_state_dict, status
+    from core.weights import WeightsError, file_sha256, status
 
-    device = device or device_name()
+    device = device or torch_device()
     if isinstance(source, str) and not Path(source).is_file():
         st = status(source)
         if not st.ok or st.path is None:
@@ -294,9 +292,13 @@ def load_model(source: str | Path, expected_sha256: str | None = None, device: s
         sha, name = file_sha256(source), Path(source).name
     if expected_sha256 is not None and sha != expected_sha256.lower():
         raise WeightsError(f"{name}: sha256 {sha} differs from the expected {expected_sha256}")
-    key = f"{sha}:{device}"
-    if key in _CACHE:
-        return _CACHE[key]
+    return _MODEL.get((sha, device), lambda: _load(source, expected_sha256, name, sha, device))
+
+
+def _load(source: str | Path, expected_sha256: str | None, name: str, sha: str, device: str) -> LoadedLipFD:
+    from core.models.lipfd import LipFDConfig, build_from_state_dict, infer_config
+    from core.weights import WeightsError, load_state_dict
+
     sd, meta = load_state_dict(source, expected_sha256)
     arch = meta.get("architecture") if isinstance(meta.get("architecture"), dict) else None
     prep_d = meta.get("preprocessing") if isinstance(meta.get("preprocessing"), dict) else None
@@ -307,10 +309,7 @@ def load_model(source: str | Path, expected_sha256: str | None = None, device: s
     except ValueError as exc:
         raise WeightsError(f"{name}: {exc}") from None
     model.eval().to(device)
-    loaded = LoadedLipFD(model, cfg, prep, name, sha, {k: v for k, v in meta.items() if k != "architecture"}, ignored, device)
-    _CACHE.clear()  # one model at a time: ViT-L/14 + ResNet-50 is ~1.7 GB in float32
-    _CACHE[key] = loaded
-    return loaded
+    return LoadedLipFD(model, cfg, prep, name, sha, {k: v for k, v in meta.items() if k != "architecture"}, ignored, device)
 
 
 def score_windows(loaded: LoadedLipFD, windows: list[Window], batch: int = 2) -> list[float]:
@@ -334,21 +333,46 @@ def score_windows(loaded: LoadedLipFD, windows: list[Window], batch: int = 2) ->
 # detector
 
 
+@dataclass
+class LipFDParams:
+    weights: str = "auto"  # a manifest entry, or "auto": the first verified of WEIGHT_CANDIDATES
+    n_extract: int = 10  # windows per clip (the card's)
+    threshold: float = 0.5  # window / clip score at or above it: FAKE (the card's)
+    batch: int = 2  # windows per forward pass
+
+
+METHOD = Method(
+    title="LipFD lip-sync forgery detector (learned)",
+    summary=(
+        "A CLIP image encoder and ResNet-50 regional branch score windows of frames together with the mel spectrogram "
+        "of the audio; window scores are averaged into a probability of manipulation."
+    ),
+    references=(
+        "Liu W. et al. (2024). Lips Are Lying: Spotting the Temporal Inconsistency between Audio and Visual in Lip-Syncing DeepFakes. NeurIPS.",
+    ),
+    limits=(
+        "A learned model: its accuracy holds for data like its training data; footage from other sources may be misjudged.",
+        "Only counts when its weights are present and their sha256 verified; otherwise reported unavailable.",
+    ),
+)
+
+
 @register
 class LipFDDetector(Detector):
     name = NAME
     title = "LipFD (audio-visual lip-sync forgery)"
     needs_weights = True
     needs_faces = False  # the card runs on any frames; face-centring is used when a track exists
-    default_params: dict[str, Any] = {"weights": "auto", "n_extract": 10, "threshold": 0.5, "batch": 2}
+    Params = LipFDParams
+    method = METHOD
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
         from core.errors import EvidenceError
         from core.weights import WeightsError
 
-        p = self.params(ctx)
+        p: LipFDParams = self.params(ctx)
         t0 = time.perf_counter()
-        name, reasons = choose_weights(p.get("weights"))
+        name, reasons = choose_weights(p.weights)
         if name is None:
             return DetectorResult.unavailable(NAME, "no verified LipFD weights: " + "; ".join(reasons))
         if ctx.evidence.audio is None:
@@ -357,7 +381,7 @@ class LipFDDetector(Detector):
             loaded = load_model(name)
         except WeightsError as exc:
             return DetectorResult.unavailable(NAME, str(exc))
-        prep = LipFDPreprocessing.from_dict({**loaded.prep.to_dict(), "n_extract": int(p["n_extract"])})
+        prep = LipFDPreprocessing.from_dict({**loaded.prep.to_dict(), "n_extract": int(p.n_extract)})
         try:
             if prep.audio_sample_rate == 16000:
                 audio = ctx.audio
@@ -374,11 +398,12 @@ class LipFDDetector(Detector):
         if not clip.windows:
             return DetectorResult.unavailable(NAME, clip.note or "no window could be extracted")
         scores: list[float] = []
-        for i in range(0, len(clip.windows), int(p["batch"])):
+        batch = int(p.batch)
+        for i in range(0, len(clip.windows), batch):
             ctx.check_cancel()
-            scores += score_windows(loaded, clip.windows[i : i + int(p["batch"])], int(p["batch"]))
+            scores += score_windows(loaded, clip.windows[i : i + batch], batch)
             ctx.progress(NAME, 0.1 + 0.9 * len(scores) / len(clip.windows), f"window {len(scores)}/{len(clip.windows)}")
-        thr = float(p["threshold"])
+        thr = float(p.threshold)
         final = float(np.mean(scores))
         fake = final >= thr
         preds = [
@@ -389,7 +414,7 @@ class LipFDDetector(Detector):
             for w, s in zip(clip.windows, scores)
         ]
         segments = [
-            Segment(w.start_frame, w.end_frame, round(s, 6), f"LipFD window {w.index} scores {s:.2f} >= {thr:.2f}", w.track_id)
+            Segment(w.start_frame, w.end_frame, round(s, 6), f"LipFD window {w.index} scores {s:.2f} >= {thr:.2f}", w.track_id, "window_score")
             for w, s in zip(clip.windows, scores) if s >= thr
         ]
         not_centred = sum(not w.face_centred for w in clip.windows)
@@ -410,7 +435,8 @@ class LipFDDetector(Detector):
             metrics={"final_average_score": round(final, 6), "window_scores": [round(s, 6) for s in scores]},
             assessment="inconsistent" if fake else "consistent",
             weights_sha256={loaded.weights_name: loaded.sha256},
-            parameters={**p, "weights": loaded.weights_name, "architecture": loaded.cfg.to_dict(), "preprocessing": prep.to_dict(), "device": loaded.device},
+            parameters={**params_dict(p), "weights": loaded.weights_name, "architecture": loaded.cfg.to_dict(), "preprocessing": prep.to_dict(), "device": loaded.device},
             segments=segments,
-            curves={"windows": {"start_frame": [w.start_frame for w in clip.windows], "end_frame": [w.end_frame for w in clip.windows], "score": [round(s, 6) for s in scores]}},
+            curves={"windows": Curve("score", [round(s, 6) for s in scores], start_frame=[w.start_frame for w in clip.windows],
+                                     end_frame=[w.end_frame for w in clip.windows]).to_dict()},
         )

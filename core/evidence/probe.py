@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import av
 
 from core.errors import EvidenceError
+from core.video.container import check_readable, open_container, stream_kind, video_stream
+from core.video.index import build_index
 
 
 @dataclass
@@ -55,45 +56,6 @@ class EvidenceInfo:
         return asdict(self)
 
 
-def check_readable(path: str | os.PathLike[str]) -> Path:
-    """Refuse paths that cannot be evidence, with a one-line reason."""
-    p = Path(path)
-    if not p.exists():
-        raise EvidenceError(f"{p}: no such file")
-    if p.is_dir():
-        raise EvidenceError(f"{p}: is a directory, not a video file")
-    if not p.is_file():  # a pipe or device would block or never end
-        raise EvidenceError(f"{p}: not a regular file (a pipe, socket or device)")
-    if not os.access(p, os.R_OK):
-        raise EvidenceError(f"{p}: not readable (permission denied)")
-    if p.stat().st_size == 0:
-        raise EvidenceError(f"{p}: empty file (0 bytes)")
-    return p
-
-
-def open_container(path: str | os.PathLike[str]) -> av.container.InputContainer:
-    p = check_readable(path)
-    try:
-        return av.open(str(p), mode="r")
-    except av.FFmpegError as exc:
-        raise EvidenceError(f"{p}: not a media file that can be read ({exc.strerror or exc})") from exc
-
-
-def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
-    """The first moving-picture stream: a cover picture attached to an audio file (an mjpeg/png
-    "video" stream of one frame) is not video evidence."""
-    for s in container.streams.video:
-        if not s.disposition & av.stream.Disposition.attached_pic:
-            return s
-    return None
-
-
-def _stream_kind(s: av.stream.Stream) -> str:
-    if s.type == "video" and s.disposition & av.stream.Disposition.attached_pic:
-        return "cover picture"
-    return str(s.type)
-
-
 def _seconds(value: int | None, time_base: Any) -> float | None:
     if value is None or time_base is None:
         return None
@@ -102,13 +64,11 @@ def _seconds(value: int | None, time_base: Any) -> float | None:
 
 def probe(path: str | os.PathLike[str]) -> EvidenceInfo:
     """Describe the container; frame count and VFR come from the packet index (no decoding)."""
-    from core.video.index import build_index  # local import: video depends on evidence
-
     p = check_readable(path)
     with open_container(p) as container:
         vs = video_stream(container)
         if vs is None:
-            kinds = ", ".join(_stream_kind(s) for s in container.streams) or "none"
+            kinds = ", ".join(stream_kind(s) for s in container.streams) or "none"
             raise EvidenceError(f"{p}: no video stream (streams: {kinds})")
         streams = [
             {"index": s.index, "type": s.type, "codec": s.codec_context.name if s.codec_context else None}

@@ -1,5 +1,6 @@
-"""Faces: dlib detection, 68-point landmarks, tracking across frames, the stored face pass."""
+"""Faces: dlib detection (`detect`), tracking across frames (`tracker`), and the stored face pass
+(`facepass`: numpy only, what detectors and the GUI read)."""
 
-from core.face.facepass import FacePass, FacePassParams, FaceTrack, run_face_pass
+from core.face.facepass import FacePass, FacePassParams, FaceTrack
 
-__all__ = ["FacePass", "FacePassParams", "FaceTrack", "run_face_pass"]
+__all__ = ["FacePass", "FacePassParams", "FaceTrack"]

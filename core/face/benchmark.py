@@ -35,8 +35,9 @@ def _rss_mb() -> float:
 
 def measure(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Time bare decoding and the face pass on one clip in this process."""
-    from core.face.facepass import FacePassParams, run_face_pass
-    from core.face.models import cnn_detector, frontal_detector, shape_predictor
+    from core.face.dlib_models import cnn_detector, frontal_detector, shape_predictor
+    from core.face.facepass import FacePassParams
+    from core.face.tracker import run_face_pass
     from core.video.reader import VideoReader
 
     shape_predictor(), frontal_detector(), cnn_detector()  # model loading is not face-pass time

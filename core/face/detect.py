@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.face.models import cnn_detector, frontal_detector
+from core.face.dlib_models import cnn_detector, frontal_detector
 
 HOG = "dlib-hog"
 MMOD = "dlib-mmod-cnn"

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.params import from_dict
+
 # A few-layer ViT for tests and smoke runs only (not a model anyone should trust for analysis).
 TINY_VISION = {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32}
 TINY_EMBED = 32
@@ -59,7 +61,8 @@ class LipFDConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LipFDConfig:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        # a checkpoint's architecture record: fields of a newer version are ignored, not refused
+        return from_dict(cls, d, "LipFD architecture record", unknown="ignore")
 
 
 def _vision_cfg(cfg: LipFDConfig) -> tuple[int, dict[str, Any]]:

@@ -1,22 +1,16 @@
 """What each method does, where it comes from and where it fails: the report's "Methods" section.
 
-Detectors not listed here are described from their class title and docstring, with a note that
-no reviewed description exists yet.
+Each detector carries its own text (`Detector.method`, beside the code it describes); here are the
+face pass and fusion, which are not detectors. A detector without a text (or one no longer
+registered, in a stored run) is described from its title and docstring, with a note that no
+reviewed description exists.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Method:
-    title: str
-    summary: str
-    references: tuple[str, ...]
-    limits: tuple[str, ...]
-
+from core.detectors.base import Method
 
 FACE_PASS = Method(
     title="Face tracking, 68 facial landmarks and eye aspect ratio (EAR)",
@@ -39,82 +33,6 @@ FACE_PASS = Method(
     ),
 )
 
-METHODS: dict[str, Method] = {
-    "blink_physiology": Method(
-        title="Blink physiology",
-        summary=(
-            "Blink count, rate, duration, inter-blink intervals, completeness and left/right asymmetry per face track, "
-            "compared with published human norms; anomalous blinks are flagged as segments. How far the lids close "
-            "(completeness, asymmetry) is judged only on eyes resolved well enough to measure it: at least 30 px wide, "
-            "eye-region edge blur at most 1.5 px and open-eye EAR noise at most 0.1; elsewhere it is reported as a "
-            "measurement only."
-        ),
-        references=(
-            "Bentivoglio A. R. et al. (1997). Analysis of blink rate patterns in normal subjects. Movement Disorders 12:1028-1034.",
-            "Doughty M. J. (2001). Consideration of three types of spontaneous eyeblink activity in normal humans. Optometry and Vision Science 78(10).",
-        ),
-        limits=(
-            "Blink rate varies widely between people and with activity (reading, conversation, fatigue); short clips give few blinks.",
-            "A rate or duration outside the norms is an observation, not proof of manipulation.",
-            "On small, blurred or compressed eyes dlib's landmarks do not follow the lids all the way down, so genuine "
-            "blinks measure shallow; on the development media, genuine FaceForensics++ c40 and VoxCeleb2 clips measured "
-            "as shallow as generated ones, which is why depth is not judged there.",
-        ),
-    ),
-    "landmark_motion": Method(
-        title="Landmark motion and micro-expression coherence",
-        summary=(
-            "Landmarks normalised to a canonical face; per-region velocity and jitter, frame-to-frame flicker not explained "
-            "by head motion, and coherence between regions (e.g. a moving mouth with a rigid jaw)."
-        ),
-        references=("Measurements defined in Verity's documentation (docs/); scores are irregularity measures, not calibrated probabilities.",),
-        limits=("Compression, low resolution and landmark noise raise jitter in original recordings too.",),
-    ),
-    "av_sync": Method(
-        title="Audio-visual synchronisation (weight-free)",
-        summary=(
-            "Cross-correlation of the mouth aperture with the speech envelope over +/-15 frames, globally and in sliding "
-            "windows, giving an offset (frames, ms) and a confidence in the spirit of SyncNet, with a chance level from "
-            "the same mouth against time-rotated audio. An offset of 160 ms or more is read as inconsistent only on robust "
-            "evidence: at least 2 s of speech with a tracked mouth, p <= 0.01 against 400 audio rotations, and the offset "
-            "lag beating every in-sync lag (within 2 frames) by 2.5 standard errors over time, since the rhythm of speech "
-            "gives in-sync footage side lobes 4-6 frames away. A window is flagged only on evidence against the clip's own "
-            "sync (the clip's offset, followed in that window; a local offset over at least 8 s; or lips that stop "
-            "following the speech), with the chance of any flag on an in-sync clip held near 5 %; a window that can show "
-            "nothing either way is reported as not measurable, not flagged."
-        ),
-        references=("Chung J. S., Zisserman A. (2016). Out of time: automated lip sync in the wild. ACCV Workshops.",),
-        limits=(
-            "Needs speech and a visible mouth; silence, music, off-screen speakers or dubbing give no reliable reading.",
-            "Containers may carry a constant audio offset from editing or capture that is not manipulation.",
-            "Short clips (about 2 s of speech or less) are measured but not read as inconsistent; a lip-sync fake made in "
-            "sync reads consistent in timing only.",
-        ),
-    ),
-    "lipfd": Method(
-        title="LipFD lip-sync forgery detector (learned)",
-        summary=(
-            "A CLIP image encoder and ResNet-50 regional branch score windows of frames together with the mel spectrogram "
-            "of the audio; window scores are averaged into a probability of manipulation."
-        ),
-        references=(
-            "Liu W. et al. (2024). Lips Are Lying: Spotting the Temporal Inconsistency between Audio and Visual in Lip-Syncing DeepFakes. NeurIPS.",
-        ),
-        limits=(
-            "A learned model: its accuracy holds for data like its training data; footage from other sources may be misjudged.",
-            "Only counts when its weights are present and their sha256 verified; otherwise reported unavailable.",
-        ),
-    ),
-    "eyeblink_cnn_lstm": Method(
-        title="EyeBlink CNN-LSTM (learned)",
-        summary="Eye crops of each face track are scored over time by a CNN-LSTM for the absence or abnormality of blinking.",
-        references=("Li Y., Chang M.-C., Lyu S. (2018). In Ictu Oculi: Exposing AI Created Fake Videos by Detecting Eye Blinking. IEEE WIFS.",),
-        limits=(
-            "Modern generators reproduce blinking; a normal blink pattern does not show a video is original.",
-            "Only counts when its weights are present and their sha256 verified; otherwise reported unavailable.",
-        ),
-    ),
-}
 
 FUSION = Method(
     title="Fusion into a finding",
@@ -132,14 +50,14 @@ FUSION = Method(
 
 
 def method_for(name: str) -> Method:
-    if name in METHODS:
-        return METHODS[name]
     try:
         from core import detectors
 
         cls = detectors.available().get(name)
     except Exception:  # noqa: BLE001 - a broken detector module must not stop a report
         cls = None
+    if cls is not None and cls.method is not None:
+        return cls.method
     doc = inspect.getdoc(cls) if cls is not None else None
     return Method(
         title=(getattr(cls, "title", "") or name) if cls is not None else name,

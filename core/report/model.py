@@ -10,7 +10,7 @@ import jsonschema
 
 import core
 from core.cases.store import CaseStore, now_iso
-from core.validation.records import lookup as validation_lookup
+from core.validation_records import lookup as validation_lookup
 
 SCHEMA_ID = "verity.report/1"
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "resources" / "schema" / "report-1.json"
@@ -49,8 +49,8 @@ def _result(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(store: CaseStore, run: dict[str, Any]) -> dict[str, Any]:
-    results = {r["detector"]: _result(r["result"]) for r in store.results_for(run["id"])}
-    analysis = run.get("analysis") or {}
+    analysis = store.stored_analysis(run["id"])
+    results = {name: _result(d) for name, d in analysis["detectors"].items()}
     finding = run.get("finding")
     if finding is not None and finding.get("value") not in FINDING_VALUES:
         finding = None  # never pass an off-scale value through as a finding
@@ -65,7 +65,7 @@ def _run(store: CaseStore, run: dict[str, Any]) -> dict[str, Any]:
         "detectors_asked": run["detectors_asked"],
         "evidence_sha256": run["evidence_sha256"],
         "weights_sha256": {name: r["weights_sha256"] for name, r in results.items() if r["weights_sha256"]},
-        "facepass": {"path": run["facepass_path"], "sha256": run["facepass_sha256"]} if run["facepass_path"] else None,
+        "facepass": {k: analysis["facepass"][k] for k in ("path", "sha256", "verified")} if run["facepass_path"] else None,
         "faces": analysis.get("faces"),
         "results": results,
         "segments": [

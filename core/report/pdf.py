@@ -10,26 +10,17 @@ store), the face pass files it names and the evidence frames for the key-frame i
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-import matplotlib
 from reportlab import rl_config
-from reportlab.lib import colors
-from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.pdfgen import canvas as rl_canvas
 from reportlab.platypus import (
     CondPageBreak,
-    Image,
     KeepTogether,
     PageBreak,
     Paragraph,
@@ -39,9 +30,11 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from core.report import pdf_style as ps
 from core.report import plots
 from core.report.methods import FACE_PASS, FUSION, method_for
-from core.validation.records import citation
+from core.signals.timebase import NOMINAL_FPS
+from core.validation_records import citation
 
 log = logging.getLogger(__name__)
 # Images as binary streams: ASCII85 only makes the file bigger, and without reportlab's optional C
@@ -71,180 +64,27 @@ CONCLUSION_TEXT = {
     ),
 }
 
-_FONTS_DONE = False
-
-
-def _register_fonts() -> tuple[str, str, str, str]:
-    """DejaVu (shipped with matplotlib) covers names and paths in any script; Helvetica does not."""
-    global _FONTS_DONE
-    base = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    names = {"Dv": "DejaVuSans.ttf", "Dv-Bold": "DejaVuSans-Bold.ttf", "Dv-Oblique": "DejaVuSans-Oblique.ttf", "DvMono": "DejaVuSansMono.ttf"}
-    if not _FONTS_DONE:
-        try:
-            for name, file in names.items():
-                pdfmetrics.registerFont(TTFont(name, str(base / file)))
-            pdfmetrics.registerFontFamily("Dv", normal="Dv", bold="Dv-Bold", italic="Dv-Oblique", boldItalic="Dv-Bold")
-            _FONTS_DONE = True
-        except Exception:  # noqa: BLE001 - fall back to the PDF base fonts
-            return "Helvetica", "Helvetica-Bold", "Helvetica-Oblique", "Courier"
-    return "Dv", "Dv-Bold", "Dv-Oblique", "DvMono"
-
-
-def _styles() -> dict[str, ParagraphStyle]:
-    regular, bold, italic, mono = _register_fonts()
-    ss = getSampleStyleSheet()
-    s = {
-        "title": ParagraphStyle("title", parent=ss["Title"], fontName=bold, fontSize=16, leading=20, spaceAfter=4),
-        "subtitle": ParagraphStyle("subtitle", parent=ss["Normal"], fontName=regular, fontSize=10, alignment=TA_CENTER, textColor=colors.grey),
-        "h1": ParagraphStyle("h1", parent=ss["Heading1"], fontName=bold, fontSize=13, leading=16, spaceBefore=10, spaceAfter=5),
-        "h2": ParagraphStyle("h2", parent=ss["Heading2"], fontName=bold, fontSize=11, leading=14, spaceBefore=8, spaceAfter=4),
-        "h3": ParagraphStyle("h3", parent=ss["Heading3"], fontName=bold, fontSize=9.5, leading=12, spaceBefore=6, spaceAfter=3),
-        "body": ParagraphStyle("body", parent=ss["Normal"], fontName=regular, fontSize=9, leading=12, spaceAfter=4),
-        "small": ParagraphStyle("small", parent=ss["Normal"], fontName=regular, fontSize=7.5, leading=9.5),
-        "cell": ParagraphStyle("cell", parent=ss["Normal"], fontName=regular, fontSize=7.5, leading=9.5),
-        "cellb": ParagraphStyle("cellb", parent=ss["Normal"], fontName=bold, fontSize=7.5, leading=9.5),
-        "mono": ParagraphStyle("mono", parent=ss["Normal"], fontName=mono, fontSize=6.5, leading=8.5),
-        "caption": ParagraphStyle("caption", parent=ss["Normal"], fontName=italic, fontSize=7.5, leading=9.5, textColor=colors.HexColor("#444444"), spaceAfter=6),
-        "conclusion": ParagraphStyle("conclusion", parent=ss["Normal"], fontName=bold, fontSize=11, leading=14, spaceAfter=3),
-    }
-    s["_fonts"] = (regular, bold, italic, mono)  # type: ignore[assignment]
-    return s
-
-
-def _p(text: Any, style: ParagraphStyle) -> Paragraph:
-    return Paragraph(escape("" if text is None else str(text)).replace("\n", "<br/>"), style)
-
-
-def _short_time(iso: str) -> str:
-    """'2026-11-21T10:43:32.763+00:00' -> date over time with offset, without the milliseconds (JSON keeps them)."""
-    date, _, rest = iso.partition("T")
-    clock, offset = rest[:8], rest[-6:] if rest[-6] in "+-" else rest[8:].lstrip(".0123456789")
-    return f"{date}\n{clock} {offset}"
-
-
-def _details_text(details: str) -> str:
-    """An audit row's details as "key: value" lines (the exact JSON text is in the JSON report)."""
-    try:
-        d = json.loads(details)
-    except ValueError:
-        return details
-    if not isinstance(d, dict):
-        return details
-    parts = [f"{k}: {v if not isinstance(v, (dict, list)) else json.dumps(v, ensure_ascii=False)}" for k, v in d.items() if v not in (None, "", [], {})]
-    text = "; ".join(parts)
-    return text if len(text) <= 260 else text[:257] + "..."
-
-
-def _table(rows: list[list[Any]], widths: list[float], st: dict[str, Any], header: bool = True) -> Table:
-    cells = [[c if not isinstance(c, (str, int, float, type(None))) else _p(c, st["cellb"] if header and i == 0 else st["cell"]) for c in row]
-             for i, row in enumerate(rows)]
-    t = Table(cells, colWidths=widths, repeatRows=1 if header else 0, hAlign="LEFT")
-    style = [
-        ("GRID", (0, 0), (-1, -1), 0.3, colors.HexColor("#999999")),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
-        ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-    ]
-    if header:
-        style.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8")))
-    t.setStyle(TableStyle(style))
-    return t
-
-
-def _kv(pairs: list[tuple[str, Any]], st: dict[str, Any], width: float) -> Table:
-    rows = [[_p(k, st["cellb"]), v if isinstance(v, (Paragraph, Table)) else _p(v, st["cell"])] for k, v in pairs]
-    return _table(rows, [38 * mm, width - 38 * mm], st, header=False)
-
-
-def _image(png: bytes, width: float) -> Image:
-    from reportlab.lib.utils import ImageReader
-
-    w, h = ImageReader(io.BytesIO(png)).getSize()
-    return Image(io.BytesIO(png), width=width, height=width * h / w)
-
-
-def _eyes_assessable(face: dict[str, Any]) -> str:
-    """"83% (head turned 40, eyes too small 3)" from a faces[] entry; "-" for runs before the eyes mask."""
-    from core.signals.eyes import REASON_TEXT, assessable_percent
-
-    if "eyes_assessable_fraction" not in face:
-        return "-"
-    text = f"{assessable_percent(face['eyes_assessable_fraction'])}% ({face.get('eyes_assessable_frames', '?')} frames)"
-    why = [f"{REASON_TEXT.get(k, k)} {n}" for k, n in (face.get("eyes_not_assessable") or {}).items() if n]
-    return text + (f"; not: {', '.join(why)}" if why else "")
-
-
-def _fmt(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-class _NumberedCanvas(rl_canvas.Canvas):
-    """Defers page output until the end so every page can say "page X of Y"."""
-
-    def __init__(self, *args: Any, header: tuple[str, str], fonts: tuple[str, str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._saved: list[dict[str, Any]] = []
-        self._header = header
-        self._fonts = fonts
-
-    def showPage(self) -> None:  # noqa: N802 - reportlab's name
-        self._saved.append(dict(self.__dict__))
-        self._startPage()
-
-    def save(self) -> None:
-        total = len(self._saved)
-        for state in self._saved:
-            self.__dict__.update(state)
-            self._decorate(total)
-            super().showPage()
-        super().save()
-
-    def _decorate(self, total: int) -> None:
-        w, h = self._pagesize
-        regular, bold = self._fonts
-        self.saveState()
-        self.setStrokeColor(colors.HexColor("#888888"))
-        self.setLineWidth(0.4)
-        self.line(18 * mm, h - 14 * mm, w - 18 * mm, h - 14 * mm)
-        self.line(18 * mm, 13 * mm, w - 18 * mm, 13 * mm)
-        self.setFont(bold, 8)
-        self.drawString(18 * mm, h - 12 * mm, self._header[0])
-        self.setFont(regular, 8)
-        self.drawRightString(w - 18 * mm, h - 12 * mm, self._header[1])
-        self.drawString(18 * mm, 9 * mm, "Forensic video authentication report")
-        self.drawRightString(w - 18 * mm, 9 * mm, f"page {self._pageNumber} of {total}")
-        self.restoreState()
-
-
 def _facepass(run: dict[str, Any]) -> plots.FacePass | None:
+    """The run's face pass, unless CaseStore.stored_analysis found it changed since the run."""
     fpi = run.get("facepass") or {}
     path = fpi.get("path")
+    if fpi.get("verified") is False:
+        log.warning("face pass %s changed since its run; not used in the report", path)
+        return None
     if not path or not Path(path).is_file():
         return None
     try:
-        fp = plots.FacePass.load(path)
+        return plots.FacePass.load(path)
     except (OSError, ValueError, KeyError) as exc:
         log.warning("face pass %s unreadable: %s", path, exc)
         return None
-    expected = fpi.get("sha256")
-    if expected:
-        import hashlib
-
-        if hashlib.sha256(Path(path).read_bytes()).hexdigest() != expected:
-            log.warning("face pass %s changed since its run; not used in the report", path)
-            return None
-    return fp
 
 
 class _Builder:
     def __init__(self, report: dict[str, Any], companion: tuple[str, str] | None = None) -> None:
         self.r = report
         self.companion = companion
-        self.st = _styles()
+        self.st = ps.styles()
         self.width = A4[0] - 36 * mm
         self.story: list[Any] = []
         self.notes: list[str] = []  # limitations found while building (missing face pass, etc.)
@@ -253,18 +93,18 @@ class _Builder:
         self.story.extend(flow)
 
     def h1(self, text: str) -> None:
-        self.add(CondPageBreak(40 * mm), _p(text, self.st["h1"]))
+        self.add(CondPageBreak(40 * mm), ps.paragraph(text, self.st["h1"]))
 
     def para(self, text: str, style: str = "body") -> None:
-        self.add(_p(text, self.st[style]))
+        self.add(ps.paragraph(text, self.st[style]))
 
     # -- sections -------------------------------------------------------------------------------
     def title(self) -> None:
         c = self.r["case"]
-        self.add(_p("Forensic video authentication report", self.st["title"]))
-        self.add(_p(f"{self.r['software']['name']} {self.r['software']['version']} · generated {self.r['generated_at']}", self.st["subtitle"]), Spacer(1, 6 * mm))
+        self.add(ps.paragraph("Forensic video authentication report", self.st["title"]))
+        self.add(ps.paragraph(f"{self.r['software']['name']} {self.r['software']['version']} · generated {self.r['generated_at']}", self.st["subtitle"]), Spacer(1, 6 * mm))
         self.h1("1. Case and request")
-        self.add(_kv([
+        self.add(ps.kv([
             ("Case number", c["number"]), ("Case title", c["title"] or "-"), ("Request identifier", c["request_id"] or "-"),
             ("Examiner", c["examiner"] or "-"), ("Case opened", f"{c['created_at']} by {c['created_by'] or '-'}"),
             ("Report generated", f"{self.r['generated_at']} by {self.r['generated_by']}"),
@@ -281,14 +121,14 @@ class _Builder:
             rows = [
                 ("File", e["name"]), ("Path at intake", e["path"]), ("Size", f"{e['size_bytes']:,} bytes"),
                 ("Container / video", f"{(e['probe'] or {}).get('format', '-')}; {v.get('codec', '-')} {v.get('width', '?')}x{v.get('height', '?')}, "
-                                      f"{_fmt(v.get('fps'))} fps, {v.get('frame_count', '?')} frames" + (" (variable frame rate)" if v.get("variable_frame_rate") else "")),
+                                      f"{ps.fmt(v.get('fps'))} fps, {v.get('frame_count', '?')} frames" + (" (variable frame rate)" if v.get("variable_frame_rate") else "")),
                 ("Audio", "none" if not a else f"{a.get('codec')} {a.get('sample_rate')} Hz, {a.get('channels')} ch"),
                 ("Imported", f"{e['imported_at']} by {e['imported_by'] or '-'}"),
                 ("SHA-256 at intake", Paragraph(e["sha256_intake"], self.st["mono"])),
                 ("SHA-256 at export", Paragraph(e["sha256_export"], self.st["mono"])),
                 ("Hashes match", "yes" if e["hash_match"] else "NO"),
             ]
-            self.add(KeepTogether([_p(f"Item #{e['id']}: {e['name']}", self.st["h2"]), _kv(rows, self.st, self.width)]))
+            self.add(KeepTogether([ps.paragraph(f"Item #{e['id']}: {e['name']}", self.st["h2"]), ps.kv(rows, self.st, self.width)]))
 
     def tools(self) -> None:
         self.h1("3. Tools, parameters and model weights")
@@ -304,17 +144,17 @@ class _Builder:
                     Paragraph(run["evidence_sha256"], self.st["mono"]),
                 ])
         if len(rows) > 1:
-            self.add(_table(rows, [10 * mm, 10 * mm, 15 * mm, 39 * mm, 19 * mm, 32 * mm, self.width - 125 * mm], self.st))
+            self.add(ps.table(rows, [10 * mm, 10 * mm, 15 * mm, 39 * mm, 19 * mm, 32 * mm, self.width - 125 * mm], self.st))
         else:
             self.para("No analysis run is recorded for these items.")
         weights = [[f"#{run['id']}", det, name, Paragraph(sha, self.st["mono"])]
                    for e in self.r["evidence"] for run in e["runs"] for det, entries in run["weights_sha256"].items() for name, sha in entries.items()]
-        self.add(_p("Model weights used", self.st["h3"]))
+        self.add(ps.paragraph("Model weights used", self.st["h3"]))
         if weights:
-            self.add(_table([["Run", "Detector", "Weights", "SHA-256 (verified before loading)"], *weights], [11 * mm, 30 * mm, 35 * mm, self.width - 76 * mm], self.st))
+            self.add(ps.table([["Run", "Detector", "Weights", "SHA-256 (verified before loading)"], *weights], [11 * mm, 30 * mm, 35 * mm, self.width - 76 * mm], self.st))
         else:
             self.para("No learned model weights were used: every result in this report comes from weight-free measurements.")
-        self.add(_p("Parameters", self.st["h3"]))
+        self.add(ps.paragraph("Parameters", self.st["h3"]))
         seen: dict[str, list[int]] = {}
         for e in self.r["evidence"]:
             for run in e["runs"]:
@@ -327,12 +167,12 @@ class _Builder:
         self.h1("4. Methods")
         names = sorted({d for e in self.r["evidence"] for run in e["runs"] for d in (run["results"] or {})})
         for name, m in [(None, FACE_PASS), *[(n, method_for(n)) for n in names], (None, FUSION)]:
-            block = [_p(m.title, self.st["h3"]), _p(m.summary, self.st["body"])]
+            block = [ps.paragraph(m.title, self.st["h3"]), ps.paragraph(m.summary, self.st["body"])]
             if m.references:
-                block.append(_p("References: " + " ".join(f"[{k + 1}] {ref}" for k, ref in enumerate(m.references)), self.st["small"]))
-            block.append(_p("Known limits: " + " ".join(m.limits), self.st["small"]))
+                block.append(ps.paragraph("References: " + " ".join(f"[{k + 1}] {ref}" for k, ref in enumerate(m.references)), self.st["small"]))
+            block.append(ps.paragraph("Known limits: " + " ".join(m.limits), self.st["small"]))
             if name is not None:
-                block += [_p("Measured error rates: " + line, self.st["small"]) for line in self._validation_lines(name)]
+                block += [ps.paragraph("Measured error rates: " + line, self.st["small"]) for line in self._validation_lines(name)]
             self.add(KeepTogether(block), Spacer(1, 2 * mm))
 
     def _validation_lines(self, detector: str) -> list[str]:
@@ -351,7 +191,7 @@ class _Builder:
         self.para("This section reports what was measured, without interpretation. Scores are probabilities of manipulation "
                   "(1 = manipulated) where a detector gives one; other values are measurements whose scale is stated.")
         for e in self.r["evidence"]:
-            self.add(_p(f"Item #{e['id']}: {e['name']}", self.st["h2"]))
+            self.add(ps.paragraph(f"Item #{e['id']}: {e['name']}", self.st["h2"]))
             done = [r for r in e["runs"] if r["status"] == "done"]
             others = [r for r in e["runs"] if r["status"] != "done"]
             for r in others:
@@ -361,11 +201,11 @@ class _Builder:
                 continue
             self._run_findings(e, done[-1])
             if e["bookmarks"]:
-                self.add(CondPageBreak(25 * mm), _p("Examiner bookmarks", self.st["h3"]))
+                self.add(CondPageBreak(25 * mm), ps.paragraph("Examiner bookmarks", self.st["h3"]))
                 rows = [["Frame", "Face", "Note", "By / at"]] + [
-                    [b["frame"], _fmt(b["track_id"]), b["note"] or "", f"{b['author'] or '-'}\n{b['created_at']}"] for b in e["bookmarks"]
+                    [b["frame"], ps.fmt(b["track_id"]), b["note"] or "", f"{b['author'] or '-'}\n{b['created_at']}"] for b in e["bookmarks"]
                 ]
-                self.add(_table(rows, [14 * mm, 12 * mm, self.width - 76 * mm, 50 * mm], self.st))
+                self.add(ps.table(rows, [14 * mm, 12 * mm, self.width - 76 * mm, 50 * mm], self.st))
 
     def _run_findings(self, e: dict[str, Any], run: dict[str, Any]) -> None:
         st = self.st
@@ -373,16 +213,16 @@ class _Builder:
         fp = _facepass(run)
         faces = run.get("faces") or []
         frame_count = int(((e["probe"] or {}).get("video") or {}).get("frame_count") or (fp.frame_count if fp else 0))
-        fps = float(((e["probe"] or {}).get("video") or {}).get("fps") or (fp.fps if fp else 25.0))
-        self.add(CondPageBreak(25 * mm), _p("Faces and blinks", st["h3"]))
+        fps = float(((e["probe"] or {}).get("video") or {}).get("fps") or (fp.fps if fp else NOMINAL_FPS))
+        self.add(CondPageBreak(25 * mm), ps.paragraph("Faces and blinks", st["h3"]))
         if not faces:
             self.para("No face was found in the video; face-based detectors could not measure anything.")
         else:
             rows = [["Face", "Frames", "Frames with face", "Eyes assessable", "Blinks", "Blink rate (per min)"]]
             for f in faces:
-                rows.append([f["track_id"], f"{f['first_frame']}-{f['last_frame']}", f["frames_with_face"], _eyes_assessable(f), len(f["blinks"]),
-                             _fmt(f["blink_rate_per_min"], 1) if f["blink_rate_per_min"] is not None else "n/a (under 1 s of assessable eyes)"])
-            self.add(_table(rows, [12 * mm, 24 * mm, 22 * mm, self.width - 110 * mm, 14 * mm, 38 * mm], st))
+                rows.append([f["track_id"], f"{f['first_frame']}-{f['last_frame']}", f["frames_with_face"], ps.eyes_assessable(f), len(f["blinks"]),
+                             ps.fmt(f["blink_rate_per_min"], 1) if f["blink_rate_per_min"] is not None else "n/a (under 1 s of assessable eyes)"])
+            self.add(ps.table(rows, [12 * mm, 24 * mm, 22 * mm, self.width - 110 * mm, 14 * mm, 38 * mm], st))
             if any("eyes_assessable_frames" in f for f in faces):
                 self.para("Blinks are only looked for on frames where the eyes can be judged: not on a turned head, eyes under "
                           "8 pixels wide, a face partly outside the picture or implausible eye landmarks. Rates are per minute "
@@ -401,27 +241,27 @@ class _Builder:
                 # only blink-related segments here: other detectors' segments are shaded on their own series
                 segs = [s for s in run["segments"] if "blink" in s["detector"] and s["track_id"] in (None, t.track_id)]
                 png = plots.ear_timeline(fp, t, params, by_id.get(t.track_id, {}).get("blinks"), segs, eye_params)
-                self.add(KeepTogether([_image(png, self.width), _p(
+                self.add(KeepTogether([ps.image(png, self.width), ps.paragraph(
                     f"Figure: eye aspect ratio of face {t.track_id} over time, with the blink threshold (dashed), blink events (purple), "
                     "segments flagged by the blink detectors (red) and stretches where the eyes cannot be judged (grey: "
                     "no blink is looked for there).", st["caption"])]))
             if len(fp.tracks) > 4:
                 self.notes.append(f"Item #{e['id']}: only the first 4 of {len(fp.tracks)} face tracks are plotted.")
         # detector results
-        self.add(CondPageBreak(25 * mm), _p("Detector results", st["h3"]))
+        self.add(CondPageBreak(25 * mm), ps.paragraph("Detector results", st["h3"]))
         if not run["results"]:
             self.para("No detector result was stored for this run (no detector was available in this installation).")
         else:
             rows = [["Detector", "Status", "Prediction", "Conf.", "Reading", "Frames analysed", "Note"]]
             for name, res in run["results"].items():
-                rows.append([name, res["status"], res["prediction"] or "-", _fmt(res["confidence"]), res.get("assessment") or "-",
+                rows.append([name, res["status"], res["prediction"] or "-", ps.fmt(res["confidence"]), res.get("assessment") or "-",
                              f"{res['frames_analyzed']} / {res['frame_count']}", res["note"] or ""])
-            self.add(_table(rows, [28 * mm, 20 * mm, 19 * mm, 12 * mm, 20 * mm, 17 * mm, self.width - 116 * mm], st), Spacer(1, 2 * mm))
+            self.add(ps.table(rows, [28 * mm, 20 * mm, 19 * mm, 12 * mm, 20 * mm, 17 * mm, self.width - 116 * mm], st), Spacer(1, 2 * mm))
             for name, res in run["results"].items():
                 metrics = {k: v for k, v in (res["metrics"] or {}).items() if isinstance(v, (int, float, str, bool)) or v is None}
                 if metrics:
-                    text = "; ".join(f"{k} = {_fmt(v)}" for k, v in list(metrics.items())[:30])
-                    self.add(_p(f"{name} metrics: {text}", st["small"]), Spacer(1, 1 * mm))
+                    text = "; ".join(f"{k} = {ps.fmt(v)}" for k, v in list(metrics.items())[:30])
+                    self.add(ps.paragraph(f"{name} metrics: {text}", st["small"]), Spacer(1, 1 * mm))
         series = [s for name, res in run["results"].items() if res["status"] == "ok" for s in plots.series_of(name, res, frame_count)]
         if len(series) > MAX_SERIES:
             self.notes.append(f"Item #{e['id']}: {len(series) - MAX_SERIES} of {len(series)} score and measurement series are not plotted "
@@ -430,22 +270,22 @@ class _Builder:
         if series:
             for k in range(0, len(series), 4):
                 png = plots.score_series(series[k:k + 4], run["segments"], fp, frame_count, fps)
-                self.add(KeepTogether([_image(png, self.width), _p(
+                self.add(KeepTogether([ps.image(png, self.width), ps.paragraph(
                     "Figure: per-window and per-frame series of the detectors over time; red shading marks that detector's flagged segments. "
                     "'score' panels are scores in 0..1 (1 = manipulated, dotted line at 0.5); 'value' panels are measurements on the scale "
                     "their detector states.", st["caption"])]))
         # flagged segments and key frames
         segs = run["segments"]
-        self.add(CondPageBreak(25 * mm), _p("Flagged segments", st["h3"]))
+        self.add(CondPageBreak(25 * mm), ps.paragraph("Flagged segments", st["h3"]))
         if not segs:
             self.para("No detector flagged a segment.")
             return
         rows = [["Detector", "Face", "Frames", "Time (s)", "Score", "Reason"]]
         to_t = plots.frame_to_time(fp) if fp is not None else (lambda i: i / fps)
         for s in segs[:MAX_SEGMENT_ROWS]:
-            rows.append([s["detector"], _fmt(s["track_id"]), f"{s['start_frame']}-{s['end_frame']}",
-                         f"{to_t(s['start_frame']):.2f}-{to_t(s['end_frame'] + 1):.2f}", _fmt(s["score"]), s["reason"] or ""])
-        self.add(_table(rows, [28 * mm, 11 * mm, 20 * mm, 22 * mm, 14 * mm, self.width - 95 * mm], st))
+            rows.append([s["detector"], ps.fmt(s["track_id"]), f"{s['start_frame']}-{s['end_frame']}",
+                         f"{to_t(s['start_frame']):.2f}-{to_t(s['end_frame'] + 1):.2f}", ps.fmt(s["score"]), s["reason"] or ""])
+        self.add(ps.table(rows, [28 * mm, 11 * mm, 20 * mm, 22 * mm, 14 * mm, self.width - 95 * mm], st))
         if len(segs) > MAX_SEGMENT_ROWS:
             self.para(f"... and {len(segs) - MAX_SEGMENT_ROWS} more segments (all are in the JSON report).", "small")
         self._key_frames(e, segs, fp)
@@ -469,7 +309,7 @@ class _Builder:
                 for s in chosen:
                     frame = min((s["start_frame"] + s["end_frame"]) // 2, reader.frame_count - 1)
                     png, caption = plots.key_frame(reader, frame, fp, s["track_id"], max_side=480)
-                    cells.append([_image(png, self.width / 2 - 4 * mm), _p(f"{s['detector']}, {caption}: middle of flagged frames {s['start_frame']}-{s['end_frame']}", self.st["caption"])])
+                    cells.append([ps.image(png, self.width / 2 - 4 * mm), ps.paragraph(f"{s['detector']}, {caption}: middle of flagged frames {s['start_frame']}-{s['end_frame']}", self.st["caption"])])
         except Exception as exc:  # noqa: BLE001 - a frame that cannot be read must not cost the whole report
             self.notes.append(f"Item #{e['id']}: key frames could not be read ({type(exc).__name__}: {exc}).")
         if not cells:
@@ -478,7 +318,7 @@ class _Builder:
             t = Table([[cells[k], cells[k + 1] if k + 1 < len(cells) else ""]], colWidths=[self.width / 2] * 2, hAlign="LEFT")
             t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
             if k == 0:  # the heading stays with the first row of images
-                self.add(KeepTogether([_p("Key frames of flagged segments (landmarks drawn)", self.st["h3"]), t]))
+                self.add(KeepTogether([ps.paragraph("Key frames of flagged segments (landmarks drawn)", self.st["h3"]), t]))
             else:
                 self.add(t)
         if len(segs) > len(chosen):
@@ -510,7 +350,7 @@ class _Builder:
         for e in self.r["evidence"]:
             done = [r for r in e["runs"] if r["status"] == "done"]
             finding = done[-1]["finding"] if done else None
-            self.add(_p(f"Item #{e['id']}: {e['name']}", self.st["h3"]))
+            self.add(ps.paragraph(f"Item #{e['id']}: {e['name']}", self.st["h3"]))
             if finding is None:
                 self.para("No fused finding was recorded for this item.")
                 continue
@@ -550,8 +390,8 @@ class _Builder:
         for c in self.r["conclusions"]:
             head, text = CONCLUSION_TEXT[c["value"]]
             self.add(KeepTogether([
-                _p(f"Item #{c['evidence_id']} ({names.get(c['evidence_id'], '?')}): {head}", self.st["conclusion"]),
-                _p(text, self.st["body"]), _p(f"Basis: {c['basis']}{self._per_face(c)}.", self.st["small"]), Spacer(1, 3 * mm),
+                ps.paragraph(f"Item #{c['evidence_id']} ({names.get(c['evidence_id'], '?')}): {head}", self.st["conclusion"]),
+                ps.paragraph(text, self.st["body"]), ps.paragraph(f"Basis: {c['basis']}{self._per_face(c)}.", self.st["small"]), Spacer(1, 3 * mm),
             ]))
 
     def _per_face(self, c: dict[str, Any]) -> str:
@@ -580,14 +420,14 @@ class _Builder:
             pairs.append(("JSON report", f"{self.companion[0]}, written with this PDF"))
             pairs.append(("JSON report SHA-256", Paragraph(self.companion[1], self.st["mono"])))
         if pairs:
-            self.add(_kv(pairs, self.st, self.width))
+            self.add(ps.kv(pairs, self.st, self.width))
         rows = [["#", "Time", "Actor", "Action", "Object", "Details", "Row hash"]]
         for row in a["rows"]:
-            details = _details_text(row["details"])
+            details = ps.details_text(row["details"])
             obj = f"{row['object_type']} {row['object_id'] if row['object_id'] is not None else ''}".strip() if row["object_type"] else "-"
-            rows.append([row["seq"], _short_time(row["at"]), row["actor"], row["action"], obj,
-                         _p(details, self.st["small"]), Paragraph(row["hash"][:12], self.st["mono"])])
-        self.add(Spacer(1, 2 * mm), _table(rows, [8 * mm, 23 * mm, 22 * mm, 27 * mm, 16 * mm, self.width - 115 * mm, 19 * mm], self.st))
+            rows.append([row["seq"], ps.short_time(row["at"]), row["actor"], row["action"], obj,
+                         ps.paragraph(details, self.st["small"]), Paragraph(row["hash"][:12], self.st["mono"])])
+        self.add(Spacer(1, 2 * mm), ps.table(rows, [8 * mm, 23 * mm, 22 * mm, 27 * mm, 16 * mm, self.width - 115 * mm, 19 * mm], self.st))
         self.para("Row hash: the first 12 hexadecimal digits of the row's SHA-256; the JSON report holds every row in full "
                   "(with the exact text that was hashed), so the chain can be re-computed from it.", "small")
 
@@ -622,6 +462,6 @@ def write_pdf(report: dict[str, Any], target: str | Path, companion: tuple[str, 
         title=f"Case {c['number']}: forensic video authentication report", author=report["generated_by"],
         subject="Forensic video authentication", creator=f"{report['software']['name']} {report['software']['version']}",
     )
-    doc.build(story, canvasmaker=lambda *a, **k: _NumberedCanvas(*a, header=header, fonts=(fonts[0], fonts[1]), **k))  # type: ignore[index]
+    doc.build(story, canvasmaker=lambda *a, **k: ps.NumberedCanvas(*a, header=header, fonts=(fonts[0], fonts[1]), **k))  # type: ignore[index]
     tmp.replace(target)
     return target

@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from core.detectors.curves import Curve, is_typed
 from core.face.facepass import FacePass, FaceTrack
 from core.signals.blinks import BlinkParams
 from core.signals.eyes import EyeParams, assessable_percent, track_blinks, unassessable_runs
+from core.signals.geometry import OUTLINES
 from core.video.reader import VideoReader
 
 DPI = 150
 SEGMENT_COLOUR = "#d62728"
-_REGIONS = [(0, 17), (17, 22), (22, 27), (27, 31), (31, 36), (36, 42), (42, 48), (48, 60), (60, 68)]
-_CLOSED = {(36, 42), (42, 48), (48, 60), (60, 68)}
 
 
 def _png(fig: Figure, tight: bool = True) -> bytes:
@@ -139,7 +139,29 @@ def _numbers(v: Any) -> np.ndarray | None:
     return np.array([_num(x) for x in v], float)
 
 
+def _typed(detector: str, name: str, curve: Curve, frame_count: int) -> Series | None:
+    ys = np.array([_num(v) for v in curve.values], float)
+    if not ys.size:
+        return None
+    tid = curve.track_id if isinstance(curve.track_id, int) else None
+    if curve.axis == "windows":
+        start, end = np.array(curve.start_frame, float), np.array(curve.end_frame, float)
+    elif curve.frames is not None:
+        start = end = np.array(curve.frames, float)
+    elif ys.size == frame_count:
+        start = end = np.arange(frame_count, dtype=float)
+    else:
+        return None  # per video frame, but not this video's frame count: cannot be placed
+    return Series(detector, name, start, end, ys, curve.kind == "score", tid)
+
+
 def _curve(detector: str, name: str, curve: Any, frame_count: int) -> Series | None:
+    if is_typed(curve):
+        try:
+            return _typed(detector, name, Curve.from_dict(curve), frame_count)
+        except ValueError:
+            return None
+    # below: the shapes of analyses stored before typed curves (core.detectors.curves)
     if isinstance(curve, list):
         ys = _numbers(curve)
         if ys is None or ys.size != frame_count:
@@ -267,9 +289,9 @@ def key_frame(reader: VideoReader, frame: int, fp: FacePass | None, track_id: in
     radius = max(1, round(max(img.shape[:2]) / 220))
     for tid, box, lm in faces:
         pts = (lm - [ox, oy]) * scale
-        for a, b in _REGIONS:
-            poly = np.round(pts[a:b]).astype(np.int32).reshape(-1, 1, 2)
-            cv2.polylines(img, [poly], (a, b) in _CLOSED, (0, 255, 255), 1, cv2.LINE_AA)
+        for part, closed in OUTLINES:
+            poly = np.round(pts[part]).astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(img, [poly], closed, (0, 255, 255), 1, cv2.LINE_AA)
         for x, y in pts:
             cv2.circle(img, (int(round(x)), int(round(y))), radius, (0, 0, 255), -1, cv2.LINE_AA)
         bx, by = (box[0] - ox) * scale, (box[1] - oy) * scale

@@ -33,7 +33,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import percentile_filter
 from scipy.signal import find_peaks
 
-NOMINAL_FPS = 25.0  # window sizes when the frame rate is unknown
+from core.signals.timebase import usable_fps
 
 
 @dataclass
@@ -233,7 +233,7 @@ def detect_blinks(
     # fps <= 0 means an unknown rate (e.g. a one-frame video): windows then assume 25 fps and
     # durations are reported as 0
     known = float(fps) > 0
-    fps = float(fps) if known else NOMINAL_FPS
+    fps = usable_fps(fps)
     avg = mean_ear(ear_lr)
     threshold = np.full(avg.shape, np.nan)
     events: list[BlinkEvent] = []

@@ -37,13 +37,13 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.ndimage import median_filter
 
+from core.params import from_dict
 from core.signals.blinks import BlinkEvent, BlinkParams, detect_blinks
-from core.signals.geometry import ears
-
-NOMINAL_FPS = 25.0  # smoothing window when the frame rate is unknown
+from core.signals.geometry import BROWS, EYES, ears
+from core.signals.timebase import usable_fps
 
 # points that must lie inside the frame: eyes, brows, and the yaw proxy's jaw ends and nose tip
-FRAME_POINTS = np.r_[36:48, 17:27, 0, 16, 30]
+FRAME_POINTS = np.r_[EYES, BROWS, 0, 16, 30]
 
 # why a frame is not assessable, in the order they are checked; the JSON uses these keys
 REASONS = ("head_turned", "eyes_small", "outside_frame", "landmarks_implausible")
@@ -156,7 +156,7 @@ def check_eyes(
     ear = ears(lm) if ear is None else np.asarray(ear, np.float64).reshape(-1, 2)
     if ear.shape[0] != frames.size:
         raise ValueError(f"{frames.size} frames but {ear.shape[0]} EAR rows")
-    rate = float(fps) if fps is not None and np.isfinite(fps) and fps > 0 else NOMINAL_FPS
+    rate = usable_fps(fps)
     size = max(1, int(round(p.yaw_window_s * rate)) | 1)
 
     yaw = yaw_proxy(lm)
@@ -208,10 +208,10 @@ def stored_params(parameters: Mapping[str, Any] | None) -> tuple[BlinkParams, Ey
     report and training recompute exactly what that run reported."""
     p = parameters or {}
 
-    def pick(cls: Any, d: Any) -> dict[str, Any]:
-        return {k: v for k, v in (d or {}).items() if k in cls.__dataclass_fields__} if isinstance(d, Mapping) else {}
+    def pick(cls: Any, d: Any) -> Any:
+        return from_dict(cls, d if isinstance(d, Mapping) else None, "stored parameters", unknown="ignore")
 
-    return BlinkParams(**pick(BlinkParams, p.get("blinks"))), EyeParams(**pick(EyeParams, p.get("eyes")))
+    return pick(BlinkParams, p.get("blinks")), pick(EyeParams, p.get("eyes"))
 
 
 def eyes_assessable(track: _Track, width: int, height: int, fps: float | None = None, params: EyeParams | None = None) -> np.ndarray:

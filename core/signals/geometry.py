@@ -8,10 +8,27 @@ from __future__ import annotations
 
 import numpy as np
 
+# the 68 points' parts, named once (everything else indexes landmarks through these)
+JAW = slice(0, 17)
+LEFT_BROW = slice(17, 22)
+RIGHT_BROW = slice(22, 27)
+NOSE_BRIDGE = slice(27, 31)
+NOSE_BASE = slice(31, 36)
 LEFT_EYE = slice(36, 42)
 RIGHT_EYE = slice(42, 48)
-INNER_LIPS = slice(60, 68)
 OUTER_LIPS = slice(48, 60)
+INNER_LIPS = slice(60, 68)
+BROWS = slice(17, 27)
+NOSE = slice(27, 36)
+EYES = slice(36, 48)
+MOUTH = slice(48, 68)
+# eye corners: they stay put when the lids close
+LEFT_EYE_OUTER, LEFT_EYE_INNER, RIGHT_EYE_INNER, RIGHT_EYE_OUTER = 36, 39, 42, 45
+# the outlines drawn over a face: (part, closed polygon)
+OUTLINES = (
+    (JAW, False), (LEFT_BROW, False), (RIGHT_BROW, False), (NOSE_BRIDGE, False), (NOSE_BASE, False),
+    (LEFT_EYE, True), (RIGHT_EYE, True), (OUTER_LIPS, True), (INNER_LIPS, True),
+)
 
 
 def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -34,7 +51,7 @@ def ears(landmarks: np.ndarray) -> np.ndarray:
 
 def face_scale(landmarks: np.ndarray) -> np.ndarray:
     """Distance between the outer eye corners (36, 45): a size that does not move with speech."""
-    return _dist(landmarks[..., 36, :], landmarks[..., 45, :])
+    return _dist(landmarks[..., LEFT_EYE_OUTER, :], landmarks[..., RIGHT_EYE_OUTER, :])
 
 
 def mouth_aperture(landmarks: np.ndarray) -> np.ndarray:

@@ -37,14 +37,16 @@ from typing import Any
 import numpy as np
 from scipy.stats import theilslopes
 
-ANCHORS = np.r_[27:36, 36, 39, 42, 45]
+from core.signals.geometry import BROWS, EYES, JAW, LEFT_EYE_INNER, LEFT_EYE_OUTER, MOUTH, NOSE, RIGHT_EYE_INNER, RIGHT_EYE_OUTER
+
+ANCHORS = np.r_[NOSE, LEFT_EYE_OUTER, LEFT_EYE_INNER, RIGHT_EYE_INNER, RIGHT_EYE_OUTER]
 MIN_FLICKER = 0.1  # permille IOD
 REGIONS: dict[str, np.ndarray] = {
-    "brows": np.arange(17, 27),
-    "eyes": np.arange(36, 48),
-    "nose": np.arange(27, 36),
-    "mouth": np.arange(48, 68),
-    "jaw": np.arange(0, 17),
+    "brows": np.r_[BROWS],
+    "eyes": np.r_[EYES],
+    "nose": np.r_[NOSE],
+    "mouth": np.r_[MOUTH],
+    "jaw": np.r_[JAW],
 }
 
 

@@ -16,7 +16,6 @@ on Verity's score P(manipulated) = the detector's `manipulation_score`, with lab
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -36,7 +35,6 @@ from core.detectors.eyeblink_cnn_lstm import (
     Preprocessing,
     _unwrap,
     build_backbone,
-    default_device,
     manipulation_score,
     summarise,
 )
@@ -44,8 +42,10 @@ from core.detectors.eyeblink_cnn_lstm import (
     NAME as DETECTOR,
 )
 from core.errors import VerityError
+from core.params import from_dict
 from core.signals.blinks import BlinkParams
 from core.train.eyeblink_data import VideoSequences, list_videos, split_by_video, video_sequences
+from core.weights.resident import torch_device
 
 NAME = "eyeblink"
 log = logging.getLogger("verity.train.eyeblink")
@@ -232,7 +232,7 @@ def train(args: argparse.Namespace) -> int:
     from core.weights import register_local, save_checkpoint
 
     t0 = time.perf_counter()
-    device = args.device or default_device()
+    device = args.device or torch_device()
     out = (args.out or _default_out()).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     videos = list_videos(args.data)
@@ -376,14 +376,14 @@ def evaluate(args: argparse.Namespace) -> int:
     from core.train.metrics import binary_metrics, save_curves
     from core.weights import WeightsError
 
-    device = args.device or default_device()
+    device = args.device or torch_device()
     try:
         model = load_model(device, args.head, args.head_sha256)
     except WeightsError as exc:
         raise VerityError(str(exc)) from None
     meta = model.head_meta
-    known = {f.name for f in dataclasses.fields(BlinkParams)}  # the head's blink settings, as far as this version knows them
-    blinks = BlinkParams(**{k: v for k, v in meta["blinks"].items() if k in known}) if isinstance(meta.get("blinks"), dict) else BlinkParams()
+    # the head's blink settings, as far as this version knows them
+    blinks = from_dict(BlinkParams, meta["blinks"] if isinstance(meta.get("blinks"), dict) else None, "the head's blink settings", unknown="ignore")
     items = _extract_all(list_videos(args.data), model.prep, model.backbone, model.backbone_sha256, args.feature_cache or _feature_cache(),
                          blinks, meta.get("tracks", "largest"), device, args.feature_batch)
     y_seq: list[int] = []

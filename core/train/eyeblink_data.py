@@ -9,7 +9,6 @@ so training epochs, resumed runs and evaluations never run the backbone twice.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -19,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.detectors.eyeblink_cnn_lstm import (
+from core.detectors.eyeblink_sequences import (
     Preprocessing,
     backbone_features,
     iter_crops,
     sequence_array,
     windows_for,
 )
+from core.digest import params_key
 from core.errors import VerityError
 from core.progress import CancelToken, ProgressCallback, no_progress
 from core.signals.blinks import BlinkParams
@@ -77,9 +77,8 @@ class VideoSequences:
 
 def cache_key(sha256: str, prep: Preprocessing, blinks: BlinkParams, backbone_sha256: str, tracks: str, eyes: EyeParams | None = None) -> str:
     eyes = eyes or EyeParams()
-    blob = json.dumps({"prep": prep.to_dict(), "blinks": blinks.to_dict(), "eyes": eyes.to_dict(), "backbone": backbone_sha256,
-                       "tracks": tracks}, sort_keys=True)
-    return f"{sha256}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+    key = params_key({"prep": prep.to_dict(), "blinks": blinks.to_dict(), "eyes": eyes.to_dict(), "backbone": backbone_sha256, "tracks": tracks}, 16)
+    return f"{sha256}-{key}"
 
 
 def _load_cached(path: Path) -> VideoSequences | None:

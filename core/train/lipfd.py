@@ -73,9 +73,9 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def _device(arg: str | None) -> str:
-    from core.detectors.lipfd import device_name
+    from core.weights.resident import torch_device
 
-    return arg or device_name()
+    return arg or torch_device()
 
 
 def _cache_root(arg: Path | None) -> Path:

@@ -13,7 +13,6 @@ cache folder, keyed by the clip's sha256 and the preprocessing, so a second run 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from core.detectors.lipfd import LipFDPreprocessing, composite_tensors, extract_windows
+from core.digest import params_key, sha256_file
 from core.errors import VerityError
 from core.progress import no_progress
 
@@ -85,13 +85,11 @@ def split(clips: list[Clip], val_fraction: float, seed: int = 0) -> tuple[list[C
 
 
 def _sha256(path: Path) -> str:
-    from core.evidence import sha256_file
-
     return sha256_file(path)
 
 
 def clip_cache_dir(clip: Clip, prep: LipFDPreprocessing, cache_root: Path) -> Path:
-    key = hashlib.sha256(json.dumps(prep.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    key = params_key(prep.to_dict())
     vid = _sha256(clip.video)
     aud = _sha256(clip.audio)[:12] if clip.audio else "container"
     return cache_root / f"{vid}-{aud}-{key}"

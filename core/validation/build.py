@@ -15,8 +15,8 @@ import core
 from core.pipeline import AnalysisOptions
 from core.validation.figures import all_figures
 from core.validation.manifest import Manifest
-from core.validation.records import SCHEMA
 from core.validation.run import Outcome
+from core.validation_records import SCHEMA
 
 DEVELOPMENT_NOTE = (
     "Development set: the thresholds of the weight-free detectors were chosen looking at these clips, so the figures "

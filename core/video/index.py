@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 from core.errors import EvidenceError
+from core.video.container import open_container, video_stream
 
 
 @dataclass
@@ -187,8 +188,6 @@ def _by_index(container: av.container.InputContainer, index: int) -> av.video.st
 
 
 def _build_index(path: Path) -> FrameIndex:
-    from core.evidence.probe import open_container, video_stream
-
     # Each step opens the file afresh: seeking back to 0 is not reliable in every container
     # (MPEG-PS lands on a later GOP).
     with open_container(path) as container:

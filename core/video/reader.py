@@ -10,7 +10,7 @@ import av
 import numpy as np
 
 from core.errors import EvidenceError
-from core.evidence.probe import open_container
+from core.video.container import open_container
 from core.video.index import FrameIndex, build_index
 
 # Pixel formats whose first plane is luma: the face pass reads it without conversion.

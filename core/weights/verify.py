@@ -6,7 +6,6 @@ re-hashed on every start; any change to the file's size or mtime forces a fresh 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -15,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.digest import sha256_file
 from core.paths import cache_dir
 from core.weights.manifest import WeightEntry, WeightsError, entry, manifest, project_dir, user_dir
 
 log = logging.getLogger("verity.weights")
 
-CHUNK = 1 << 20
 CACHE_FILE = "weights_sha256.json"
 STATES = ("found", "missing", "bad_hash", "unverified")
 
@@ -44,11 +43,7 @@ class WeightStatus:
 
 def _hash_file(path: Path) -> str:
     """Streamed sha256 (the one place that reads a checkpoint's bytes for hashing)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def _cache_path() -> Path:

@@ -39,10 +39,11 @@ from core.audio.decode import AudioTrack  # noqa: E402
 from core.detectors.av_sync import AVSyncDetector  # noqa: E402
 from core.detectors.base import AnalysisContext  # noqa: E402
 from core.evidence import probe  # noqa: E402
-from core.face.facepass import FacePass, run_face_pass  # noqa: E402
+from core.face.facepass import FacePass  # noqa: E402
+from core.face.tracker import run_face_pass  # noqa: E402
 from core.signals.avsync import AVSyncParams, estimate_offset, mouth_series  # noqa: E402
 from core.video.reader import VideoReader  # noqa: E402
-from tests.test_avsync import remux_shifted  # noqa: E402
+from tests.factories import remux_shifted  # noqa: E402
 
 SHIFT_CLIPS = [
     "real/grid_bbaf2n.mpg", "real/grid_brbk7n.mpg", "real/grid_lbax4n.mpg", "real/grid_id2_swwp2s.mpg",

@@ -27,7 +27,7 @@ import core
 from core.paths import data_dir
 
 SCHEMA = "verity.validation/1"
-SHIPPED = Path(__file__).resolve().parents[2] / "resources" / "validation"
+SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "validation"
 PIPELINE_KEYS = ("facepass", "blinks", "eyes")  # analysis parameters every detector's result depends on
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,14 @@
-"""Streamed SHA-256 of an evidence file (never loads the file whole, never writes it)."""
+"""SHA-256, written once: of a file (streamed, never loaded whole, never written) and of a
+parameter set (the key that names derived data such as a stored face pass or a feature cache)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from core.progress import CancelToken, ProgressCallback, no_progress
 
@@ -28,3 +32,9 @@ def sha256_file(
                 cancel.raise_if_cancelled()
             progress("hash", done / size if size else 1.0, path.name)
     return digest.hexdigest()
+
+
+def params_key(params: Mapping[str, Any], length: int = 12) -> str:
+    """Hex prefix of the sha256 of the parameters as sorted JSON. The encoding is fixed: stored
+    face passes and feature caches are found again by it."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:length]
