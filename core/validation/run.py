@@ -8,7 +8,6 @@ A file that cannot be analysed is listed with its reason; the rest go on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -17,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import core
+from core.digest import params_key, sha256_file
 from core.errors import CancelledError, VerityError
-from core.evidence import sha256_file
 from core.pipeline import AnalysisOptions, analyze
 from core.progress import CancelToken
 from core.validation.manifest import Item
@@ -37,8 +36,9 @@ def run_key(options: AnalysisOptions) -> str:
     from core import detectors as registry
 
     names = options.detectors if options.detectors is not None else sorted(registry.available())
-    blob = json.dumps({"version": core.__version__, "detectors": names, "parameters": options.parameters()}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    # JSON round trip: parameters exactly as an analysis JSON records them
+    blob = json.loads(json.dumps({"version": core.__version__, "detectors": names, "parameters": options.parameters()}, default=str))
+    return params_key(blob, length=16)
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
