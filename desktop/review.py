@@ -94,6 +94,7 @@ class Series:
     # (N,) bool per value: the detector marked that window "not measurable" (a `state` of
     # "not measurable" or `measurable: false`): no reading there, neither score nor flag
     unmeasurable: np.ndarray | None = None
+    description: str = ""  # a columnar curve's "description" (e.g. LipFD's preprocessing mode): the tooltip
 
     @property
     def is_score(self) -> bool:
@@ -112,7 +113,7 @@ class Series:
             if not m.any():
                 return None
             um = None if self.unmeasurable is None else self.unmeasurable[m]
-            return Series(self.detector, self.name, self.kind, self.x0[m], self.x1[m], self.y[m], track_id, None, self.scored, um)
+            return Series(self.detector, self.name, self.kind, self.x0[m], self.x1[m], self.y[m], track_id, None, self.scored, um, self.description)
         return self
 
     def index_at(self, frame: int) -> int | None:
@@ -220,7 +221,8 @@ def parse_curve(detector: str, name: str, value: Any, frame_count: int) -> list[
         if numeric and isinstance(starts, list) and len(starts) == len(ys):
             ends = ends if isinstance(ends, list) and len(ends) == len(ys) else starts
             um = _unmeasurable_mask(value, len(ys))
-            return [Series(detector, name, "bars", _array(starts), _array(ends), _array(ys), track_id, tids, scored, um)]
+            desc = value.get("description") if isinstance(value.get("description"), str) else ""
+            return [Series(detector, name, "bars", _array(starts), _array(ends), _array(ys), track_id, tids, scored, um, desc)]
         if numeric and isinstance(frames, list) and len(frames) == len(ys) and all(isinstance(f, (int, float)) for f in frames):
             order = np.argsort(_array(frames), kind="stable")
             x = _array(frames)[order]

@@ -95,14 +95,29 @@ METHODS: dict[str, Method] = {
         title="LipFD lip-sync forgery detector (learned)",
         summary=(
             "A CLIP image encoder and ResNet-50 regional branch score windows of frames together with the mel spectrogram "
-            "of the audio; window scores are averaged into a probability of manipulation."
+            "of the audio; window scores are averaged into a probability of manipulation. Each checkpoint is fed the input "
+            "it was trained on (the mode is stated in the result): the published upstream checkpoint in 'upstream' mode, "
+            "which reproduces the upstream code's preprocessing exactly (the whole frame resized to 500x500, mel columns "
+            "mapped by frame index, the audio track resampled to 22.05 kHz as librosa reads a file, BGR 0-255 values, "
+            "resizes without antialiasing); checkpoints trained by Verity in the mode recorded in them ('verity': "
+            "frames framed on the tracked face, mel columns by time, one regional crop per frame)."
         ),
         references=(
             "Liu W. et al. (2024). Lips Are Lying: Spotting the Temporal Inconsistency between Audio and Visual in Lip-Syncing DeepFakes. NeurIPS.",
+            "Upstream code: github.com/AaronComo/LipFD, preprocess.py and data/datasets.py at commit 3ed140a (the input reproduced in 'upstream' mode).",
         ),
         limits=(
             "A learned model: its accuracy holds for data like its training data; footage from other sources may be misjudged.",
             "Only counts when its weights are present and their sha256 verified; otherwise reported unavailable.",
+            "In 'upstream' mode the upstream code's defects are reproduced on purpose, because the published checkpoint "
+            "was trained and validated with them: the regional crops are taken from the first frame of each window five "
+            "times, shifted by one pixel, instead of from the five frames; window start frames are stored as 8-bit "
+            "numbers, so in clips longer than 261 frames they wrap back to the start and the end of the clip is not "
+            "examined; and where windows overlap (clips under about 50 frames) later windows pair frames with the audio "
+            "of other frames. The result's note says when the last two apply.",
+            "Upstream read a separate .wav file; evidence has only its own audio track. Where that track is shorter than "
+            "the audio upstream's model saw, later windows take mel columns shifted by up to three (measured on the "
+            "AVLips clips: up to 32 grey levels mean difference in the mel half; 1.1 where the lengths agree).",
         ),
     ),
     "eyeblink_cnn_lstm": Method(
