@@ -27,6 +27,7 @@ class Series:
     # (N,) bool per value: the detector marked that window "not measurable" (a `state` of
     # "not measurable" or `measurable: false`): no reading there, neither score nor flag
     unmeasurable: np.ndarray | None = None
+    description: str = ""  # what the series is (a curve's description, e.g. LipFD's input mode): the tooltip
 
     @property
     def is_score(self) -> bool:
@@ -45,7 +46,7 @@ class Series:
             if not m.any():
                 return None
             um = None if self.unmeasurable is None else self.unmeasurable[m]
-            return Series(self.detector, self.name, self.kind, self.x0[m], self.x1[m], self.y[m], track_id, None, self.scored, um)
+            return Series(self.detector, self.name, self.kind, self.x0[m], self.x1[m], self.y[m], track_id, None, self.scored, um, self.description)
         return self
 
     def index_at(self, frame: int) -> int | None:
@@ -99,7 +100,7 @@ def series_from_curve(detector: str, name: str, curve: Curve, frame_count: int) 
         x0 = np.array(curve.start_frame, dtype=np.float64)
         x1 = np.array(curve.end_frame, dtype=np.float64)
         um = None if curve.unmeasurable is None else np.array(curve.unmeasurable, bool)
-        return Series(detector, name, "bars", x0, x1, y, tid, tids, scored, um if um is not None and um.any() else None)
+        return Series(detector, name, "bars", x0, x1, y, tid, tids, scored, um if um is not None and um.any() else None, curve.description)
     if curve.frames is None:
         if y.size != frame_count:
             return None

@@ -282,6 +282,8 @@ class Timeline(QWidget):
                         ok &= ~s.unmeasurable  # no bar where the window can show nothing: a grey band instead
                         self._add_unmeasurable(s.detector, s.unmeasurable_runs())
                     bars = pg.BarGraphItem(x0=x0[ok], width=width[ok], height=y[ok], brush=pg.mkBrush(*c, 90), pen=pg.mkPen(c, width=1), name=label)
+                    if s.description:
+                        bars.setToolTip(f"{label}: {s.description}")
                     self._add(self.p_det, bars)
                     shown.append((label, c, "▮"))
                 else:

@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from core.audio.mel import colourise, mel_image
-from core.detectors.lipfd import (
+from core.detectors.lipfd import load_model
+from core.detectors.lipfd_input import (
     UPSTREAM_PREPROCESSING,
     LipFDPreprocessing,
     compose_window,
     composite_tensors,
     crop_square,
     face_square,
-    load_model,
     window_starts,
 )
 from core.models.lipfd import (

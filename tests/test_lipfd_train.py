@@ -47,7 +47,6 @@ def test_discover_layouts(tmp_path: Path) -> None:
     (avl / "wav" / "0_real" / "0.wav").write_bytes(b"x")
     clips = discover(avl)
     assert [(c.video.parent.name, c.label) for c in clips] == [("0_real", 0)] * 2 + [("1_fake", 1)] * 2
-    assert clips[0].audio == avl / "wav" / "0_real" / "0.wav" and clips[1].audio is None
     plain = tmp_path / "plain"
     (plain / "real").mkdir(parents=True)
     (plain / "fake").mkdir()
@@ -55,9 +54,40 @@ def test_discover_layouts(tmp_path: Path) -> None:
     (plain / "real" / "a.wav").write_bytes(b"x")
     (plain / "fake" / "b.mkv").write_bytes(b"x")
     clips = discover(plain)
-    assert [(c.video.name, c.label, c.audio is not None) for c in clips] == [("a.mp4", 0, True), ("b.mkv", 1, False)]
+    assert [(c.video.name, c.label) for c in clips] == [("a.mp4", 0), ("b.mkv", 1)]
     tr, va = split(discover(avl), 0.5)
     assert {c.label for c in va} == {0, 1} and not {c.video for c in tr} & {c.video for c in va}
+
+
+@pytest.mark.parametrize("mode", ["verity", "upstream"])
+def test_trainer_reads_the_audio_the_detector_reads(mode: str, tmp_path: Path, make_video) -> None:  # type: ignore[no-untyped-def]
+    """A .wav beside the clip (AVLips ships them) is not what evidence has: training windows come
+    from the container's track, exactly as the detector builds them."""
+    import cv2
+    import soundfile as sf
+
+    from core.audio import AudioTrack
+    from core.detectors.lipfd_input import LipFDPreprocessing, clip_audio, clip_windows, upstream_preprocessing
+    from core.train.lipfd_data import build_windows
+
+    rng = np.random.default_rng(1)
+    t = np.arange(3 * 16000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 300 * t) * (t % 0.5 < 0.25)).astype(np.float32)  # bursts
+    (tmp_path / "real").mkdir()
+    video = make_video("real/talk.mp4", gradient_frames(75), audio=tone)
+    other = (0.3 * rng.standard_normal(t.size)).astype(np.float32)
+    sf.write(video.with_suffix(".wav"), other, 16000)  # other audio beside the clip
+    shape = {"frame_size": 48, "n_extract": 3, "face_centred": False}
+    prep = upstream_preprocessing(**shape) if mode == "upstream" else LipFDPreprocessing(**shape)
+    clip = discover(video.parent.parent)[0]
+    paths, note = build_windows(clip, prep, tmp_path / "cache")
+    assert len(paths) == 3, note
+    ref = clip_windows(video, clip_audio(video, prep), None, prep)
+    from_wav = clip_windows(video, AudioTrack(other, 16000, 0.0), None, LipFDPreprocessing(**{**prep.to_dict(), "audio_sample_rate": 16000}))
+    for p, w, w_wav in zip(paths, ref.windows, from_wav.windows):
+        cached = cv2.imread(str(p))[:, :, ::-1]
+        assert np.array_equal(cached, w.composite)  # mel half included: the container's audio...
+        assert np.abs(cached[:48].astype(int) - w_wav.composite[:48]).mean() > 5  # ...not the .wav's
 
 
 def test_no_weights_is_unavailable(make_video) -> None:  # type: ignore[no-untyped-def]
@@ -85,7 +115,7 @@ def test_train_checkpoint_eval_analyze(media: Path, tmp_path: Path, make_video, 
     assert st.ok and st.sha256 == summary["sha256"]
     _, meta = load_state_dict("lipfd_local")
     assert meta["preprocessing"]["audio_sample_rate"] == 16000 and meta["preprocessing"]["colour_order"] == "RGB"
-    assert meta["preprocessing"]["face_centred"] is True
+    assert meta["preprocessing"]["face_centred"] is True and meta["preprocessing"]["mode"] == "verity"
     assert meta["architecture"]["clip_model"] == "tiny"
     assert meta["initialisation"]["clip"]["source"] is None  # says it started from random weights
     assert len(meta["training_data"]["train"]) == 4 and len(meta["training_data"]["validation"]) == 2

@@ -177,3 +177,12 @@ def test_report_methods_cite_the_matching_record(tmp_path: Path, small_set: Path
     text = " ".join(" ".join(pdf_pages_text(out_pdf)).split())
     assert "Validation record 'lab set 7': n = 2 genuine / 1 manipulated" in text
     assert "No validation record matches this method's software version and parameters" in text  # landmark_motion
+
+
+def test_the_score_is_the_probability_of_manipulation_not_the_cards_confidence() -> None:
+    from core.validation.figures import p_manipulated
+
+    assert p_manipulated({"status": "ok", "prediction": "FAKE", "confidence": 0.9}) == pytest.approx(0.9)
+    assert p_manipulated({"status": "ok", "prediction": "REAL", "confidence": 0.9}) == pytest.approx(0.1)
+    assert p_manipulated({"status": "ok", "prediction": None, "confidence": None}) is None  # weight-free: no score
+    assert p_manipulated({"status": "unavailable", "prediction": "FAKE", "confidence": 0.9}) is None

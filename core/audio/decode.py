@@ -1,4 +1,8 @@
-"""Decode the first audio stream to mono float32 at a chosen rate, in memory (no temp files)."""
+"""Decode the first audio stream to mono float32 at a chosen rate, in memory (no temp files).
+
+`load_audio` resamples with FFmpeg (what every detector uses); `load_audio_as_librosa` reads the
+track the way `librosa.load` reads a sound file, for models trained on librosa's audio.
+"""
 
 from __future__ import annotations
 
@@ -45,3 +49,52 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> AudioT
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     return AudioTrack(samples, sample_rate, start)
+
+
+def load_audio_as_librosa(path: str | os.PathLike[str], sample_rate: int = 22050) -> AudioTrack:
+    """The container's first audio track as `librosa.load(file, sr=sample_rate)` reads a sound file.
+
+    librosa decodes at the file's own rate, averages the channels (`to_mono`) and resamples with
+    soxr "HQ" (its default `res_type`); this does the same with the decoded track. The decoded
+    samples are cut at the track's declared end (the last packet's pts + duration): AAC decoders
+    return whole 1024-sample frames, so without the cut the track runs up to 63 ms past the audio
+    it holds (and past a .wav made from the same source).
+    """
+    with open_container(path) as container:
+        if not container.streams.audio:
+            raise EvidenceError(f"{path}: no audio track")
+        stream = container.streams.audio[0]
+        rate = int(stream.rate or stream.codec_context.sample_rate or 0)
+        if rate <= 0:
+            raise EvidenceError(f"{path}: the audio track states no sample rate")
+        tb = stream.time_base
+        # planar float at the track's own rate and layout: a format change, no resampling
+        to_float = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)
+        chunks: list[np.ndarray] = []
+        start: float | None = None
+        end: float | None = None
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is not None and packet.duration and tb is not None:
+                    t = float((packet.pts + packet.duration) * tb)
+                    end = t if end is None else max(end, t)
+                for frame in packet.decode():
+                    if start is None and frame.pts is not None and frame.time_base is not None:
+                        start = float(frame.pts * frame.time_base)
+                    for out in to_float.resample(frame):
+                        chunks.append(out.to_ndarray())  # (channels, samples)
+            for out in to_float.resample(None):
+                chunks.append(out.to_ndarray())
+        except av.FFmpegError:
+            pass  # truncated audio: keep what decoded
+    start = 0.0 if start is None else start
+    y = np.concatenate(chunks, axis=1).mean(axis=0).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if end is not None:
+        keep = int(round((end - start) * rate))
+        if 0 < keep < y.size:
+            y = y[:keep]
+    if rate != sample_rate and y.size:
+        import librosa
+
+        y = librosa.resample(y, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq").astype(np.float32)
+    return AudioTrack(y, sample_rate, start)

@@ -21,7 +21,7 @@ import numpy as np
 
 KINDS = ("score", "measurement")
 AXES = ("frames", "windows")
-_RESERVED = {"kind", "axis", "unit", "values", "frames", "start_frame", "end_frame", "track_id", "unmeasurable"}
+_RESERVED = {"kind", "axis", "unit", "values", "frames", "start_frame", "end_frame", "track_id", "unmeasurable", "description"}
 
 
 def _list(v: Any) -> list[Any]:
@@ -39,6 +39,7 @@ class Curve:
     track_id: int | Sequence[int] | None = None  # one face track, or one per value
     unmeasurable: Sequence[bool] | None = None  # windows that can show nothing either way (never a score)
     columns: dict[str, Sequence[Any]] = field(default_factory=dict)  # extra per-value columns, kept as given
+    description: str = ""  # what the series is, for the timeline's tooltip (e.g. a model's input mode)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -73,6 +74,8 @@ class Curve:
             d["track_id"] = self.track_id if isinstance(self.track_id, int) else _list(self.track_id)
         if self.unmeasurable is not None:
             d["unmeasurable"] = [bool(x) for x in self.unmeasurable]
+        if self.description:
+            d["description"] = self.description
         reserved = _RESERVED - {"frames"} if self.axis == "windows" else _RESERVED
         for k, v in self.columns.items():
             if k in reserved:
@@ -92,6 +95,7 @@ class Curve:
             frames=None if windows else d.get("frames"),
             start_frame=d.get("start_frame") if windows else None, end_frame=d.get("end_frame") if windows else None,
             track_id=tid if isinstance(tid, (int, list)) else None, unmeasurable=d.get("unmeasurable") if windows else None,
+            description=str(d.get("description") or ""),
             columns={k: v for k, v in d.items() if isinstance(v, list) and k != "score" and (k not in _RESERVED or (windows and k == "frames"))},
         )
 

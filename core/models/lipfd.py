@@ -218,11 +218,12 @@ def build_from_state_dict(cfg: LipFDConfig, sd: dict[str, Any]) -> tuple[LipFD, 
     return model, ignored
 
 
-def resize(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Bilinear, antialiased resize of (..., C, H, W), as torchvision's Resize on tensors."""
+def resize(x: torch.Tensor, size: int | tuple[int, int], antialias: bool = True) -> torch.Tensor:
+    """Bilinear resize of (..., C, H, W), as torchvision's Resize on tensors: antialiased as from
+    torchvision 0.17, or not (`antialias=False`) as torchvision 0.16, which upstream LipFD used."""
     hw = (size, size) if isinstance(size, int) else size
     lead = x.shape[:-3]
-    y = F.interpolate(x.reshape(-1, *x.shape[-3:]).float(), size=hw, mode="bilinear", align_corners=False, antialias=True)
+    y = F.interpolate(x.reshape(-1, *x.shape[-3:]).float(), size=hw, mode="bilinear", align_corners=False, antialias=antialias)
     return y.reshape(*lead, *y.shape[-3:])
 
 

@@ -10,9 +10,13 @@ ResNet-50 start from verified local weights (`clip_vit_l14_openai`, `resnet50_im
 files given with their sha256; `--clip-weights none` / `--resnet-weights none` start from random
 initialisation and say so in the checkpoint metadata (smoke runs only).
 
-The result is one safetensors file with the whole model and its architecture, preprocessing,
-training data summary and validation metrics in the metadata, registered as `lipfd_local` so
-`verity analyze` uses it (unless the upstream `lipfd_ckpt` is verified, which is preferred).
+Windows are made by the detector's own input path in the mode given with `--preprocessing`
+(`verity`, the default, or `upstream`: upstream's preprocess.py/datasets.py, for continuing from
+upstream's weights), with the audio of each clip's own container track, as the detector reads
+evidence. The result is one safetensors file with the whole model and its architecture,
+preprocessing record (mode included, so the detector feeds it the same way), training data
+summary and validation metrics in the metadata, registered as `lipfd_local` so `verity analyze`
+uses it (unless the upstream `lipfd_ckpt` is verified, which is preferred).
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="ViT-L-14", help="CLIP image tower: open_clip name (ViT-L-14 = the card's) or 'tiny' (tests)")
     p.add_argument("--clip-image-size", type=int, default=224)
     p.add_argument("--crop-size", type=int, default=224)
+    p.add_argument("--preprocessing", choices=("verity", "upstream"), default="verity",
+                   help="input path, recorded in the checkpoint: verity (face-centred, mel by time) or upstream (upstream's exactly)")
     p.add_argument("--frame-size", type=int, default=500, help="side of each frame in the composite (card: 500)")
     p.add_argument("--window-len", type=int, default=5)
     p.add_argument("--n-extract", type=int, default=10, help="windows per clip")
@@ -127,15 +133,15 @@ def _loader(ds: Any, batch: int, shuffle: bool, seed: int) -> Any:
     return DataLoader(ds, batch_size=batch, shuffle=shuffle, num_workers=0, generator=g)
 
 
-def _predict(model: Any, loader: Any, device: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Window scores, labels and clip indices."""
+def _predict(model: Any, loader: Any, device: str, half: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Window scores, labels and clip indices (`half`: fp16 autocast on CUDA)."""
     import torch
 
     s, y, c = [], [], []
     model.eval()
     with torch.inference_mode():
         for g, crops, label, clip in loader:
-            with torch.autocast("cuda", dtype=torch.float16, enabled=device == "cuda"):
+            with torch.autocast("cuda", dtype=torch.float16, enabled=half and device == "cuda"):
                 logit, _ = model(g.to(device), crops.to(device))
             s += torch.sigmoid(logit.float()).cpu().tolist()
             y += label.tolist()
@@ -153,7 +159,7 @@ def train(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from core.detectors.lipfd import LipFDPreprocessing
+    from core.detectors.lipfd_input import LipFDPreprocessing, upstream_preprocessing
     from core.models.lipfd import LipFD, LipFDConfig, region_awareness_loss
     from core.paths import data_dir
     from core.train.lipfd_data import WindowDataset, discover, split
@@ -167,7 +173,8 @@ def train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cfg = LipFDConfig(clip_model=args.arch, clip_image_size=args.clip_image_size, crop_size=args.crop_size, window_len=args.window_len,
                       quick_gelu=args.arch != "tiny")
-    prep = LipFDPreprocessing(frame_size=args.frame_size, window_len=args.window_len, n_extract=args.n_extract)
+    shape = {"frame_size": args.frame_size, "window_len": args.window_len, "n_extract": args.n_extract}
+    prep = upstream_preprocessing(**shape) if args.preprocessing == "upstream" else LipFDPreprocessing(**shape)
     clips = discover(args.data)
     tr_clips, va_clips = split(clips, args.val_fraction, args.seed)
     cache = _cache_root(args.cache)
@@ -177,6 +184,8 @@ def train(args: argparse.Namespace) -> int:
     train_ds = WindowDataset(tr_clips, cfg, prep, cache, tick)
     val_ds = WindowDataset(va_clips, cfg, prep, cache, tick) if va_clips else None
     bar.close()
+    for why in train_ds.skipped + (val_ds.skipped if val_ds is not None else []):
+        print(f"skipped {why}")
 
     model = LipFD(cfg)
     init = _init_backbones(model, args)
@@ -185,7 +194,7 @@ def train(args: argparse.Namespace) -> int:
     model.to(device)
     params = model.trainable_parameters()
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
-    use_amp = device == "cuda"
+    use_amp = device == "cuda" and not prep.upstream  # upstream mode runs in float32, as upstream
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     bce = torch.nn.BCEWithLogitsLoss()
     start_epoch, history, best = 0, [], None
@@ -216,7 +225,7 @@ def train(args: argparse.Namespace) -> int:
             losses.append(float(loss.detach()))
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else None}
         if val_ds is not None and len(val_ds):
-            s, y, c = _predict(model, _loader(val_ds, args.batch_size, False, 0), device)
+            s, y, c = _predict(model, _loader(val_ds, args.batch_size, False, 0), device, use_amp)
             cs, cy = clip_scores(s, y, c)
             m = binary_metrics(cy, cs)
             row.update({"val_clip_metrics": m, "val_window_metrics": binary_metrics(y, s)})
@@ -267,7 +276,8 @@ def _file_sha(path: Path) -> str:
 def evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.detectors.lipfd import LipFDPreprocessing, choose_weights, load_model
+    from core.detectors.lipfd import choose_weights, load_model
+    from core.detectors.lipfd_input import with_windows
     from core.errors import VerityError
     from core.train.lipfd_data import WindowDataset, discover
     from core.train.metrics import binary_metrics, save_curves
@@ -284,17 +294,19 @@ def evaluate(args: argparse.Namespace) -> int:
             raise VerityError("no verified LipFD weights: " + "; ".join(reasons))
         src = name
     loaded = load_model(src, args.weights_sha256, device)
-    prep = loaded.prep if args.n_extract is None else LipFDPreprocessing.from_dict({**loaded.prep.to_dict(), "n_extract": args.n_extract})
+    prep = with_windows(loaded.prep, args.n_extract)
     clips = discover(args.data)
     bar = tqdm(total=len(clips), desc="windows", unit="clip", leave=False)
     ds = WindowDataset(clips, loaded.cfg, prep, _cache_root(args.cache), lambda *_: bar.update(1))
     bar.close()
-    s, y, c = _predict(loaded.model, _loader(ds, args.batch_size, False, 0), device)
+    for why in ds.skipped:
+        print(f"skipped {why}")
+    s, y, c = _predict(loaded.model, _loader(ds, args.batch_size, False, 0), device, not prep.upstream)
     cs, cy = clip_scores(s, y, c)
     clip_m, win_m = binary_metrics(cy, cs), binary_metrics(y, s)
     args.out.mkdir(parents=True, exist_ok=True)
     plots = save_curves(cy, cs, args.out, "LipFD clips")
-    report = {"weights": loaded.weights_name, "sha256": loaded.sha256, "device": device, "clips": clip_m, "windows": win_m,
+    report = {"weights": loaded.weights_name, "sha256": loaded.sha256, "device": device, "preprocessing": prep.to_dict(), "clips": clip_m, "windows": win_m,
               "per_clip": [{"clip": clips[i].key, "label": int(clips[i].label), "score": float(sc)} for i, sc in zip(np.unique(c), cs)],
               "plots": [str(p) for p in plots]}
     (args.out / "eval.json").write_text(json.dumps(report, indent=1))

@@ -2,13 +2,17 @@
 
 Layouts accepted (label 1 = lip-sync fake):
 
-    AVLips (upstream):  ROOT/0_real/*.mp4, ROOT/1_fake/*.mp4, audio ROOT/wav/0_real/<stem>.wav ...
-    plain:              ROOT/real/*.mp4,   ROOT/fake/*.mp4,   audio <stem>.wav beside the video
-                        (or ROOT/wav/real/<stem>.wav); without a .wav the container's audio is used
+    AVLips (upstream):  ROOT/0_real/*.mp4, ROOT/1_fake/*.mp4   (ROOT/wav/ is not read)
+    plain:              ROOT/real/*.mp4,   ROOT/fake/*.mp4
 
-Windows are made exactly as the detector makes them (core.detectors.lipfd.extract_windows:
-face-centred, per-frame crops, mel by time) and cached as lossless PNG composites under the
-cache folder, keyed by the clip's sha256 and the preprocessing, so a second run reuses them.
+Audio always comes from the clip's own container track, read as the detector reads evidence
+(`core.detectors.lipfd_input.clip_audio`): a model must be trained on the audio it will be given,
+and evidence has no separate .wav. A clip without an audio track is skipped, and the trainer
+reports it.
+
+Windows are made exactly as the detector makes them in the chosen mode (`clip_windows`) and
+cached as lossless PNG composites under the cache folder, keyed by the clip's sha256 and the
+preprocessing record, so a second run reuses them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from core.detectors.lipfd import LipFDPreprocessing, composite_tensors, extract_windows
+from core.detectors.lipfd_input import LipFDPreprocessing, clip_audio, clip_windows, composite_tensors
 from core.digest import params_key, sha256_file
 from core.errors import VerityError
 from core.progress import no_progress
@@ -33,7 +37,6 @@ LABEL_DIRS = {"0_real": 0, "1_fake": 1, "real": 0, "fake": 1}
 @dataclass
 class Clip:
     video: Path
-    audio: Path | None  # None: decode the container's audio
     label: int
 
     @property
@@ -55,14 +58,8 @@ def discover(root: str | Path) -> list[Clip]:
         if not d.is_dir():
             continue
         for v in sorted(d.iterdir()):
-            if v.suffix.lower() not in VIDEO_EXTS or not v.is_file():
-                continue
-            wav = None
-            for cand in (root / "wav" / dirname / f"{v.stem}.wav", v.with_suffix(".wav")):
-                if cand.is_file():
-                    wav = cand
-                    break
-            clips.append(Clip(v, wav, label))
+            if v.suffix.lower() in VIDEO_EXTS and v.is_file():
+                clips.append(Clip(v, label))
     if not clips:
         raise VerityError(f"no labelled videos under {root} (expected 0_real/ and 1_fake/, or real/ and fake/)")
     return clips
@@ -89,10 +86,7 @@ def _sha256(path: Path) -> str:
 
 
 def clip_cache_dir(clip: Clip, prep: LipFDPreprocessing, cache_root: Path) -> Path:
-    key = params_key(prep.to_dict())
-    vid = _sha256(clip.video)
-    aud = _sha256(clip.audio)[:12] if clip.audio else "container"
-    return cache_root / f"{vid}-{aud}-{key}"
+    return cache_root / f"{_sha256(clip.video)}-{prep.mode}-{params_key(prep.to_dict())}"
 
 
 def facepass_for(video: Path, cache_root: Path) -> Any:
@@ -103,24 +97,26 @@ def facepass_for(video: Path, cache_root: Path) -> Any:
     return fp
 
 
-def build_windows(clip: Clip, prep: LipFDPreprocessing, cache_root: Path) -> list[Path]:
-    """PNG composites of the clip's windows (made once, then read from the cache)."""
+def build_windows(clip: Clip, prep: LipFDPreprocessing, cache_root: Path) -> tuple[list[Path], str]:
+    """PNG composites of the clip's windows (made once, then read from the cache), and a note
+    (why there are none: no audio track, too few frames)."""
     import cv2
 
-    from core.audio import load_audio
+    from core.errors import EvidenceError
 
     d = clip_cache_dir(clip, prep, cache_root)
     done = d / "windows.json"
     if done.is_file():
-        names = json.loads(done.read_text())["files"]
-        paths = [d / n for n in names]
+        rec = json.loads(done.read_text())
+        paths = [d / n for n in rec["files"]]
         if all(p.is_file() for p in paths):
-            return paths
-    audio = load_audio(clip.audio or clip.video, sample_rate=prep.audio_sample_rate)
-    # A separate .wav (AVLips) starts with the video; the container's audio keeps its own start.
-    start = 0.0 if clip.audio else audio.start_time_s
-    fp = facepass_for(clip.video, cache_root) if prep.face_centred else None
-    windows = extract_windows(clip.video, audio.samples, audio.sample_rate, start, fp, prep)
+            return paths, rec.get("note", "")
+    try:
+        audio = clip_audio(clip.video, prep)
+    except EvidenceError as exc:
+        return [], f"{clip.key}: {exc}"
+    fp = facepass_for(clip.video, cache_root) if (prep.face_centred and not prep.upstream) else None
+    windows = clip_windows(clip.video, audio, fp, prep)
     d.mkdir(parents=True, exist_ok=True)
     names = []
     for w in windows.windows:
@@ -128,7 +124,7 @@ def build_windows(clip: Clip, prep: LipFDPreprocessing, cache_root: Path) -> lis
         cv2.imwrite(str(d / name), cv2.cvtColor(w.composite, cv2.COLOR_RGB2BGR))  # lossless
         names.append(name)
     done.write_text(json.dumps({"files": names, "video": str(clip.video), "frame_count": windows.frame_count, "note": windows.note}))
-    return [d / n for n in names]
+    return [d / n for n in names], windows.note
 
 
 class WindowDataset:
@@ -137,8 +133,12 @@ class WindowDataset:
     def __init__(self, clips: list[Clip], cfg: Any, prep: LipFDPreprocessing, cache_root: Path, progress: Any = None) -> None:
         self.cfg, self.prep = cfg, prep
         self.items: list[tuple[Path, int, int]] = []
+        self.skipped: list[str] = []  # clips that gave no window, with the reason
         for i, clip in enumerate(clips):
-            for p in build_windows(clip, prep, cache_root):
+            paths, note = build_windows(clip, prep, cache_root)
+            if not paths:
+                self.skipped.append(note or f"{clip.key}: no window")
+            for p in paths:
                 self.items.append((p, clip.label, i))
             if progress is not None:
                 progress(i + 1, len(clips))

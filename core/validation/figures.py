@@ -11,7 +11,8 @@ the finding's reading is its value. At the operating point Verity uses in casewo
 
 each with its Wilson 95% interval, plus coverage (clips with a consistent/inconsistent reading),
 the reading x label table overall and per kind, the clips read wrongly, and — where a detector
-gives a continuous score (`confidence`, a probability of manipulation) — the ROC curve and
+gives a continuous score (P(manipulated), from the learned detectors' seed-compatible `prediction` and
+`confidence`: `p_manipulated`) — the ROC curve and
 ROC-AUC with a bootstrap interval.
 """
 
@@ -42,6 +43,16 @@ def _why(analysis: dict[str, Any], name: str) -> str:
         reasons = (analysis.get("finding") or {}).get("reasons") or []
         return "; ".join(str(r.get("text", "")) for r in reasons[:3] if isinstance(r, dict))
     return str(((analysis.get("detectors") or {}).get(name) or {}).get("note", ""))[:400]
+
+
+def p_manipulated(d: dict[str, Any]) -> float | None:
+    """A result's probability of manipulation, or None. The seed-compatible `confidence` is the
+    confidence in the `prediction` (the model cards' "FAKE"/"REAL"), so P(manipulated) is it for
+    FAKE and its complement for REAL; results without a FAKE/REAL prediction give no score."""
+    conf, pred = d.get("confidence"), d.get("prediction")
+    if d.get("status") != "ok" or not isinstance(conf, (int, float)) or pred not in ("FAKE", "REAL"):
+        return None
+    return float(conf) if pred == "FAKE" else 1.0 - float(conf)
 
 
 def rate(k: int, n: int) -> dict[str, Any]:
@@ -92,8 +103,8 @@ def detector_figures(done: list[Outcome], name: str) -> dict[str, Any]:
         out["parameters"], out["parameters_varied"] = _parameters(done, name)
         weights = {json.dumps(d.get("weights_sha256"), sort_keys=True) for o in done if (d := (o.analysis or {}).get("detectors", {}).get(name)) and d.get("weights_sha256")}
         out["weights_sha256"] = [json.loads(w) for w in sorted(weights)]
-        scores = [((o.analysis or {}).get("detectors", {}).get(name) or {}).get("confidence") for o in done]
-        pairs = [(float(s), lab == "fake") for s, lab in zip(scores, labels) if isinstance(s, (int, float))]
+        scores = [p_manipulated(((o.analysis or {}).get("detectors", {}).get(name) or {})) for o in done]
+        pairs = [(s, lab == "fake") for s, lab in zip(scores, labels) if s is not None]
         out["auc"] = auc_with_interval([p[0] for p in pairs], [p[1] for p in pairs])
     return out
 

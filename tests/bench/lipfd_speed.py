@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from core.detectors.lipfd import LipFDPreprocessing, composite_tensors  # noqa: E402
+from core.detectors.lipfd_input import LipFDPreprocessing, composite_tensors  # noqa: E402
 from core.models.lipfd import LipFD, LipFDConfig  # noqa: E402
 
 
