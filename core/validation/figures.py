@@ -103,7 +103,7 @@ def detector_figures(done: list[Outcome], name: str) -> dict[str, Any]:
         out["parameters"], out["parameters_varied"] = _parameters(done, name)
         weights = {json.dumps(d.get("weights_sha256"), sort_keys=True) for o in done if (d := (o.analysis or {}).get("detectors", {}).get(name)) and d.get("weights_sha256")}
         out["weights_sha256"] = [json.loads(w) for w in sorted(weights)]
-        scores = [p_manipulated(((o.analysis or {}).get("detectors", {}).get(name) or {})) for o in done]
+        scores = [p_manipulated((o.analysis or {}).get("detectors", {}).get(name) or {}) for o in done]
         pairs = [(s, lab == "fake") for s, lab in zip(scores, labels) if s is not None]
         out["auc"] = auc_with_interval([p[0] for p in pairs], [p[1] for p in pairs])
     return out
