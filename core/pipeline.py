@@ -17,7 +17,7 @@ from typing import Any
 
 import core
 from core import detectors as detector_registry
-from core.detectors.base import AnalysisContext, DetectorResult
+from core.detectors.base import AnalysisContext, DetectorResult, Exemplar
 from core.evidence import probe, sha256_file
 from core.face.facepass import FacePass, FacePassParams, run_face_pass
 from core.fusion import fuse
@@ -40,6 +40,9 @@ class AnalysisOptions:
     detector_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     work_dir: Path | None = None  # where the face pass is stored; default: the user cache
     reuse_facepass: bool = True
+    # known exemplars (the case's references, resolved and re-hashed by core/cases/analysis.py);
+    # not in parameters(): identity_reference records which ones it used, with their sha256
+    references: list[Exemplar] = field(default_factory=list)
 
     def parameters(self) -> dict[str, Any]:
         return {
@@ -139,6 +142,7 @@ def analyze(
     ctx = AnalysisContext(
         path=path, evidence=info, sha256=sha, facepass=fp, blinks=blinks, eyes=eyes,
         parameters=options.detector_params, progress=progress, cancel=cancel, work_dir=options.work_dir,
+        references=list(options.references),
     )
     results: dict[str, Any] = {}
     for k, name in enumerate(names):

@@ -72,6 +72,11 @@ def analyze_evidence(
         from core import detectors as registry
 
         detectors = list(registry.available())
+    if "identity_reference" in detectors:
+        from core.cases.references import exemplars_for_analysis
+
+        # the case's known exemplars, re-hashed (audited) now; a changed one comes with its problem
+        options.references = exemplars_for_analysis(store, ev["case_id"], actor, cancel)
     run_id = store.start_run(evidence_id, options.parameters(), detectors, sha, actor)
 
     def store_result(name: str, result: DetectorResult) -> None:
