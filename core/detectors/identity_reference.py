@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segme
 from core.errors import VerityError
 from core.face.exemplars import DescribedExemplar, describe_exemplar, describe_track, largest_track
 from core.face.facepass import FacePassParams
-from core.face.identity import REASON_TEXT, FaceIdentity, IdentityParams, distances, robust_mean, stability
+from core.face.identity import REASON_TEXT, FaceIdentity, IdentityParams, distances, halves_distance, robust_mean, stability
 
 CALIBRATION = Path(__file__).resolve().parents[2] / "resources" / "calibration" / "identity_reference.json"
 WEIGHTS_NAME = "dlib_face_recognition_resnet_model_v1"
@@ -48,7 +49,7 @@ def calibration() -> dict[str, Any]:
         return {}
 
 
-def _where(d: float) -> str:
+def _where() -> str:
     """Where a distance lies in Verity's calibration, in words."""
     s = (calibration().get("summary") or {})
     same, diff = s.get("same_person") or {}, s.get("different_person") or {}
@@ -69,6 +70,97 @@ def _excluded_text(face: FaceIdentity) -> str:
     return ", ".join(parts) if parts else "none"
 
 
+@dataclass
+class Comparison:
+    """One face against one person's pooled exemplar descriptors."""
+
+    reading: str  # consistent / inconsistent / inconclusive
+    note: str
+    distance: float | None  # between the robust aggregates
+    per_frame: np.ndarray  # (K,) each of the face's descriptors to the person's aggregate
+    segments: list[Segment]
+
+
+def departures(frames: np.ndarray, per_frame: np.ndarray, p: IdentityParams, tid: int | None, person: str) -> list[Segment]:
+    """Runs of at least `departure_min_frames` consecutive samples at or beyond `departure`; a
+    segment spans from the first to the last departing sample of its run. Samples more than twice
+    the usual sampling step apart (frames in between not eligible) do not continue a run."""
+    out: list[Segment] = []
+    frames = np.asarray(frames, int)
+    step = float(np.median(np.diff(frames))) if frames.size > 1 else 1.0
+    run: list[int] = []
+    for k in range(frames.size + 1):
+        ok = k < frames.size and per_frame[k] >= p.departure and (not run or frames[k] - frames[run[-1]] <= 2 * step)
+        if ok:
+            run.append(k)
+            continue
+        if len(run) >= p.departure_min_frames:
+            worst = float(per_frame[run].max())
+            out.append(Segment(int(frames[run[0]]), int(frames[run[-1]]), None,
+                               f"identity departs from {person}: {len(run)} sampled frames at distance >= {p.departure} (max {worst:.2f})", tid))
+        run = [k] if k < frames.size and per_frame[k] >= p.departure else []
+    return out
+
+
+def compare(face: FaceIdentity, reference: np.ndarray, p: IdentityParams, tid: int | None, person: str) -> Comparison:
+    """The reading of one face (its descriptors) against a person's pooled exemplar descriptors
+    (R, 128): the rule in the module docstring."""
+    q_agg = face.aggregate()
+    r_agg = robust_mean(reference)[0] if reference.shape[0] else None
+    d = float(np.linalg.norm(q_agg - r_agg)) if q_agg is not None and r_agg is not None else None
+    per_frame = distances(face.descriptors, r_agg) if r_agg is not None and len(face) else np.zeros(0)
+    segments = departures(face.frames, per_frame, p, tid, person) if per_frame.size else []
+    n_q, n_ref = len(face), int(reference.shape[0])
+    counts = f"n = {n_q} questioned frames, {n_ref} exemplar frames"
+    dist = f"distance {d:.3f}" if d is not None else "no distance"
+    who = "the face" if tid is None else f"face {tid}"
+    halves = halves_distance(face)
+    if n_q < p.min_frames or n_ref < p.min_frames:
+        return Comparison("inconclusive", (
+            f"face quality too low for a reading: {counts} sharp and frontal (at least {p.min_frames} needed on each side); "
+            f"{dist}; {who}: frames left out: {_excluded_text(face)}"), d, per_frame, segments)
+    assert d is not None
+    if halves is not None and halves > p.max_halves_distance:
+        return Comparison("inconclusive", (
+            f"{who} is not one stable identity: its first and second halves lie {halves:.2f} apart (> {p.max_halves_distance}; "
+            f"occlusion, failing landmarks or a swap that fails part of the time); {dist} to {person} ({counts}); "
+            "see the per-frame curve"), d, per_frame, segments)
+    where = _where()
+    if d <= p.consistent_max:
+        return Comparison("consistent", (
+            f"{who} matches {person}'s exemplars: distance {d:.3f} <= {p.consistent_max} ({counts}; {where}). "
+            "Identity is all this checks: a reenactment or lip-sync keeps the person's identity"), d, per_frame, segments)
+    if d >= p.inconsistent_min:
+        return Comparison("inconsistent", (
+            f"{who} is not {person} by dlib's face descriptors: distance {d:.3f} >= {p.inconsistent_min} ({counts}; {where}); "
+            "a face swap, or the wrong person named, gives this"), d, per_frame, segments)
+    return Comparison("inconclusive", (
+        f"{who} lies between the same-person and different-person ranges: distance {d:.3f} (consistent <= "
+        f"{p.consistent_max}, inconsistent >= {p.inconsistent_min}; {counts}; {where})"), d, per_frame, segments)
+
+
+def usable_exemplars(described: list[DescribedExemplar], p: IdentityParams) -> None:
+    """Mark exemplars that cannot be used: no sharp frontal face, or no stable identity."""
+    for d in described:
+        if d.face is None:
+            continue
+        h = halves_distance(d.face)
+        if not len(d.face):
+            d.problem, d.face = f"no sharp frontal face (left out: {_excluded_text(d.face)})", None
+        elif h is not None and h > p.max_halves_distance:
+            d.problem, d.face = f"its first and second halves lie {h:.2f} apart (> {p.max_halves_distance}): not one stable identity", None
+
+
+def pooled(described: list[DescribedExemplar]) -> dict[str, np.ndarray]:
+    """person -> the descriptors of all that person's usable exemplars (R, 128)."""
+    out: dict[str, list[np.ndarray]] = {}
+    for d in described:
+        out.setdefault(d.exemplar.person, [])
+        if d.face is not None:
+            out[d.exemplar.person].append(d.face.descriptors)
+    return {k: np.concatenate(v) if v else np.zeros((0, 128), np.float32) for k, v in out.items()}
+
+
 @register
 class IdentityReferenceDetector(Detector):
     name = "identity_reference"
@@ -86,6 +178,8 @@ class IdentityReferenceDetector(Detector):
         except VerityError as exc:
             return DetectorResult.unavailable(self.name, f"dlib's face-recognition model cannot be used: {exc}")
         fp = ctx.facepass
+        if p.track is not None and all(t.track_id != p.track for t in fp.tracks):
+            return self._result(p, weights, {}, "inconclusive", f"there is no face track {p.track} (tracks: {', '.join(str(t.track_id) for t in fp.tracks)})")
         t0 = time.perf_counter()
         faces: dict[int, FaceIdentity] = {}
         for k, t in enumerate(fp.tracks):
@@ -93,134 +187,60 @@ class IdentityReferenceDetector(Detector):
             ctx.progress("identity", k / max(len(fp.tracks), 1), f"face {t.track_id}")
             faces[t.track_id] = describe_track(ctx.path, fp, t, p, ctx.cancel)
         n_desc = sum(len(f) for f in faces.values())
-        ms_per_frame = 1000 * (time.perf_counter() - t0) / n_desc if n_desc else None
         per_track: dict[str, Any] = {str(tid): {**f.summary(), "stability": stability(f)} for tid, f in faces.items()}
-
         # the examiner's choice of face, by default the largest
-        if p.track is not None and p.track not in faces:
-            return self._result(p, weights, per_track, "inconclusive", f"there is no face track {p.track} (tracks: {', '.join(map(str, faces))})")
         tid = p.track if p.track is not None else largest_track(fp.tracks).track_id  # type: ignore[union-attr]
         face = faces[tid]
-        metrics: dict[str, Any] = {"track_id": tid, "frames_used": len(face), "ms_per_frame": _r(ms_per_frame, 1),
-                                   "track_choice": "examiner" if p.track is not None else "largest face"}
-
-        # the exemplars: each named person's pooled descriptors
+        metrics: dict[str, Any] = {
+            "track_id": tid, "track_choice": "examiner" if p.track is not None else "largest face", "frames_used": len(face),
+            "ms_per_frame": _r(1000 * (time.perf_counter() - t0) / n_desc, 1) if n_desc else None,
+        }
         if not ctx.references:
             return self._result(p, weights, per_track, "inconclusive", (
                 "no known exemplar is attached: identity cannot be compared with the person the video claims to show "
                 "(add reference footage or photos with `verity case reference add`); the identity spread of each face is "
-                "reported as a measurement"), metrics)
+                "reported as a measurement"), metrics, frames=len(face))
+
         fp_params = FacePassParams(**{k: v for k, v in fp.params.items() if k in FacePassParams.__dataclass_fields__})
         described = []
         for ex in ctx.references:
             ctx.check_cancel()
             ctx.progress("identity", 0.9, f"exemplar {ex.name or ex.path.name}")
             described.append(describe_exemplar(ex, p, fp_params, ctx.work_dir, ctx.cancel))
+        usable_exemplars(described, p)
         metrics["exemplars"] = [d.summary() for d in described]
-        persons = self._persons(described, p)
-        usable = [d for d in described if d.face is not None and len(d.face)]
-        unusable = [f"{d.exemplar.name or d.exemplar.path.name}: {d.problem or 'no sharp frontal face'}" for d in described if d not in usable]
-        q_agg = face.aggregate()
-        comparisons = {}
-        for person, descs in persons.items():
-            ref_agg = robust_mean(descs)[0] if descs.shape[0] else None
-            d = float(np.linalg.norm(q_agg - ref_agg)) if q_agg is not None and ref_agg is not None else None
-            comparisons[person] = {"distance": _r(d), "reference_frames": int(descs.shape[0])}
-            for t2, f2 in faces.items():  # every face against every person: a measurement
-                a2 = f2.aggregate()
-                if a2 is not None and ref_agg is not None:
-                    per_track[str(t2)].setdefault("distance_to", {})[person] = _r(float(np.linalg.norm(a2 - ref_agg)))
-        metrics["comparisons"] = comparisons
-        named = sorted({d.exemplar.person for d in described})
-        person = p.person if p.person is not None else (named[0] if len(named) == 1 else None)
+        unusable = [f"{d.exemplar.name or d.exemplar.path.name}: {d.problem}" for d in described if d.face is None]
         if unusable:
             metrics["exemplars_not_used"] = unusable
+        persons = pooled(described)
+        # every face against every person: measurements; the chosen pair is read below
+        for t2, f2 in faces.items():
+            a2 = f2.aggregate()
+            per_track[str(t2)]["distance_to"] = {
+                name: _r(float(np.linalg.norm(a2 - robust_mean(r)[0]))) if a2 is not None and r.shape[0] else None
+                for name, r in persons.items()
+            }
+        metrics["distances"] = per_track[str(tid)]["distance_to"]
+        named = sorted(persons)
+        person = p.person if p.person is not None else (named[0] if len(named) == 1 else None)
         if person is None:
-            listed = "; ".join(f"{k}: {v['distance']}" for k, v in comparisons.items())
+            listed = "; ".join(f"{k} {v}" for k, v in metrics["distances"].items())
             return self._result(p, weights, per_track, "inconclusive", (
                 f"the case has exemplars of several persons ({', '.join(named)}): choose which one face {tid} claims to be "
-                f"(parameter `person`); distances: {listed}"), metrics)
+                f"(parameter `person`); distances: {listed}"), metrics, frames=len(face))
         if person not in persons:
-            return self._result(p, weights, per_track, "inconclusive", f"no known exemplar of {person!r} (persons: {', '.join(named)})", metrics)
-        metrics["person"] = person
-        ref = persons[person]
-        ref_agg = robust_mean(ref)[0] if ref.shape[0] else None
-
-        # the per-frame curve and the departures
+            return self._result(p, weights, per_track, "inconclusive", f"no known exemplar of {person!r} (persons: {', '.join(named)})",
+                                metrics, frames=len(face))
+        c = compare(face, persons[person], p, tid, person)
+        metrics.update({"person": person, "distance": _r(c.distance)})
         curves: dict[str, Any] = {}
-        segments: list[Segment] = []
-        if ref_agg is not None and len(face):
-            per_frame = distances(face.descriptors, ref_agg)
-            curves["identity_distance"] = {"track_id": tid, "frames": face.frames.astype(int).tolist(), "values": np.round(per_frame, 4)}
-            segments = self._departures(face.frames, per_frame, p, tid, person)
-            metrics["per_frame_median"] = _r(float(np.median(per_frame)))
-            metrics["frames_departing"] = int((per_frame >= p.departure).sum())
-        d = comparisons[person]["distance"]
-        metrics["distance"] = d
-        if unusable:
-            note_tail = f"; exemplars not used: {'; '.join(unusable)}"
-        else:
-            note_tail = ""
-        reading, note = self._reading(d, len(face), int(ref.shape[0]), p, tid, person, face)
-        per_track[str(tid)]["assessment"] = reading
-        per_track[str(tid)]["reasons"] = [note]
-        return self._result(p, weights, per_track, reading, note + note_tail, metrics, curves, segments, frames=len(face))
-
-    @staticmethod
-    def _persons(described: list[DescribedExemplar], p: IdentityParams) -> dict[str, np.ndarray]:
-        out: dict[str, list[np.ndarray]] = {}
-        for d in described:
-            out.setdefault(d.exemplar.person, [])
-            if d.face is not None and len(d.face):
-                out[d.exemplar.person].append(d.face.descriptors)
-        return {k: np.concatenate(v) if v else np.zeros((0, 128), np.float32) for k, v in out.items()}
-
-    @staticmethod
-    def _departures(frames: np.ndarray, per_frame: np.ndarray, p: IdentityParams, tid: int, person: str) -> list[Segment]:
-        """Runs of at least `departure_min_frames` sampled frames at or beyond `departure`; a
-        segment spans from its first to its last departing sample."""
-        out: list[Segment] = []
-        above = per_frame >= p.departure
-        k = 0
-        while k < above.size:
-            if not above[k]:
-                k += 1
-                continue
-            j = k
-            while j + 1 < above.size and above[j + 1]:
-                j += 1
-            if j - k + 1 >= p.departure_min_frames:
-                worst = float(per_frame[k : j + 1].max())
-                out.append(Segment(int(frames[k]), int(frames[j]), None,
-                                   f"identity departs from {person}: {j - k + 1} sampled frames at distance >= {p.departure} (max {worst:.2f})", tid))
-            k = j + 1
-        return out
-
-    @staticmethod
-    def _reading(d: float | None, n_q: int, n_ref: int, p: IdentityParams, tid: int, person: str, face: FaceIdentity) -> tuple[str, str]:
-        counts = f"n = {n_q} questioned frames, {n_ref} exemplar frames"
-        if n_q < p.min_frames or n_ref < p.min_frames:
-            dist = f"distance {d:.3f}" if d is not None else "no distance"
-            return "inconclusive", (
-                f"face quality too low for a reading: {counts} sharp and frontal (at least {p.min_frames} needed on each side); "
-                f"{dist}; face {tid} frames left out: {_excluded_text(face)}"
-            )
-        assert d is not None
-        where = _where(d)
-        if d <= p.consistent_max:
-            return "consistent", (
-                f"face {tid} matches {person}'s exemplars: distance {d:.3f} <= {p.consistent_max} ({counts}; {where}). "
-                "Identity is all this checks: a reenactment or lip-sync keeps the person's identity"
-            )
-        if d >= p.inconsistent_min:
-            return "inconsistent", (
-                f"face {tid} is not {person} by dlib's face descriptors: distance {d:.3f} >= {p.inconsistent_min} ({counts}; {where}); "
-                "a face swap, or the wrong person named, gives this"
-            )
-        return "inconclusive", (
-            f"face {tid} lies between the same-person and different-person ranges: distance {d:.3f} "
-            f"(consistent <= {p.consistent_max}, inconsistent >= {p.inconsistent_min}; {counts}; {where})"
-        )
+        if c.per_frame.size:
+            curves["identity_distance"] = {"track_id": tid, "frames": face.frames.astype(int).tolist(), "values": np.round(c.per_frame, 4)}
+            metrics["per_frame_median"] = _r(float(np.median(c.per_frame)))
+            metrics["frames_departing"] = int((c.per_frame >= p.departure).sum())
+        per_track[str(tid)].update({"assessment": c.reading, "reasons": [c.note]})
+        note = c.note + (f"; exemplars not used: {'; '.join(unusable)}" if unusable else "")
+        return self._result(p, weights, per_track, c.reading, note, metrics, curves, c.segments, frames=len(face))
 
     def _result(
         self, p: IdentityParams, weights: dict[str, str], per_track: dict[str, Any], reading: str, note: str,

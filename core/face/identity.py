@@ -19,7 +19,8 @@ Only sharp chips get a descriptor. Every excluded row is counted under its reaso
 
 The track's identity is a robust aggregate: the mean of the descriptors left after dropping those
 farther from the coordinate-wise median than median + 3 MAD of those distances (a few frames where
-a swap fails, or the tracker slips, do not move it).
+a swap fails, or the tracker slips, do not move it). Its stability is measured by the spread of
+the frames around it and by the distance between the aggregates of its first and second half.
 """
 
 from __future__ import annotations
@@ -59,9 +60,12 @@ class IdentityParams:
     min_eye_span_px: float = 28.0  # outer eye-corner distance below which the face is too small
     max_chip_blur_px: float = 2.5  # edge blur of the 150 px chip above which the face is blurred
     min_frames: int = 5  # sharp frontal frames needed on each side for a reading
+    # a face whose first and second halves (in time) lie farther apart than this is not one stable
+    # identity (occlusion, failing landmarks, or a swap that fails part of the time): no reading
+    max_halves_distance: float = 0.30
     # reading (calibrated, docs/identity.md): distance of the track's aggregate to the person's
-    consistent_max: float = 0.45  # at or below: the same person
-    inconsistent_min: float = 0.52  # at or above: another person
+    consistent_max: float = 0.40  # at or below: the same person
+    inconsistent_min: float = 0.50  # at or above: another person
     departure: float = 0.6  # per-frame distance marking a frame whose identity departs (dlib's threshold)
     departure_min_frames: int = 2  # sampled frames in a row that make a departure segment
     algorithm: int = 1  # bumped when descriptors change, so cached exemplar descriptors are not reused
@@ -218,12 +222,21 @@ def distances(descriptors: np.ndarray, to: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(descriptors, np.float64) - np.asarray(to, np.float64), axis=-1)
 
 
+def halves_distance(face: FaceIdentity) -> float | None:
+    """Distance between the robust aggregates of the first and the second half (in time) of a
+    face's descriptors; None with fewer than 6."""
+    k = len(face)
+    if k < 6:
+        return None
+    return float(np.linalg.norm(robust_mean(face.descriptors[: k // 2])[0] - robust_mean(face.descriptors[k // 2 :])[0]))
+
+
 def stability(face: FaceIdentity) -> dict[str, Any]:
     """Identity spread within one track (a measurement, not a reading): the median distance
     between consecutive sampled descriptors, and the median and 90th percentile distance of the
     frames to the track's own aggregate."""
     if len(face) < 2:
-        return {"n": len(face), "frame_to_frame_median": None, "to_aggregate_median": None, "to_aggregate_p90": None}
+        return {"n": len(face), "frame_to_frame_median": None, "to_aggregate_median": None, "to_aggregate_p90": None, "halves_distance": None}
     step = np.linalg.norm(np.diff(face.descriptors.astype(np.float64), axis=0), axis=1)
     to_agg = distances(face.descriptors, face.aggregate())  # type: ignore[arg-type]
     return {
@@ -231,5 +244,6 @@ def stability(face: FaceIdentity) -> dict[str, Any]:
         "frame_to_frame_median": round(float(np.median(step)), 4),
         "to_aggregate_median": round(float(np.median(to_agg)), 4),
         "to_aggregate_p90": round(float(np.percentile(to_agg, 90)), 4),
+        "halves_distance": None if (h := halves_distance(face)) is None else round(h, 4),
     }
 
