@@ -117,25 +117,26 @@ def test_cli_new_list_show_verify(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_newer_schema_refused_and_migrations_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "c.sqlite"
     CaseStore(db).close()
+    n = schema.SCHEMA_VERSION  # the steps this Verity knows
     # a later version adds a column: reopening runs exactly the missing step
     calls = []
 
-    def v2(d: Any) -> None:
-        calls.append(2)
+    def later(d: Any) -> None:
+        calls.append(n + 1)
         d["cases"].add_column("agency", str)
 
-    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, v2])
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, later])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", n + 1)
     with CaseStore(db) as s:
-        assert s.schema_version_before == 1
+        assert s.schema_version_before == n
         assert "agency" in s.db["cases"].columns_dict
-        assert s.db.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert s.db.conn.execute("PRAGMA user_version").fetchone()[0] == n + 1
     with CaseStore(db) as s:
-        assert s.schema_version_before == 2
-    assert calls == [2]
-    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
-    with pytest.raises(VerityError, match="schema version 2"):
+        assert s.schema_version_before == n + 1
+    assert calls == [n + 1]
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:n])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", n)
+    with pytest.raises(VerityError, match=f"schema version {n + 1}"):
         CaseStore(db)
 
 

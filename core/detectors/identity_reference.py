@@ -102,23 +102,25 @@ def departures(frames: np.ndarray, per_frame: np.ndarray, p: IdentityParams, tid
     return out
 
 
-def compare(face: FaceIdentity, reference: np.ndarray, p: IdentityParams, tid: int | None, person: str) -> Comparison:
+def compare(face: FaceIdentity, reference: np.ndarray, p: IdentityParams, tid: int | None, person: str, photos: int = 0) -> Comparison:
     """The reading of one face (its descriptors) against a person's pooled exemplar descriptors
-    (R, 128): the rule in the module docstring."""
+    (R, 128), `photos` of them from photos: the rule in the module docstring. A photo is one
+    deliberate, sharp frontal exemplar: one suffices on the reference side, where reference
+    footage needs `min_frames` usable frames."""
     q_agg = face.aggregate()
     r_agg = robust_mean(reference)[0] if reference.shape[0] else None
     d = float(np.linalg.norm(q_agg - r_agg)) if q_agg is not None and r_agg is not None else None
     per_frame = distances(face.descriptors, r_agg) if r_agg is not None and len(face) else np.zeros(0)
     segments = departures(face.frames, per_frame, p, tid, person) if per_frame.size else []
     n_q, n_ref = len(face), int(reference.shape[0])
-    counts = f"n = {n_q} questioned frames, {n_ref} exemplar frames"
+    counts = f"n = {n_q} questioned frames, {n_ref} exemplar frames" + (f" ({photos} from photos)" if photos else "")
     dist = f"distance {d:.3f}" if d is not None else "no distance"
     who = "the face" if tid is None else f"face {tid}"
     halves = halves_distance(face)
-    if n_q < p.min_frames or n_ref < p.min_frames:
+    if n_q < p.min_frames or (n_ref < p.min_frames and photos == 0):
         return Comparison("inconclusive", (
-            f"face quality too low for a reading: {counts} sharp and frontal (at least {p.min_frames} needed on each side); "
-            f"{dist}; {who}: frames left out: {_excluded_text(face)}"), d, per_frame, segments)
+            f"face quality too low for a reading: {counts} sharp and frontal (at least {p.min_frames} needed on each side, "
+            f"or one exemplar photo); {dist}; {who}: frames left out: {_excluded_text(face)}"), d, per_frame, segments)
     assert d is not None
     if halves is not None and halves > p.max_halves_distance:
         return Comparison("inconclusive", (
@@ -151,14 +153,16 @@ def usable_exemplars(described: list[DescribedExemplar], p: IdentityParams) -> N
             d.problem, d.face = f"its first and second halves lie {h:.2f} apart (> {p.max_halves_distance}): not one stable identity", None
 
 
-def pooled(described: list[DescribedExemplar]) -> dict[str, np.ndarray]:
-    """person -> the descriptors of all that person's usable exemplars (R, 128)."""
+def pooled(described: list[DescribedExemplar]) -> dict[str, tuple[np.ndarray, int]]:
+    """person -> (the descriptors of all that person's usable exemplars (R, 128), how many photos)."""
     out: dict[str, list[np.ndarray]] = {}
+    photos: dict[str, int] = {}
     for d in described:
         out.setdefault(d.exemplar.person, [])
-        if d.face is not None:
+        if d.face is not None and len(d.face):
             out[d.exemplar.person].append(d.face.descriptors)
-    return {k: np.concatenate(v) if v else np.zeros((0, 128), np.float32) for k, v in out.items()}
+            photos[d.exemplar.person] = photos.get(d.exemplar.person, 0) + (d.exemplar.kind == "photo")
+    return {k: (np.concatenate(v) if v else np.zeros((0, 128), np.float32), photos.get(k, 0)) for k, v in out.items()}
 
 
 @register
@@ -218,7 +222,7 @@ class IdentityReferenceDetector(Detector):
             a2 = f2.aggregate()
             per_track[str(t2)]["distance_to"] = {
                 name: _r(float(np.linalg.norm(a2 - robust_mean(r)[0]))) if a2 is not None and r.shape[0] else None
-                for name, r in persons.items()
+                for name, (r, _) in persons.items()
             }
         metrics["distances"] = per_track[str(tid)]["distance_to"]
         named = sorted(persons)
@@ -231,7 +235,11 @@ class IdentityReferenceDetector(Detector):
         if person not in persons:
             return self._result(p, weights, per_track, "inconclusive", f"no known exemplar of {person!r} (persons: {', '.join(named)})",
                                 metrics, frames=len(face))
-        c = compare(face, persons[person], p, tid, person)
+        ref, photos = persons[person]
+        if not ref.shape[0]:
+            return self._result(p, weights, per_track, "inconclusive", (
+                f"none of {person}'s exemplars can be used: {'; '.join(unusable)}"), metrics, frames=len(face))
+        c = compare(face, ref, p, tid, person, photos)
         metrics.update({"person": person, "distance": _r(c.distance)})
         curves: dict[str, Any] = {}
         if c.per_frame.size:

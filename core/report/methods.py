@@ -131,7 +131,65 @@ FUSION = Method(
 )
 
 
+def identity_method() -> Method:
+    """identity_reference, with Verity's own calibration (n and ranges) read from its data file."""
+    from core.detectors.identity_reference import calibration
+    from core.face.identity import IdentityParams
+
+    p = IdentityParams()
+    s = calibration().get("summary") or {}
+    same, diff = s.get("same_person") or {}, s.get("different_person") or {}
+    swaps = (s.get("categories") or {}).get("face swap vs the claimed person's original") or {}
+    if same.get("n") and diff.get("n"):
+        calib = (
+            f"Verity's own calibration on its development media (FaceForensics++ c40, VoxCeleb2, GRID, HDTF and other "
+            f"clips): same person in different recordings or in the two halves of one, n = {same['n']} pairs, distances "
+            f"{same['min']:.2f}-{same['max']:.2f}; different persons, n = {diff['n']} pairs, {diff['min']:.2f}-{diff['max']:.2f}"
+            + (f"; FaceForensics++ face swaps against the original of the person shown, n = {swaps['distance']['n']}, "
+               f"{swaps['distance']['min']:.2f}-{swaps['distance']['max']:.2f}" if (swaps.get("distance") or {}).get("n") else "")
+            + ". The thresholds were chosen on this set (docs/identity.md): these figures are not independent error rates."
+        )
+    else:
+        calib = "Verity's calibration data file is not installed: the thresholds are stated but their calibration cannot be cited."
+    return Method(
+        title="Identity against known exemplars (questioned vs known, dlib face recognition)",
+        summary=(
+            "Each face track is described by dlib's face-recognition network (a ResNet giving a 128-d descriptor of the face "
+            "aligned from its 68 landmarks) on up to "
+            f"{p.max_frames} frames, evenly spaced over the frames where the face is frontal (yaw proxy within {p.max_yaw}), "
+            f"large enough (outer eye corners at least {p.min_eye_span_px:.0f} px apart), inside the picture and sharp (edge blur "
+            f"of the aligned face at most {p.max_chip_blur_px} px); a robust mean of those descriptors is compared with the "
+            "robust mean of the named person's exemplars (reference footage described the same way, or photos). A distance "
+            f"of at most {p.consistent_max} reads consistent with that person, at least {p.inconsistent_min} inconsistent, "
+            f"between them inconclusive; fewer than {p.min_frames} usable frames on either side, or a face whose two halves "
+            f"differ by more than {p.max_halves_distance}, give no reading. Each used frame's distance is plotted, and runs "
+            f"of frames beyond {p.departure} are flagged. Identity is all this checks: a reenactment or lip-sync keeps the "
+            "identity and reads consistent. " + calib
+        ),
+        references=(
+            "King D. E. (2009). Dlib-ml: A Machine Learning Toolkit. Journal of Machine Learning Research 10:1755-1758; "
+            "dlib_face_recognition_resnet_model_v1 (dlib 19.3, 2017): 99.38 % on the LFW benchmark, same-person threshold 0.6 "
+            "(dlib's model documentation).",
+            "He K., Zhang X., Ren S., Sun J. (2016). Deep residual learning for image recognition. CVPR.",
+            "Huang G. B., Ramesh M., Berg T., Learned-Miller E. (2007). Labeled Faces in the Wild. UMass Amherst TR 07-49.",
+            "Rössler A. et al. (2019). FaceForensics++: Learning to detect manipulated facial images. ICCV.",
+        ),
+        limits=(
+            "Face recognition errs between similar-looking people; on the development media two different young men measured "
+            "0.46 apart, and dlib is known to be less accurate for some groups under-represented in its training data.",
+            "Turned, small, blurred, occluded or heavily compressed faces give unreliable descriptors and are left out, so "
+            "such footage often gives no reading.",
+            "Reference footage from another day, age, make-up or lighting lies farther from the questioned face than the same "
+            "recording does; a reading is only as good as the exemplars and the examiner's identification of the person.",
+            "A face swap whose source person resembles the target, or a swap that keeps much of the target's face, can stay "
+            "within the same-person range.",
+        ),
+    )
+
+
 def method_for(name: str) -> Method:
+    if name == "identity_reference":
+        return identity_method()
     if name in METHODS:
         return METHODS[name]
     try:
