@@ -221,6 +221,7 @@ class MainWindow(QMainWindow):
         self.case_tree.caseSelected.connect(self.select_case)
         self.case_tree.evidenceSelected.connect(self.select_evidence)
         self.case_tree.runSelected.connect(self.select_run)
+        self.case_tree.addReferenceRequested.connect(self.add_reference_dialog)
         self.player.frameShown.connect(self._on_frame_shown)
         self.player.statusText.connect(self.status_label.setText)
         self.player.opened.connect(self._on_clip_opened)
@@ -364,6 +365,34 @@ class MainWindow(QMainWindow):
             self.select_evidence(ev["id"])
 
         return self.start_task(f"Importing {Path(path).name}", job, done)
+
+    def add_reference_dialog(self, case_id: int) -> None:
+        """Known exemplars of one person (videos or photos) for identity_reference."""
+        from PySide6.QtWidgets import QInputDialog
+
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add known exemplars", "", f"Videos and photos (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp {VIDEO_FILTER.split('(')[1].split(')')[0]});;All files (*)")
+        if not paths:
+            return
+        person, ok = QInputDialog.getText(self, "Known exemplars", "Person these files show (as the questioned video names them):")
+        if ok and person.strip():
+            self.add_references(case_id, person.strip(), paths)
+
+    def add_references(self, case_id: int, person: str, paths: list[str]) -> Task | None:
+        """Hash and record known exemplars in a worker (like evidence intake)."""
+        if self.store is None:
+            return None
+        from core.cases.references import add_reference
+
+        store = self.store
+
+        def job(progress: Any, cancel: Any, on_result: Any) -> Any:
+            return [add_reference(store, case_id, person, p, progress=progress, cancel=cancel) for p in paths]
+
+        def done(refs: list[dict[str, Any]]) -> None:
+            self.case_tree.populate(self.store)
+            self.statusBar().showMessage(f"{len(refs)} known exemplar(s) of {person} recorded", 15000)
+
+        return self.start_task(f"Adding known exemplars of {person}", job, done)
 
     # -- evidence and runs ------------------------------------------------------------------
     def select_evidence(self, evidence_id: int) -> None:

@@ -299,3 +299,26 @@ def test_case_analysis_and_report_use_the_case_exemplars(tmp_path: Path, grid_fa
     with CaseStore(db) as s, pytest.raises(EvidenceError, match="changed since intake"):
         export_report(s, cid, tmp_path / "r2.json")
     assert not (tmp_path / "r2.json").exists()
+
+
+def test_case_tree_lists_and_adds_known_exemplars(qtbot: Any, tmp_path: Path) -> None:
+    pytest.importorskip("pytestqt")
+    from PySide6.QtCore import QSettings
+
+    from desktop.case_tree import ROLE
+    from desktop.main_window import MainWindow
+
+    w = MainWindow(db_path=tmp_path / "cases.sqlite", settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    cid = w.create_case("T-ID", "identity", "examiner A")
+    photo = write_png(tmp_path / "jane.png", gradient_frames(1, 64, 48)[0])
+    task = w.add_references(cid, "Jane Doe", [str(photo)])
+    assert task is not None
+    qtbot.waitUntil(lambda: bool(references_for(w.store, cid)) and not task.running, timeout=30000)
+    qtbot.waitUntil(lambda: w.case_tree.select("reference", references_for(w.store, cid)[0]["id"]), timeout=5000)
+    item = w.case_tree.currentItem()
+    assert item.text(0) == "Jane Doe: jane.png" and item.parent().text(0) == "Known exemplars"
+    assert sha(photo) in item.toolTip(0) and item.data(0, ROLE)[2] == cid
+    w.case_tree._on_item(item)  # selecting an exemplar selects its case
+    assert w.case_id == cid
+    w.close()
