@@ -25,7 +25,7 @@ from core.face.identity import FaceIdentity, IdentityParams, describe
 from core.progress import CancelToken
 
 # the parameters that change an exemplar's descriptors (the reading thresholds do not)
-DESCRIPTOR_KEYS = ("max_frames", "max_yaw", "min_eye_span_px", "max_chip_blur_px", "algorithm")
+DESCRIPTOR_KEYS = ("max_frames", "max_yaw", "min_eye_span_px", "max_chip_blur_px", "min_frontal_score", "algorithm")
 
 
 @dataclass

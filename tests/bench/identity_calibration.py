@@ -14,8 +14,10 @@ detector's own reading:
 - reenactment and lip-sync vs the original of the person they keep.
 
 Writes `identity_reference.json` (every pair with its distance and reading, the summaries the
-detector cites, the spread of genuine tracks) and `identity_pairs.tsv` (the pairs as a manifest:
-path, label, kind, group, reference, person) to --out, and prints the tables of docs/identity.md.
+detector cites, the spread of genuine tracks) and `identity_manifest.tsv` (each clip with the
+exemplars of the person it claims to show, in `verity validate`'s manifest form: path, label,
+kind, group, person, reference; paths relative to the media folder) to --out, and prints the
+tables of docs/identity.md.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def describe_all(clips: list[dict[str, str]], params: Any) -> tuple[dict[str, An
         dt = time.perf_counter() - t0
         if d.face is not None and dt > 1.0:  # not from the descriptor cache: count it
             timing["seconds"] += dt
-            timing["frames"] += len(d.face) + d.face.excluded.get("blurred", 0)
+            timing["frames"] += len(d.face) + d.face.excluded.get("blurred", 0) + d.face.excluded.get("not_frontal", 0)  # every chip made
         out[stem] = d
         print(f"{stem}: {len(d.face) if d.face is not None else 0} frames ({d.problem or 'ok'}) {dt:.1f} s", flush=True)
     return out, timing
@@ -203,14 +205,19 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "identity_reference.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    with open(args.out / "identity_pairs.tsv", "w", newline="") as fh:
+    # the labelled set in `verity validate`'s manifest form (path, label, kind, group), each clip with
+    # the known exemplars of the person it claims to show (reference: ';'-separated, relative to the media folder)
+    claimed: dict[str, list[str]] = defaultdict(list)
+    for r in pairs:
+        if r["category"] in ("same person, different recordings",) or r["category"].endswith("vs the claimed person's original"):
+            claimed[r["questioned"]].append(r["reference"])
+    with open(args.out / "identity_manifest.tsv", "w", newline="") as fh:
         w = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        w.writerow(["path", "label", "kind", "group", "reference", "person"])
-        for r in pairs:
-            if r["category"].startswith("same person, halves"):
-                continue  # not a file pair
-            lab = label[Path(r["questioned"]).stem]
-            w.writerow([r["questioned"], lab["label"], r["category"], r["person"], r["reference"], r["person"]])
+        w.writerow(["path", "label", "kind", "group", "person", "reference"])
+        for q, rs in claimed.items():
+            lab = label[Path(q).stem]
+            person = PERSONS.get(Path(rs[0]).stem, Path(rs[0]).stem)
+            w.writerow([q, lab["label"], lab["kind"], person, person, ";".join(rs)])
 
     print("\n| pairs | n | consistent | inconclusive | inconsistent | distance min / median / max | with departure segments |")
     print("|---|---|---|---|---|---|---|")
