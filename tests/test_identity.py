@@ -59,9 +59,10 @@ def test_compare_reads_on_the_calibrated_thresholds() -> None:
     # too few usable frames on either side: no reading, with the distance and n in the note
     few = compare(face_of(cluster(ref_centre + 0.7 * unit, 3, rng)), ref, p, 0, "Jane")
     assert few.reading == "inconclusive" and "quality too low" in few.note and "n = 3 questioned" in few.note and "distance 0.7" in few.note
-    assert compare(face_of(cluster(ref_centre + 0.7 * unit, 20, rng)), ref[:2], p, 0, "Jane").reading == "inconclusive"
-    # ... but one photo is an exemplar on its own
-    assert compare(face_of(cluster(ref_centre + 0.7 * unit, 20, rng)), ref[:1], p, 0, "Jane", photos=1).reading == "inconsistent"
+    # with fewer exemplar frames (one photo) a match can be read, a mismatch cannot
+    one = compare(face_of(cluster(ref_centre + 0.7 * unit, 20, rng)), ref[:1], p, 0, "Jane", photos=1)
+    assert one.reading == "inconclusive" and "only a match" in one.note and "(1 from photos)" in one.note
+    assert compare(face_of(cluster(ref_centre + 0.2 * unit, 20, rng)), ref[:1], p, 0, "Jane", photos=1).reading == "consistent"
     # a face whose halves disagree is not one stable identity
     split = np.concatenate([cluster(ref_centre, 10, rng), cluster(ref_centre + 0.8 * unit, 10, rng)])
     c = compare(face_of(split), ref, p, 0, "Jane")
@@ -221,6 +222,7 @@ def test_a_photo_and_a_video_exemplar_both_work(tmp_path: Path, grid_faces: dict
     photo = write_png(tmp_path / "woman.png", grid_faces["woman"][5])
     video = write_video(tmp_path / "woman_ref.mp4", grid_faces["woman"][0:25])
     other = write_png(tmp_path / "man.png", grid_faces["man"][5])
+    other_video = write_video(tmp_path / "man_ref.mp4", grid_faces["man"][0:25])
     for ref, kind in ((photo, "photo"), (video, "video")):
         d = identity(analyze(q, options(tmp_path, [exemplar(ref, "B")])))
         assert d["assessment"] == "consistent", d["note"]
@@ -229,14 +231,17 @@ def test_a_photo_and_a_video_exemplar_both_work(tmp_path: Path, grid_faces: dict
         assert ex["kind"] == kind and ex["sha256"] == sha(ref) and ex["frames_used"] >= 1 and ex["face_box"] is not None
         curve = d["curves"]["identity_distance"]
         assert curve["track_id"] == 0 and len(curve["frames"]) == len(curve["values"]) == d["frames_analyzed"] == 8
-    d = identity(analyze(q, options(tmp_path, [exemplar(other, "A")])))
+    # another person: footage reads inconsistent; one photo alone can only match, so it stays inconclusive
+    d = identity(analyze(q, options(tmp_path, [exemplar(other_video, "A")])))
     assert d["assessment"] == "inconsistent" and d["metrics"]["distance"] >= 0.5, d["note"]
     assert d["segments"] and all(s["track_id"] == 0 for s in d["segments"])
+    d = identity(analyze(q, options(tmp_path, [exemplar(other, "A")])))
+    assert d["assessment"] == "inconclusive" and "only a match" in d["note"] and d["metrics"]["distance"] >= 0.5
     # several persons and none chosen: the distances to each, and no reading
     d = identity(analyze(q, options(tmp_path, [exemplar(photo, "B"), exemplar(other, "A")])))
     assert d["assessment"] == "inconclusive" and "choose which one" in d["note"]
     assert set(d["metrics"]["distances"]) == {"A", "B"} and d["metrics"]["distances"]["B"] < d["metrics"]["distances"]["A"]
-    d = identity(analyze(q, options(tmp_path, [exemplar(photo, "B"), exemplar(other, "A")], person="A")))
+    d = identity(analyze(q, options(tmp_path, [exemplar(photo, "B"), exemplar(other_video, "A")], person="A")))
     assert d["assessment"] == "inconsistent"
 
 
@@ -250,8 +255,8 @@ def test_a_two_face_clip_compares_the_chosen_track(tmp_path: Path, grid_faces: d
         canvas[:, 280:640] = w
         frames.append(canvas)
     q = write_video(tmp_path / "two.mp4", frames)
-    photo = write_png(tmp_path / "woman.png", grid_faces["woman"][5])
-    d = identity(analyze(q, options(tmp_path, [exemplar(photo, "B")])))
+    ref = write_video(tmp_path / "woman_ref.mp4", grid_faces["woman"][0:25])
+    d = identity(analyze(q, options(tmp_path, [exemplar(ref, "B")])))
     tracks = {int(k): v for k, v in d["per_track"].items()}
     assert len(tracks) == 2
     right = max(tracks, key=lambda k: tracks[k]["face_box"][0])
@@ -261,11 +266,11 @@ def test_a_two_face_clip_compares_the_chosen_track(tmp_path: Path, grid_faces: d
     assert d["assessment"] == "consistent" and tracks[right]["assessment"] == "consistent"
     assert "assessment" not in tracks[left] and tracks[left]["distance_to"]["B"] > 0.5  # measured, not read
     # the examiner's choice: the man's face
-    d = identity(analyze(q, options(tmp_path, [exemplar(photo, "B")], track=left)))
+    d = identity(analyze(q, options(tmp_path, [exemplar(ref, "B")], track=left)))
     assert d["metrics"]["track_id"] == left and d["metrics"]["track_choice"] == "examiner"
     assert d["assessment"] == "inconsistent" and d["per_track"][str(left)]["assessment"] == "inconsistent"
     assert all(s["track_id"] == left for s in d["segments"])
-    d = identity(analyze(q, options(tmp_path, [exemplar(photo, "B")], track=7)))
+    d = identity(analyze(q, options(tmp_path, [exemplar(ref, "B")], track=7)))
     assert d["assessment"] == "inconclusive" and "no face track 7" in d["note"]
 
 

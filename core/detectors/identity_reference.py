@@ -104,9 +104,12 @@ def departures(frames: np.ndarray, per_frame: np.ndarray, p: IdentityParams, tid
 
 def compare(face: FaceIdentity, reference: np.ndarray, p: IdentityParams, tid: int | None, person: str, photos: int = 0) -> Comparison:
     """The reading of one face (its descriptors) against a person's pooled exemplar descriptors
-    (R, 128), `photos` of them from photos: the rule in the module docstring. A photo is one
-    deliberate, sharp frontal exemplar: one suffices on the reference side, where reference
-    footage needs `min_frames` usable frames."""
+    (R, 128), `photos` of them from photos: the rule in the module docstring.
+
+    With fewer than `min_frames` exemplar frames (one or a few photos) only `consistent` can be
+    read: noise in a single exemplar frame only adds distance, so a small distance stands, but a
+    large one may be the frame (one frame of another recording of the same person as the exemplar
+    lay up to 0.64 away in calibration, docs/identity.md)."""
     q_agg = face.aggregate()
     r_agg = robust_mean(reference)[0] if reference.shape[0] else None
     d = float(np.linalg.norm(q_agg - r_agg)) if q_agg is not None and r_agg is not None else None
@@ -117,11 +120,16 @@ def compare(face: FaceIdentity, reference: np.ndarray, p: IdentityParams, tid: i
     dist = f"distance {d:.3f}" if d is not None else "no distance"
     who = "the face" if tid is None else f"face {tid}"
     halves = halves_distance(face)
-    if n_q < p.min_frames or (n_ref < p.min_frames and photos == 0):
+    if n_q < p.min_frames or n_ref == 0:
         return Comparison("inconclusive", (
-            f"face quality too low for a reading: {counts} sharp and frontal (at least {p.min_frames} needed on each side, "
-            f"or one exemplar photo); {dist}; {who}: frames left out: {_excluded_text(face)}"), d, per_frame, segments)
+            f"face quality too low for a reading: {counts} sharp and frontal (at least {p.min_frames} questioned frames "
+            f"needed); {dist}; {who}: frames left out: {_excluded_text(face)}"), d, per_frame, segments)
     assert d is not None
+    if n_ref < p.min_frames and d > p.consistent_max:
+        return Comparison("inconclusive", (
+            f"{who} lies {d:.3f} from {person}'s exemplars, but {counts}: with fewer than {p.min_frames} exemplar frames "
+            f"only a match (distance <= {p.consistent_max}) can be read, since one exemplar frame alone can lie far from "
+            "the same person's other recordings; add more photos or reference footage"), d, per_frame, segments)
     if halves is not None and halves > p.max_halves_distance:
         return Comparison("inconclusive", (
             f"{who} is not one stable identity: its first and second halves lie {halves:.2f} apart (> {p.max_halves_distance}; "
