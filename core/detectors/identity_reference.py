@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -192,19 +192,22 @@ class IdentityReferenceDetector(Detector):
         fp = ctx.facepass
         if p.track is not None and all(t.track_id != p.track for t in fp.tracks):
             return self._result(p, weights, {}, "inconclusive", f"there is no face track {p.track} (tracks: {', '.join(str(t.track_id) for t in fp.tracks)})")
+        # the examiner's choice of face, by default the largest
+        tid = p.track if p.track is not None else largest_track(fp.tracks).track_id  # type: ignore[union-attr]
         t0 = time.perf_counter()
         faces: dict[int, FaceIdentity] = {}
         for k, t in enumerate(fp.tracks):
             ctx.check_cancel()
             ctx.progress("identity", k / max(len(fp.tracks), 1), f"face {t.track_id}")
-            faces[t.track_id] = describe_track(ctx.path, fp, t, p, ctx.cancel)
-        n_desc = sum(len(f) for f in faces.values())
-        per_track: dict[str, Any] = {str(tid): {**f.summary(), "stability": stability(f)} for tid, f in faces.items()}
-        # the examiner's choice of face, by default the largest
-        tid = p.track if p.track is not None else largest_track(fp.tracks).track_id  # type: ignore[union-attr]
+            # the compared face densely (its curve); the others, and all without an exemplar, for their spread
+            n = p.max_frames if t.track_id == tid and ctx.references else min(p.spread_frames, p.max_frames)
+            faces[t.track_id] = describe_track(ctx.path, fp, t, replace(p, max_frames=n), ctx.cancel)
+        n_desc = sum(len(f) + f.excluded.get("not_frontal", 0) + f.excluded.get("blurred", 0) for f in faces.values())
+        per_track: dict[str, Any] = {str(i): {**f.summary(), "stability": stability(f)} for i, f in faces.items()}
         face = faces[tid]
         metrics: dict[str, Any] = {
             "track_id": tid, "track_choice": "examiner" if p.track is not None else "largest face", "frames_used": len(face),
+            # per chip made (decode, alignment, HOG check, blur, descriptor), over every track
             "ms_per_frame": _r(1000 * (time.perf_counter() - t0) / n_desc, 1) if n_desc else None,
         }
         if not ctx.references:

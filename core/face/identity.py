@@ -61,7 +61,8 @@ class IdentityParams:
 
     track: int | None = None  # face track to compare; None: the largest track (median face width)
     person: str | None = None  # whose exemplars; None: the case's only person
-    max_frames: int = 40  # descriptors per track / reference video, evenly spaced over eligible rows
+    max_frames: int = 40  # descriptors of the compared track and of each reference video, evenly spaced over eligible rows
+    spread_frames: int = 16  # descriptors of every other track (and of all without an exemplar): the spread measurement
     max_yaw: float = 0.35  # |yaw proxy| above which the face counts as turned
     min_eye_span_px: float = 28.0  # outer eye-corner distance below which the face is too small
     max_chip_blur_px: float = 2.5  # edge blur of the 150 px chip above which the face is blurred
