@@ -12,10 +12,13 @@ Which track is compared with which person is the examiner's choice (parameters `
 `person`); by default the largest track against the case's only person. The reading, on the
 calibrated distances (docs/identity.md, resources/calibration/identity_reference.json):
 - distance <= `consistent_max`: consistent (identity only: a reenactment or lip-sync keeps it);
-- distance >= `inconsistent_min`: inconsistent (another person's face);
-- in between, fewer than `min_frames` sharp frontal frames on either side, no exemplar attached,
-  or several persons and none chosen: inconclusive, with the distances and n in the note.
-Every track's frame-to-frame identity spread is reported as a measurement (no reading).
+- distance >= `inconsistent_min`, with at least `min_frames` exemplar frames: inconsistent
+  (another person's face);
+- otherwise inconclusive, with the distances and n in the note: in between; fewer than
+  `min_frames` usable questioned frames; fewer exemplar frames (a photo) and no match; a face
+  whose two halves disagree by more than `max_halves_distance`; no exemplar attached; several
+  persons and none chosen.
+Every track's identity spread is reported as a measurement (no reading).
 """
 
 from __future__ import annotations

@@ -57,6 +57,10 @@ def describe_track(path: Path, fp: FacePass, track: FaceTrack, params: IdentityP
     from core.video.reader import VideoReader
 
     with VideoReader(path) as reader:
+        # frame 0 first: a reader that seeks before decoding the stream's first frame decodes the
+        # FaceForensics++ High 4:4:4 files wrongly (FFmpeg takes x264's version from the first SEI
+        # only). Redundant once VideoReader primes itself (main, "decode frame 0 before the first seek").
+        reader.frame(0)
         return describe(
             track.frames, track.landmarks, track.boxes, fp.width, fp.height, reader.frame, params,
             (lambda: cancel.raise_if_cancelled()) if cancel is not None else (lambda: None),

@@ -62,6 +62,7 @@ def _frame(path: str | Path, kind: str, frame: int) -> np.ndarray:
     from core.video.reader import VideoReader
 
     with VideoReader(path) as reader:
+        reader.frame(0)  # before any seek (see core.face.exemplars.describe_track)
         return reader.frame(int(frame))
 
 
