@@ -143,6 +143,7 @@ def analyze(
         path=path, evidence=info, sha256=sha, facepass=fp, blinks=blinks, eyes=eyes,
         parameters=options.detector_params, progress=progress, cancel=cancel, work_dir=options.work_dir,
         references=list(options.references),
+        facepass_of=lambda p, sha: load_or_run_facepass(p, sha, options, no_progress, cancel)[0],
     )
     results: dict[str, Any] = {}
     for k, name in enumerate(names):

@@ -20,33 +20,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
 from core.cases.store import CaseStore, _dumps, now_iso
 from core.detectors.base import Exemplar
 from core.errors import EvidenceError, VerityError
 from core.progress import CancelToken, ProgressCallback, no_progress
 
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def read_photo(path: str | os.PathLike[str]) -> np.ndarray:
-    """RGB (H, W, 3) uint8 of a still image, turned as its EXIF orientation says; EvidenceError
-    when it cannot be decoded. The file is only read."""
-    p = Path(path)
-    try:
-        data = np.fromfile(p, np.uint8)
-    except OSError as exc:
-        raise EvidenceError(f"{p}: cannot be read ({exc.strerror or exc})") from exc
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # IMREAD_COLOR applies EXIF orientation
-    if img is None:
-        raise EvidenceError(f"{p}: not a photo that can be decoded (JPEG, PNG, BMP, TIFF or WebP)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
 
 def _probe(p: Path) -> tuple[str, dict[str, Any]]:
     """("photo" | "video", probe dict); EvidenceError for anything else."""
+    from core.face.exemplars import PHOTO_SUFFIXES, read_photo
+
     if p.suffix.lower() in PHOTO_SUFFIXES:
         img = read_photo(p)
         return "photo", {"format": p.suffix.lower().lstrip("."), "width": int(img.shape[1]), "height": int(img.shape[0]), "size_bytes": p.stat().st_size}

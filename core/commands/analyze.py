@@ -63,9 +63,9 @@ def summary_line(video: Path, result: dict[str, Any]) -> str:
 
 def _exemplar(arg: str) -> Any:
     """PERSON=FILE -> an Exemplar, hashed now (the file is only read)."""
-    from core.cases.references import PHOTO_SUFFIXES
     from core.detectors.base import Exemplar
     from core.evidence import sha256_file
+    from core.face.exemplars import PHOTO_SUFFIXES
 
     person, sep, file = arg.partition("=")
     if not sep or not person.strip() or not file:

@@ -8,6 +8,7 @@ weights are missing: they never score with random weights.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -122,6 +123,8 @@ class AnalysisContext:
     cancel: CancelToken | None = None
     work_dir: Path | None = None
     references: list[Exemplar] = field(default_factory=list)  # known exemplars of the case's persons
+    # (path, sha256) -> the face pass of another file (a reference video), stored like the evidence's
+    facepass_of: Callable[[Path, str], FacePass] | None = None
 
     @cached_property
     def audio(self) -> Any:

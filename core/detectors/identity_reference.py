@@ -64,6 +64,11 @@ def _where() -> str:
     )
 
 
+def _no_facepass(path: Path, sha256: str) -> Any:
+    """A context made without the pipeline: a reference video cannot get its face pass."""
+    raise VerityError(f"{path.name}: no face pass can be made in this analysis context; reference video not used")
+
+
 def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None else round(float(x), nd)
 
@@ -220,11 +225,12 @@ class IdentityReferenceDetector(Detector):
                 "reported as a measurement"), metrics, frames=len(face))
 
         fp_params = FacePassParams(**{k: v for k, v in fp.params.items() if k in FacePassParams.__dataclass_fields__})
+        facepass_of = ctx.facepass_of or _no_facepass
         described = []
         for ex in ctx.references:
             ctx.check_cancel()
             ctx.progress("identity", 0.9, f"exemplar {ex.name or ex.path.name}")
-            described.append(describe_exemplar(ex, p, fp_params, ctx.work_dir, ctx.cancel))
+            described.append(describe_exemplar(ex, p, fp_params, facepass_of, ctx.work_dir, ctx.cancel))
         usable_exemplars(described, p)
         metrics["exemplars"] = [d.summary() for d in described]
         unusable = [f"{d.exemplar.name or d.exemplar.path.name}: {d.problem}" for d in described if d.face is None]

@@ -1,28 +1,63 @@
 """Identity descriptors of a known exemplar (a reference video or photo) and of a face pass's tracks.
 
-A reference video gets the same face pass as evidence (stored by its sha256, so it is computed
-once) and its largest track is described like a questioned track (core.face.identity). A photo
-is decoded (OpenCV, EXIF orientation applied), its largest face found with the face pass's HOG
-detector (the thorough MMOD search when the HOG sees none) and landmarked with the 68-point
-predictor, then described as one frame. The files are only read. Descriptors are cached beside
-the face passes, keyed by the exemplar's sha256 and every parameter that changes them.
+A reference video gets the same face pass as evidence (`facepass_of`, given by the pipeline:
+stored by its sha256, so it is computed once) and its largest track is described like a
+questioned track (core.face.identity). A photo is decoded (OpenCV, EXIF orientation applied), its
+largest face found with the face pass's HOG detector (the thorough MMOD search when the HOG sees
+none) and landmarked with the 68-point predictor, then described as one frame. The files are only
+read. Descriptors are cached beside the face passes, keyed by the exemplar's sha256 and every
+parameter that changes them.
+
+An exemplar is anything with the fields of `core.detectors.base.Exemplar` (person, path,
+sha256, kind, name, problem, to_dict): this module sits below the detectors and does not import them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from core.detectors.base import Exemplar
 from core.errors import EvidenceError, VerityError
 from core.face.facepass import FacePass, FacePassParams, FaceTrack
 from core.face.identity import FaceIdentity, IdentityParams, describe
 from core.progress import CancelToken
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+FacePassOf = Callable[[Path, str], FacePass]  # (path, sha256) -> its face pass, stored like the evidence's
+
+
+class Exemplar(Protocol):
+    person: str
+    path: Path
+    sha256: str
+    kind: str
+    name: str
+    problem: str | None
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def read_photo(path: str | os.PathLike[str]) -> np.ndarray:
+    """RGB (H, W, 3) uint8 of a still image, turned as its EXIF orientation says; EvidenceError
+    when it cannot be decoded. The file is only read."""
+    import cv2
+
+    p = Path(path)
+    try:
+        data = np.fromfile(p, np.uint8)
+    except OSError as exc:
+        raise EvidenceError(f"{p}: cannot be read ({exc.strerror or exc})") from exc
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # IMREAD_COLOR applies EXIF orientation
+    if img is None:
+        raise EvidenceError(f"{p}: not a photo that can be decoded (JPEG, PNG, BMP, TIFF or WebP)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 # the parameters that change an exemplar's descriptors (the reading thresholds do not)
 DESCRIPTOR_KEYS = ("max_frames", "max_yaw", "min_eye_span_px", "max_chip_blur_px", "min_frontal_score", "algorithm")
@@ -100,7 +135,6 @@ def _load(path: Path, ex: Exemplar) -> DescribedExemplar | None:
 def _describe_photo(ex: Exemplar, params: IdentityParams) -> DescribedExemplar:
     import cv2
 
-    from core.cases.references import read_photo
     from core.face.detect import detect_faces, detect_hard
     from core.face.facepass import _landmarks
 
@@ -116,13 +150,8 @@ def _describe_photo(ex: Exemplar, params: IdentityParams) -> DescribedExemplar:
     return DescribedExemplar(ex, face, None, len(dets))
 
 
-def _describe_video(
-    ex: Exemplar, params: IdentityParams, fp_params: FacePassParams, work_dir: Path | None, cancel: CancelToken | None
-) -> DescribedExemplar:
-    from core.pipeline import AnalysisOptions, load_or_run_facepass
-
-    options = AnalysisOptions(facepass=fp_params, work_dir=work_dir)
-    fp, _ = load_or_run_facepass(ex.path, ex.sha256, options, lambda *_a: None, cancel)
+def _describe_video(ex: Exemplar, params: IdentityParams, facepass_of: FacePassOf, cancel: CancelToken | None) -> DescribedExemplar:
+    fp = facepass_of(ex.path, ex.sha256)
     track = largest_track(fp.tracks)
     if track is None:
         return DescribedExemplar(ex, None, None, 0, fp.no_face_reason() or "no face found in the reference video")
@@ -130,16 +159,18 @@ def _describe_video(
 
 
 def describe_exemplar(
-    ex: Exemplar, params: IdentityParams, fp_params: FacePassParams, work_dir: Path | None = None, cancel: CancelToken | None = None
+    ex: Exemplar, params: IdentityParams, fp_params: FacePassParams, facepass_of: FacePassOf,
+    work_dir: Path | None = None, cancel: CancelToken | None = None,
 ) -> DescribedExemplar:
-    """The exemplar's descriptors (cached), or the reason it cannot be used."""
+    """The exemplar's descriptors (cached), or the reason it cannot be used. `fp_params`: the
+    face-pass parameters `facepass_of` runs with (they key the cache)."""
     if ex.problem:
         return DescribedExemplar(ex, None, problem=ex.problem)
     cache = _cache_path(ex, params, fp_params, work_dir)
     if cache.is_file() and (hit := _load(cache, ex)) is not None:
         return hit
     try:
-        d = _describe_photo(ex, params) if ex.kind == "photo" else _describe_video(ex, params, fp_params, work_dir, cancel)
+        d = _describe_photo(ex, params) if ex.kind == "photo" else _describe_video(ex, params, facepass_of, cancel)
     except (EvidenceError, VerityError) as exc:
         from core.errors import CancelledError
 

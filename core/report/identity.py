@@ -56,7 +56,7 @@ def face_crop(rgb: np.ndarray, box: list[float] | tuple[float, ...], side: int =
 
 def _frame(path: str | Path, kind: str, frame: int) -> np.ndarray:
     if kind == "photo":
-        from core.cases.references import read_photo
+        from core.face.exemplars import read_photo
 
         return read_photo(path)
     from core.video.reader import VideoReader

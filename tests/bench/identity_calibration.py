@@ -68,6 +68,13 @@ def describe_all(clips: list[dict[str, str]], params: Any) -> tuple[dict[str, An
     from core.detectors.base import Exemplar
     from core.face.exemplars import describe_exemplar
     from core.face.facepass import FacePassParams
+    from core.pipeline import AnalysisOptions, load_or_run_facepass
+    from core.progress import no_progress
+
+    options = AnalysisOptions()  # default face pass, stored in the cache (VERITY_CACHE_DIR)
+
+    def facepass_of(path: Path, sha256: str) -> Any:
+        return load_or_run_facepass(path, sha256, options, no_progress, None)[0]
 
     out, timing = {}, {"seconds": 0.0, "frames": 0}
     sha = {r["file"]: r["sha256"] for r in csv.DictReader(open(MEDIA / "MANIFEST.tsv"), delimiter="\t")}
@@ -76,7 +83,7 @@ def describe_all(clips: list[dict[str, str]], params: Any) -> tuple[dict[str, An
         stem = path.stem
         ex = Exemplar(person=PERSONS.get(stem, stem), path=path, sha256=sha[row["path"]], kind="video", name=path.name)
         t0 = time.perf_counter()
-        d = describe_exemplar(ex, params, FacePassParams())
+        d = describe_exemplar(ex, params, FacePassParams(), facepass_of)
         dt = time.perf_counter() - t0
         if d.face is not None and dt > 1.0:  # not from the descriptor cache: count it
             timing["seconds"] += dt
