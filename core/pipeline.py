@@ -15,7 +15,7 @@ from typing import Any
 
 import core
 from core import detectors as detector_registry
-from core.detectors.base import AnalysisContext, DetectorResult, params_dict
+from core.detectors.base import AnalysisContext, DetectorResult, Exemplar, params_dict
 from core.digest import params_key
 from core.evidence import probe, sha256_file
 from core.face.facepass import FacePass, FacePassParams
@@ -43,6 +43,9 @@ class AnalysisOptions:
     detector_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     work_dir: Path | None = None  # where the face pass is stored; default: the user cache
     reuse_facepass: bool = True
+    # known exemplars (the case's references, resolved and re-hashed by core/cases/analysis.py);
+    # not in parameters(): identity_reference records which ones it used, with their sha256
+    references: list[Exemplar] = field(default_factory=list)
 
     def parameters(self) -> dict[str, Any]:
         return {
@@ -161,6 +164,8 @@ def analyze(
     ctx = AnalysisContext(
         path=path, evidence=info, sha256=sha, facepass=fp, blinks=blinks, eyes=eyes,
         parameters=options.detector_params, progress=progress, cancel=cancel, work_dir=options.work_dir,
+        references=list(options.references),
+        facepass_of=lambda p, sha: load_or_run_facepass(p, sha, options, no_progress, cancel)[0],
     )
     results: dict[str, Any] = {}
     d0, d1 = stages["detectors"]

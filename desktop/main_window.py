@@ -34,13 +34,14 @@ from desktop.state import GuiState
 from desktop.timecode import format_timecode
 from desktop.timeline import Timeline
 from desktop.window_exhibits import WindowExhibits
+from desktop.window_references import WindowReferences
 from desktop.window_setup import WindowSetup
 from desktop.worker import Task
 
 VIDEO_FILTER = "Video files (*.mp4 *.mov *.mkv *.avi *.mpg *.mpeg *.m4v *.webm *.wmv *.ts);;All files (*)"
 
 
-class MainWindow(WindowSetup, WindowExhibits, QMainWindow):
+class MainWindow(WindowSetup, WindowExhibits, WindowReferences, QMainWindow):
     def __init__(self, db_path: str | Path | None = None, settings: QSettings | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Verity — deepfake forensics")

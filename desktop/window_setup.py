@@ -115,6 +115,7 @@ class WindowSetup:
         self.case_tree.caseSelected.connect(self.select_case)
         self.case_tree.evidenceSelected.connect(self.select_evidence)
         self.case_tree.runSelected.connect(self.select_run)
+        self.case_tree.addReferenceRequested.connect(self.add_reference_dialog)
         self.player.statusText.connect(self.status_label.setText)
         self.player.opened.connect(self._on_clip_opened)
         self.player.failed.connect(lambda msg: self.show_error("Cannot show the video", msg))

@@ -68,6 +68,11 @@ def analyze_evidence(
         progress = sub_progress(progress, hash_share(), 1.0)
     else:
         sha = ev["sha256"]  # hashed at intake a moment ago
+    if "identity_reference" in detectors:
+        from core.cases.references import exemplars_for_analysis
+
+        # the case's known exemplars, re-hashed (audited) now; a changed one comes with its problem
+        options.references = exemplars_for_analysis(store, ev["case_id"], actor, cancel)
     run_id = store.start_run(evidence_id, options.parameters(), detectors, sha, actor)
 
     def stored(name: str, result: DetectorResult) -> None:

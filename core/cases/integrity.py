@@ -51,6 +51,9 @@ COVERED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "segments": (("run_id", "detector"), ("run_id", "detector", "track_id", "start_frame", "end_frame", "score", "reason")),
     "bookmarks": (("id",), ("case_id", "evidence_id", "frame", "track_id", "note", "created_at", "author")),
+    "reference_items": (
+        ("id",), ("case_id", "person", "name", "path", "kind", "sha256", "size_bytes", "probe", "imported_at", "imported_by", "note"),
+    ),
 }
 
 # the keys of each table's objects that belong to one case
@@ -61,7 +64,14 @@ _CASE_KEYS = {
     "results": "SELECT run_id, detector FROM results WHERE run_id IN (SELECT id FROM runs WHERE case_id = ?)",
     "segments": "SELECT DISTINCT run_id, detector FROM segments WHERE run_id IN (SELECT id FROM runs WHERE case_id = ?)",
     "bookmarks": "SELECT id FROM bookmarks WHERE case_id = ?",
+    "reference_items": "SELECT id FROM reference_items WHERE case_id = ?",  # known exemplars (schema 3)
 }
+
+
+def _case_keys(conn: sqlite3.Connection) -> dict[str, str]:
+    """_CASE_KEYS of the tables this file has (a file being upgraded may not have the newer ones yet)."""
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return {t: sql for t, sql in _CASE_KEYS.items() if t in have}
 
 
 def _sha(obj: Any) -> str:
@@ -91,7 +101,7 @@ def record(conn: sqlite3.Connection, table: str, *key: Any) -> dict[str, Any]:
 
 def case_records(conn: sqlite3.Connection, case_id: int) -> list[dict[str, Any]]:
     """Records of every object of one case as it is now (the seal of a pre-hashing case file)."""
-    return [record(conn, table, *k) for table, sql in _CASE_KEYS.items() for k in conn.execute(sql, (case_id,)).fetchall()]
+    return [record(conn, table, *k) for table, sql in _case_keys(conn).items() for k in conn.execute(sql, (case_id,)).fetchall()]
 
 
 def _label(table: str, key: tuple[Any, ...], rows: list[dict[str, Any]]) -> str:
@@ -156,7 +166,7 @@ def check(conn: sqlite3.Connection, case_id: int, audit_rows: list[dict[str, Any
     as a mismatch."""
     recorded, bad = _recorded(audit_rows)
     out = ContentCheck(problems=list(bad))
-    keys: list[tuple[str, tuple[Any, ...]]] = [(t, tuple(k)) for t, sql in _CASE_KEYS.items() for k in conn.execute(sql, (case_id,)).fetchall()]
+    keys: list[tuple[str, tuple[Any, ...]]] = [(t, tuple(k)) for t, sql in _case_keys(conn).items() for k in conn.execute(sql, (case_id,)).fetchall()]
     # objects the log recorded for this case that the tables no longer hold under it
     keys += [k for k in recorded if k not in set(keys)]
     seen: set[tuple[str, tuple[Any, ...]]] = set()

@@ -129,7 +129,23 @@ def _v2(db: sqlite_utils.Database) -> None:
         append_row(conn, case_id, SEAL_ACTION, "case", case_id, details, f"{os_user()} (schema upgrade)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+
+def _v3_references(db: sqlite_utils.Database) -> None:
+    """Known exemplars (core/cases/references.py): reference footage or photos of a named person,
+    hashed at intake like evidence and never modified."""
+    db["reference_items"].create(
+        {
+            "id": int, "case_id": int, "person": str, "name": str, "path": str, "kind": str, "sha256": str,
+            "size_bytes": int, "probe": str, "imported_at": str, "imported_by": str, "note": str,
+        },
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+        not_null={"case_id", "person", "path", "kind", "sha256", "imported_at"},
+    )
+    db["reference_items"].create_index(["case_id", "path"], unique=True)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3_references]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

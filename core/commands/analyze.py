@@ -23,6 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="use the card's fixed EAR threshold (e.g. 0.2, between 0 and 1) instead of the adaptive one")
     p.add_argument("--work-dir", type=Path, default=None, help="where face passes are stored (default: user cache)")
     p.add_argument("--case", type=int, default=None, help="store the analysis in this case (see `verity case`)")
+    p.add_argument(
+        "--reference", action="append", default=[], metavar="PERSON=FILE",
+        help="a known exemplar (video or photo) of PERSON for identity_reference, without a case (repeatable; "
+        "with --case the case's exemplars are used: `verity case reference add`)",
+    )
     p.set_defaults(func=run)
 
 
@@ -71,6 +76,22 @@ def summary_line(video: Path, result: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _exemplar(arg: str) -> Any:
+    """PERSON=FILE -> an Exemplar, hashed now (the file is only read)."""
+    from core.detectors.base import Exemplar
+    from core.evidence import sha256_file
+    from core.face.exemplars import PHOTO_SUFFIXES
+
+    person, sep, file = arg.partition("=")
+    if not sep or not person.strip() or not file:
+        raise VerityError(f"--reference {arg!r}: expected PERSON=FILE")
+    path = Path(file)
+    if not path.is_file():
+        raise VerityError(f"--reference {arg!r}: file not found: {path}")
+    kind = "photo" if path.suffix.lower() in PHOTO_SUFFIXES else "video"
+    return Exemplar(person=person.strip(), path=path.resolve(), sha256=sha256_file(path), kind=kind, name=path.name)
+
+
 def run(args: argparse.Namespace) -> int:
     from core.pipeline import AnalysisOptions, analyze
     from core.signals.blinks import BlinkParams
@@ -85,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
             raise VerityError(f"unknown detector(s): {', '.join(unknown)} (known: {', '.join(detectors.available()) or 'none'})")
     if args.blink_threshold is not None:
         options.blinks = BlinkParams(mode="fixed", fixed_threshold=args.blink_threshold)
+    if args.reference:
+        if args.case is not None:
+            raise VerityError("--reference is for analyses without a case; add a case's exemplars with `verity case reference add`")
+        options.references = [_exemplar(r) for r in args.reference]
     several = len(args.videos) > 1
     if args.json is not None and several:
         if args.json.exists() and not args.json.is_dir():

@@ -1,4 +1,4 @@
-"""`verity case new/list/show/verify/import/bookmark/relink`: the case store from the command line.
+"""`verity case new/list/show/verify/import/reference/bookmark/relink`: the case store from the command line.
 
 Only `case new` may create a case file; every other action needs an existing one, so a mistyped
 `--db` is refused (exit 4) instead of silently starting an empty file.
@@ -35,13 +35,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         "verify", help="check the case file (SQLite integrity), the audit log's hash chain and every stored result against it"
     )
     ver.add_argument("case_id", type=int, metavar="ID")
-    ver.add_argument("--hashes", action="store_true", help="also re-hash every evidence file against its intake hash (audited)")
+    ver.add_argument("--hashes", action="store_true", help="also re-hash every evidence file and known exemplar against its intake hash (audited)")
     ver.set_defaults(func=_verify)
     imp = cs.add_parser("import", help="hash, probe and record evidence files without analysing them")
     imp.add_argument("case_id", type=int, metavar="ID")
     imp.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
     imp.add_argument("--actor", default=None, help="who imports (default: the case's examiner)")
     imp.set_defaults(func=_import)
+    ref = cs.add_parser("reference", help="known exemplars: reference footage or photos of the person a video claims to show")
+    rs = ref.add_subparsers(dest="reference_command", metavar="ACTION")
+    radd = rs.add_parser("add", help="hash, probe and record known exemplars (videos or photos) of one person")
+    radd.add_argument("case_id", type=int, metavar="ID")
+    radd.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    radd.add_argument("--person", required=True, help="the person the exemplars show (as the questioned video names them)")
+    radd.add_argument("--note", default="", help="where the exemplars come from")
+    radd.add_argument("--actor", default=None, help="who imports (default: the case's examiner)")
+    radd.set_defaults(func=_reference_add)
+    rls = rs.add_parser("list", help="the case's known exemplars")
+    rls.add_argument("case_id", type=int, metavar="ID")
+    rls.add_argument("--json", action="store_true", help="machine-readable output")
+    rls.set_defaults(func=_reference_list)
+    ref.set_defaults(func=lambda args: (ref.print_help(), 2)[1])
     bm = cs.add_parser("bookmark", help="add an examiner note at a frame of an evidence item")
     bm.add_argument("evidence_id", type=int, metavar="EID")
     bm.add_argument("frame", type=int)
@@ -83,22 +97,29 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from core.cases.references import references_for
+
     with _store(args) as store:
         case = store.get_case(args.case_id)
         evidence = store.evidence_for(args.case_id)
+        references = references_for(store, args.case_id)
         runs = store.runs_for(case_id=args.case_id)
         bookmarks = store.list_bookmarks(case_id=args.case_id)
         audit = store.audit_log(args.case_id)
         if args.json:
             for r in runs:
                 r["results"] = store.results_for(r["id"])
-            print(json.dumps({"case": case, "evidence": evidence, "runs": runs, "bookmarks": bookmarks, "audit": audit}, indent=1))
+            print(json.dumps({"case": case, "evidence": evidence, "references": references, "runs": runs, "bookmarks": bookmarks, "audit": audit}, indent=1))
             return 0
         print(f"case {case['id']}: {case['number']}  {case['title']}")
         print(f"  examiner {case['examiner'] or '-'}, request {case['request_id'] or '-'}, created {case['created_at']} by {case['created_by']}")
         print(f"evidence ({len(evidence)}):")
         for e in evidence:
             print(f"  [{e['id']}] {e['name']}  sha256 {e['sha256']}  {e['size_bytes']} bytes  imported {e['imported_at']} by {e['imported_by']}")
+        if references:
+            print(f"known exemplars ({len(references)}):")
+            for r in references:
+                print(f"  [{r['id']}] {r['person']}: {r['name']} ({r['kind']})  sha256 {r['sha256']}  imported {r['imported_at']} by {r['imported_by']}")
         print(f"runs ({len(runs)}):")
         for r in runs:
             finding = (r.get("finding") or {}).get("value", "-")
@@ -149,6 +170,15 @@ def _verify(args: argparse.Namespace) -> int:
                 except EvidenceError as exc:
                     print(f"evidence {ev['id']} ({ev['name']}): CHANGED OR MISSING: {exc}")
                     bad += 1
+            from core.cases.references import references_for, verify_reference
+
+            for ref in references_for(store, args.case_id):
+                try:
+                    verify_reference(store, ref["id"], "verification")
+                    print(f"known exemplar {ref['id']} ({ref['name']}, {ref['person']}): sha256 matches intake")
+                except EvidenceError as exc:
+                    print(f"known exemplar {ref['id']} ({ref['name']}): CHANGED OR MISSING: {exc}")
+                    bad += 1
     if result.ok:
         print(f"case {args.case_id}: {result.message}")
     elif result.content_problems and result.broken_seq is None:
@@ -167,6 +197,32 @@ def _import(args: argparse.Namespace) -> int:
         for v in args.videos:
             ev = store.import_evidence(args.case_id, v, actor=args.actor)
             print(f"{ev['id']}\t{ev['sha256']}\t{ev['path']}")
+    return 0
+
+
+def _reference_add(args: argparse.Namespace) -> int:
+    from core.cases.references import add_reference
+
+    with _store(args) as store:
+        for f in args.files:
+            ref = add_reference(store, args.case_id, args.person, f, args.note, args.actor)
+            print(f"{ref['id']}\t{ref['person']}\t{ref['kind']}\t{ref['sha256']}\t{ref['path']}")
+    return 0
+
+
+def _reference_list(args: argparse.Namespace) -> int:
+    from core.cases.references import references_for
+
+    with _store(args) as store:
+        store.get_case(args.case_id)
+        refs = references_for(store, args.case_id)
+        if args.json:
+            print(json.dumps(refs, indent=1))
+            return 0
+        if not refs:
+            print(f"case {args.case_id} has no known exemplars")
+        for r in refs:
+            print(f"{r['id']:>4}  {r['person']:<24} {r['kind']:<6} {r['name']:<40} sha256 {r['sha256']}")
     return 0
 
 

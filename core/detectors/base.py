@@ -13,7 +13,7 @@ weights are missing: they never score with random weights.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from functools import cached_property
 from pathlib import Path
@@ -113,6 +113,24 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+@dataclass(frozen=True)
+class Exemplar:
+    """A known exemplar (reference footage or a photo) of a named person, from the case store
+    (core/cases/references.py) or given on the command line. The file is only read."""
+
+    person: str
+    path: Path
+    sha256: str  # at intake; the case store re-hashed the file before this analysis
+    kind: str  # "video" | "photo"
+    id: int | None = None  # reference id in the case store
+    name: str = ""
+    problem: str | None = None  # why it cannot be used (changed or missing file); None: usable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "person": self.person, "name": self.name or self.path.name, "kind": self.kind,
+                "sha256": self.sha256, "path": str(self.path), **({"problem": self.problem} if self.problem else {})}
+
+
 @dataclass
 class AnalysisContext:
     """What a detector may read. Audio and frames are loaded lazily and shared between detectors."""
@@ -127,6 +145,9 @@ class AnalysisContext:
     progress: ProgressCallback = no_progress
     cancel: CancelToken | None = None
     work_dir: Path | None = None
+    references: list[Exemplar] = field(default_factory=list)  # known exemplars of the case's persons
+    # (path, sha256) -> the face pass of another file (a reference video), stored like the evidence's
+    facepass_of: Callable[[Path, str], FacePass] | None = None
 
     @cached_property
     def audio(self) -> Any:

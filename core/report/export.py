@@ -63,9 +63,13 @@ def export_report(
     for k, e in enumerate(items):
         progress("export", k / (len(items) + 1), f"re-hashing {e['name']}")
         sha_now[e["id"]] = store.verify_evidence(e["id"], "report export", actor)  # refuses + audits on mismatch
+    from core.cases.references import references_for, verify_reference
+
+    # the known exemplars are shown and hashed in the report like evidence: the same custody check
+    refs_now = {r["id"]: verify_reference(store, r["id"], "report export", actor) for r in references_for(store, case_id)}
     targets = {"json": str(json_path) if json_path else None, "pdf": str(pdf_path) if pdf_path else None}
     store.audit(case_id, "report exported", "case", case_id, {"evidence_ids": [e["id"] for e in items], **targets}, actor)
-    report = build_report(store, case_id, [e["id"] for e in items], sha_now, actor)
+    report = build_report(store, case_id, [e["id"] for e in items], sha_now, actor, refs_now)
     try:
         validate_report(report)  # never hand over a report that does not follow its own schema
     except jsonschema.ValidationError as exc:

@@ -97,9 +97,12 @@ def conclusion_for(evidence: dict[str, Any]) -> dict[str, Any]:
 
 def build_report(
     store: CaseStore, case_id: int, evidence_ids: list[int] | None = None, sha256_now: dict[int, str] | None = None,
-    actor: str | None = None,
+    actor: str | None = None, references_now: dict[int, str] | None = None,
 ) -> dict[str, Any]:
-    """Everything the JSON and PDF reports show. `sha256_now`: the hashes just measured at export."""
+    """Everything the JSON and PDF reports show. `sha256_now` / `references_now`: the hashes of
+    the evidence items / known exemplars just measured at export."""
+    from core.report.identity import report_references
+
     case = store.get_case(case_id)
     items = store.evidence_for(case_id)
     if evidence_ids:
@@ -138,6 +141,7 @@ def build_report(
         "software": {"name": core.SOFTWARE_NAME, "version": core.__version__},
         "case": {k: case[k] for k in ("id", "number", "title", "examiner", "request_id", "description", "created_at", "created_by")},
         "evidence": evidence,
+        "references": report_references(store, case_id, references_now),
         "conclusions": [conclusion_for(e) for e in evidence],
         "audit": {"verified": verify.ok, "message": verify.message, "head_hash": verify.head_hash if verify.ok else None, "rows": rows},
     }

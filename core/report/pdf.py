@@ -129,6 +129,10 @@ class _Builder:
                 ("Hashes match", "yes" if e["hash_match"] else "NO"),
             ]
             self.add(KeepTogether([ps.paragraph(f"Item #{e['id']}: {e['name']}", self.st["h2"]), ps.kv(rows, self.st, self.width)]))
+        if self.r.get("references"):
+            from core.report.identity import known_items
+
+            known_items(self)
 
     def tools(self) -> None:
         self.h1("3. Tools, parameters and model weights")
@@ -262,6 +266,10 @@ class _Builder:
                 if metrics:
                     text = "; ".join(f"{k} = {ps.fmt(v)}" for k, v in list(metrics.items())[:30])
                     self.add(ps.paragraph(f"{name} metrics: {text}", st["small"]), Spacer(1, 1 * mm))
+            if (run["results"].get("identity_reference") or {}).get("status") == "ok":
+                from core.report.identity import identity_findings
+
+                identity_findings(self, e, run["results"]["identity_reference"])
         series = [s for name, res in run["results"].items() if res["status"] == "ok" for s in plots.series_of(name, res, frame_count)]
         if len(series) > MAX_SERIES:
             self.notes.append(f"Item #{e['id']}: {len(series) - MAX_SERIES} of {len(series)} score and measurement series are not plotted "
