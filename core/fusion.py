@@ -25,9 +25,13 @@ measurement). The rules, applied in this order (version `RULES_VERSION`):
    weight-free rule can fire on genuine footage its author never saw (blink depth on compressed
    video did), so an unvalidated `inconsistent` reading is reported as an *observation* — with
    its reasons and segments, for the examiner to look at — and the finding stays `inconclusive`.
-6. `consistent` when at least `min_consistent` (2) counted detectors read `consistent` and none
-   reads `inconsistent`: the absence of artefacts in a single method is thin evidence of an
-   original.
+6. `consistent` when at least `min_consistent` (2) counted detectors read `consistent`, each of
+   them validated the other way round — an independent record measured its false-consistent rate
+   on manipulated footage with a 95% upper bound of at most `max_false_consistent` (5%) — and none
+   reads `inconsistent`. One method finding no artefact is thin evidence of an original, and a
+   method blind to a kind of manipulation reads `consistent` on it (lips in sync on a lip-sync
+   fake; the same identity in a reenactment): on the development media av_sync read 13 of 33
+   manipulated clips `consistent`. Unvalidated `consistent` readings are observations too.
 7. Otherwise `inconclusive` (thin evidence), with the reason.
 
 Per face track the same rules run on the readings detectors give for that track (their
@@ -58,8 +62,9 @@ MAX_SEGMENTS = 5  # segments quoted per reason (the full list stays in the detec
 @dataclass
 class FusionRules:
     min_inconsistent: int = 1  # validated detectors reading inconsistent
-    min_consistent: int = 2
-    max_false_inconsistent: float = 0.05  # 95% upper bound on genuine footage for a reading to decide
+    min_consistent: int = 2  # validated detectors reading consistent
+    max_false_inconsistent: float = 0.05  # 95% upper bound on genuine footage for an inconsistent reading to decide
+    max_false_consistent: float = 0.05  # 95% upper bound on manipulated footage for a consistent reading to count
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": RULES_VERSION, **asdict(self)}
@@ -109,50 +114,62 @@ def _text(d: Mapping[str, Any], track_key: str | None) -> str:
     return " ".join(p for p in parts if p)
 
 
-def qualifies(validation: Mapping[str, Any] | None, rules: FusionRules) -> tuple[bool, str]:
-    """Whether a detector's validation summary lets its `inconsistent` reading decide, and why
-    (or why not) in words. The summary: `record`, `independent`, `genuine_n`,
-    `false_inconsistent`, `false_inconsistent_upper95` (core.validation_records)."""
+# what a reading claims, what can make it wrong, and the record's figures that measure that
+_ERROR = {
+    "inconsistent": ("genuine", "false_inconsistent", "false_inconsistent_upper95", "genuine_n", "max_false_inconsistent"),
+    "consistent": ("manipulated", "false_consistent", "false_consistent_upper95", "manipulated_n", "max_false_consistent"),
+}
+
+
+def qualifies(validation: Mapping[str, Any] | None, rules: FusionRules, reading: str = "inconsistent") -> tuple[bool, str]:
+    """Whether a detector's validation summary lets its `reading` (inconsistent or consistent)
+    decide, and why (or why not) in words: an `inconsistent` reading needs a low measured
+    false-inconsistent rate on genuine footage, a `consistent` one a low false-consistent rate on
+    manipulated footage, each on an independent record (core.validation_records.summary)."""
     if not validation:
         return False, "it has no validation record for these parameters"
     name = validation.get("record", "?")
     if not validation.get("independent"):
         return False, f"its only validation record ({name}) is the development set its thresholds were tuned on"
-    upper = validation.get("false_inconsistent_upper95")
+    clips, field_k, field_upper, field_n, limit_name = _ERROR[reading]
+    upper, limit = validation.get(field_upper), getattr(rules, limit_name)
     if upper is None:
-        return False, f"its validation record ({name}) has no genuine clips"
-    k, n = validation.get("false_inconsistent"), validation.get("genuine_n")
-    measured = f"{k} of {n} genuine clips inconsistent, 95% upper bound {upper:.1%}"
-    if upper > rules.max_false_inconsistent:
-        return False, f"on {name} its false-inconsistent rate is not shown to be low ({measured} > {rules.max_false_inconsistent:.0%})"
+        return False, f"its validation record ({name}) has no {clips} clips"
+    measured = f"{validation.get(field_k)} of {validation.get(field_n)} {clips} clips read {reading}, 95% upper bound {upper:.1%}"
+    if upper > limit:
+        return False, f"on {name} its {field_k.replace('_', '-')} rate is not shown to be low ({measured} > {limit:.0%})"
     return True, f"validated on {name}: {measured}"
 
 
 def _decide(readings: list[tuple[str, str, dict[str, Any]]], rules: FusionRules) -> tuple[str, dict[str, Any]]:
     """readings: (detector, assessment, reason entry) of counted detectors -> value, rule reason.
-    An inconsistent entry decides only when marked `decisive` (validated, see `qualifies`)."""
+    A consistent or inconsistent entry decides only when marked `decisive` (see `qualifies`)."""
     inc = [n for n, a, _ in readings if a == "inconsistent"]
-    decisive = [n for n, a, e in readings if a == "inconsistent" and e.get("decisive")]
     con = [n for n, a, _ in readings if a == "consistent"]
+    decisive = {v: [n for n, a, e in readings if a == v and e.get("decisive")] for v in ("inconsistent", "consistent")}
     if inc and con:
         return "inconclusive", {
             "detector": "fusion", "rule": "disagreement",
             "text": f"detectors disagree: {', '.join(inc)} inconsistent, {', '.join(con)} consistent",
         }
-    if inc and len(decisive) >= rules.min_inconsistent:
-        return "inconsistent", {"detector": "fusion", "rule": "inconsistent", "text": f"inconsistent per {', '.join(decisive)}; no detector reads consistent"}
-    if inc:
-        why = "; ".join(f"{n}: {e['validation']}" for n, a, e in readings if a == "inconsistent" and not e.get("decisive"))
-        return "inconclusive", {
-            "detector": "fusion", "rule": "unvalidated",
-            "text": (
-                f"{', '.join(inc)} read(s) inconsistent: reported as an observation to examine, not as the finding, because a "
-                f"reading decides only where its false-inconsistent rate on genuine footage is measured to be at most "
-                f"{rules.max_false_inconsistent:.0%} (95% upper bound) on an independent set ({why})"
-            ),
-        }
-    if len(con) >= rules.min_consistent:
-        return "consistent", {"detector": "fusion", "rule": "consistent", "text": f"consistent per {', '.join(con)}; no detector reads inconsistent"}
+    if inc and len(decisive["inconsistent"]) >= rules.min_inconsistent:
+        return "inconsistent", {"detector": "fusion", "rule": "inconsistent", "text": f"inconsistent per {', '.join(decisive['inconsistent'])}; no detector reads consistent"}
+    if con and len(decisive["consistent"]) >= rules.min_consistent:
+        return "consistent", {"detector": "fusion", "rule": "consistent", "text": f"consistent per {', '.join(decisive['consistent'])}; no detector reads inconsistent"}
+    for value, side, limit in (("inconsistent", inc, rules.max_false_inconsistent), ("consistent", con, rules.max_false_consistent)):
+        undecided = [(n, e) for n, a, e in readings if a == value and not e.get("decisive")]
+        if side and undecided:
+            why = "; ".join(f"{n}: {e['validation']}" for n, e in undecided)
+            clips = "genuine" if value == "inconsistent" else "manipulated"
+            needed = f"{rules.min_inconsistent if value == 'inconsistent' else rules.min_consistent} validated reading(s) needed"
+            return "inconclusive", {
+                "detector": "fusion", "rule": "unvalidated",
+                "text": (
+                    f"{', '.join(side)} read(s) {value}: reported as an observation to examine, not as the finding, because a "
+                    f"reading decides only where its rate of false {value} readings on {clips} footage is measured to be at most "
+                    f"{limit:.0%} (95% upper bound) on an independent set; {needed} ({why})"
+                ),
+            }
     if con:
         why = f"only {len(con)} detector(s) read consistent ({', '.join(con)}); {rules.min_consistent} needed"
     elif readings:
@@ -197,8 +214,8 @@ def _fuse_one(
             entry["track_id"] = track_id
         if d.get("weights_sha256"):
             entry["weights_sha256"] = d["weights_sha256"]
-        if reading == "inconsistent":
-            entry["decisive"], entry["validation"] = qualifies(validation.get(name), rules)
+        if reading in ("inconsistent", "consistent"):
+            entry["decisive"], entry["validation"] = qualifies(validation.get(name), rules, reading)
         counted.append((name, reading, entry))
     value, rule_reason = _decide(counted, rules)
     # the rule first, then the decisive readings, then the rest

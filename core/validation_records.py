@@ -89,6 +89,7 @@ def summary(record: Mapping[str, Any], detector: str) -> dict[str, Any]:
     entry = record["detectors"][detector]
     fi = entry.get("false_inconsistent") or {}
     det = entry.get("detection") or {}
+    fc = entry.get("false_consistent") or {}
     return {
         "record": record.get("name"),
         "path": record.get("_path"),
@@ -102,6 +103,9 @@ def summary(record: Mapping[str, Any], detector: str) -> dict[str, Any]:
         "manipulated_n": det.get("n"),
         "detected": det.get("k"),
         "detection_ci95": det.get("ci95"),
+        "false_consistent": fc.get("k"),
+        "false_consistent_ci95": fc.get("ci95"),
+        "false_consistent_upper95": (fc.get("ci95") or [None, None])[1],
     }
 
 

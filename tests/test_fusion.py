@@ -19,16 +19,22 @@ def res(assessment: str | None, status: str = "ok", per_track: dict[str, Any] | 
     )
 
 
-def validated(k: int = 0, n: int = 80, independent: bool = True) -> dict[str, Any]:
-    """A validation summary as core.validation_records.summary gives it (Wilson 95% upper bound)."""
+def validated(k: int = 0, n: int = 80, independent: bool = True, k_consistent: int = 0, n_manipulated: int = 80) -> dict[str, Any]:
+    """A validation summary as core.validation_records.summary gives it (Wilson 95% upper bounds)."""
     from core.validation.stats import wilson_interval
 
-    lo, hi = wilson_interval(k, n)
-    return {"record": "lab set 2026", "independent": independent, "genuine_n": n, "false_inconsistent": k, "false_inconsistent_upper95": hi}
+    return {
+        "record": "lab set 2026", "independent": independent, "genuine_n": n, "false_inconsistent": k,
+        "false_inconsistent_upper95": wilson_interval(k, n)[1], "manipulated_n": n_manipulated, "false_consistent": k_consistent,
+        "false_consistent_upper95": wilson_interval(k_consistent, n_manipulated)[1],
+    }
 
 
-def fused(results: dict[str, Any], tracks: tuple[int, ...] = (), learned: tuple[str, ...] = (), valid: tuple[str, ...] = ("a",)) -> dict[str, Any]:
-    """Fusion with detectors `valid` validated (0 of 80 genuine clips inconsistent: upper bound 4.6%)."""
+VALID = ("a", "b", "c", "d", "physio", "cnn")
+
+
+def fused(results: dict[str, Any], tracks: tuple[int, ...] = (), learned: tuple[str, ...] = (), valid: tuple[str, ...] = VALID) -> dict[str, Any]:
+    """Fusion with the detectors `valid` validated both ways (0 of 80 clips wrong: upper bound 4.6%)."""
     return fuse(results, tracks, learned=set(learned), validation={name: validated() for name in valid})
 
 
@@ -82,6 +88,19 @@ def test_two_consistent_readings_make_consistent() -> None:
     f = fused({"a": res("consistent"), "b": res("consistent"), "c": res("inconclusive")})
     assert f["value"] == "consistent"
     assert f["value"] in ("consistent", "inconsistent", "inconclusive")
+
+
+def test_unvalidated_consistent_readings_do_not_make_an_original() -> None:
+    """A method blind to a manipulation reads consistent on it: without a measured low
+    false-consistent rate two such readings are observations, not a finding."""
+    two = {"a": res("consistent"), "b": res("consistent")}
+    f = fused(two, valid=())
+    assert f["value"] == "inconclusive" and f["reasons"][0]["rule"] == "unvalidated"
+    assert "false consistent" in f["reasons"][0]["text"] and all(r["decisive"] is False for r in f["reasons"][1:])
+    blind = fused(two, valid=("b",))
+    assert blind["value"] == "inconclusive"  # one validated reading, two needed
+    lipsync_blind = fuse(two, learned=set(), validation={"a": validated(k_consistent=13, n_manipulated=33), "b": validated()})
+    assert lipsync_blind["value"] == "inconclusive" and "not shown to be low" in lipsync_blind["reasons"][1]["validation"]
 
 
 def test_unavailable_and_failed_are_listed_with_reason_and_not_counted() -> None:

@@ -136,7 +136,7 @@ def _describe_photo(ex: Exemplar, params: IdentityParams) -> DescribedExemplar:
     import cv2
 
     from core.face.detect import detect_faces, detect_hard
-    from core.face.facepass import _landmarks
+    from core.face.tracker import fit_landmarks
 
     rgb = read_photo(ex.path)
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -145,7 +145,7 @@ def _describe_photo(ex: Exemplar, params: IdentityParams) -> DescribedExemplar:
         return DescribedExemplar(ex, None, None, 0, "no face found in the photo")
     best = max(dets, key=lambda d: d.box[2] - d.box[0])
     box = np.asarray(best.box, np.float64)
-    lm = _landmarks(gray, box)
+    lm = fit_landmarks(gray, box)
     face = describe(np.array([0]), lm[None], box[None].astype(np.float32), rgb.shape[1], rgb.shape[0], lambda _i: rgb, params)
     return DescribedExemplar(ex, face, None, len(dets))
 

@@ -85,7 +85,7 @@ class _Track:
         return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
 
 
-def _landmarks(gray: np.ndarray, box: np.ndarray) -> np.ndarray:
+def fit_landmarks(gray: np.ndarray, box: np.ndarray) -> np.ndarray:
     """68 points fitted in `box`. The predictor gets a crop (box + one box size on each side, so
     every pixel it samples is inside): handing dlib a whole 1080p frame costs a copy per call."""
     x0, y0, x1, y1 = (int(round(v)) for v in box[:4])
@@ -175,7 +175,7 @@ class FaceTracker:
     def _place_detection(self, tr: _Track, i: int, gray: np.ndarray, d: Detection) -> bool:
         """Fit landmarks in a detector's box; False when the fit is not a plausible face."""
         box = np.asarray(d.box, np.float64)
-        lm = _landmarks(gray, box)
+        lm = fit_landmarks(gray, box)
         keep_last = tr.last_box
         tr.last_box = None  # a detection may change the size freely
         if not self._plausible(tr, box, lm, gray):
@@ -228,7 +228,7 @@ class FaceTracker:
                 break
             assert lm is not None
             box = tr.box_from(lm)
-            lm = _landmarks(gray, box)
+            lm = fit_landmarks(gray, box)
             if not self._plausible(tr, box, lm, gray):
                 break
             tr.rows[j] = (box.astype(np.float32), lm, False)
@@ -295,7 +295,7 @@ class FaceTracker:
         for tr in list(self.live):
             assert tr.last_lm is not None
             box = tr.box_from(tr.last_lm)
-            lm = _landmarks(gray, box)
+            lm = fit_landmarks(gray, box)
             if not self._plausible(tr, box, lm, gray):
                 self._end(tr)
                 self.force_detect = True

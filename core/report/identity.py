@@ -101,7 +101,8 @@ def known_items(b: Any) -> None:
     from reportlab.lib.units import mm
     from reportlab.platypus import KeepTogether, Paragraph
 
-    from core.report.pdf import _kv, _p
+    from core.report.pdf_style import kv as _kv
+    from core.report.pdf_style import paragraph as _p
 
     b.add(_p("Known exemplars (reference items)", b.st["h2"]))
     b.para("Reference footage or photos of the person(s) a questioned video claims to show, supplied for comparison. "
@@ -125,7 +126,8 @@ def identity_findings(b: Any, e: dict[str, Any], result: dict[str, Any]) -> None
     from reportlab.lib.units import mm
     from reportlab.platypus import CondPageBreak, KeepTogether, Table, TableStyle
 
-    from core.report.pdf import _image, _p
+    from core.report.pdf_style import image as _image
+    from core.report.pdf_style import paragraph as _p
 
     m = result.get("metrics") or {}
     b.add(CondPageBreak(45 * mm), _p("Questioned face and known exemplars", b.st["h3"]))
