@@ -68,7 +68,7 @@ if [ "$torch" = cpu ]; then
     "${pip[@]}" --no-deps "${from[@]}" "$(grep '^torch==' "$src/constraints.txt")" "$(grep '^torchvision==' "$src/constraints.txt")"
 fi
 "${pip[@]}" -e "$src[bundle]"
-versions=$("$venv/bin/python" -c 'import torch, torchvision; print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, CUDA build: {torch.version.cuda or "no"}")') ||
+versions=$("$venv/bin/python" -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__, "CUDA", torch.version.cuda or "none")') ||
     die "torch and torchvision do not import together in $venv"
 echo "$versions"
 
