@@ -15,8 +15,13 @@ def _frozen_setup(argv: list[str]) -> int | None:
     """In the bundle: the weights folder (manifest and checkpoints) lies beside the executable,
     outside the bundled code, so checkpoints can be added without rebuilding. And
     `verity -m MODULE ...` runs a bundled module, as `python -m` would (core code starts helper
-    processes with `sys.executable -m`, which is this executable here)."""
+    processes with `sys.executable -m`, which is this executable here); `verity -c CODE` runs
+    code with the bundled libraries (the build's smoke test, diagnosis on the target machine)."""
     os.environ.setdefault("VERITY_PROJECT_WEIGHTS_DIR", str(Path(sys.executable).resolve().parent / "weights"))
+    if len(argv) >= 2 and argv[0] == "-c":
+        sys.argv = ["-c", *argv[2:]]
+        exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__"})
+        return 0
     if len(argv) >= 2 and argv[0] == "-m":
         sys.argv = [argv[1], *argv[2:]]
         try:

@@ -93,6 +93,13 @@ EOF
 step "smoke test (no Python on PATH)"
 env -i HOME="$work" PATH=/usr/bin:/bin "$app/verity" --version
 env -i HOME="$work" PATH=/usr/bin:/bin "$app/verity" weights list >/dev/null
+# the libraries the learned detectors and the face pass load lazily, and torchvision's operators
+env -i HOME="$work" PATH=/usr/bin:/bin "$app/verity" -c '
+import torch, torchvision, timm, open_clip, dlib, cv2, av, librosa
+from torchvision.ops import nms
+from core.face.models import LANDMARKS_68, MMOD_FACE, model_path
+nms(torch.tensor([[0.0, 0, 1, 1], [0, 0, 1, 1]]), torch.tensor([0.9, 0.8]), 0.5)
+print("bundled:", model_path(LANDMARKS_68).name, model_path(MMOD_FACE).name, "torch", torch.__version__, "torchvision", torchvision.__version__)'
 
 if [ "$archive" = 1 ]; then
     tarball=$out/verity-$version-linux-$(uname -m)-$torch.tar.gz

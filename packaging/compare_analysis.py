@@ -1,10 +1,13 @@
 """Compare two `verity analyze --json` files (e.g. the bundle's and the installed package's):
 
-    python packaging/compare_analysis.py A.json B.json [--ignore KEY ...]
+    python packaging/compare_analysis.py A.json B.json [--ignore KEY ...] [--same PATH_A PATH_B]
 
 Prints every path whose value differs and exits 1 when any differs outside the ignored keys
 (default: processing_time, the only timing the analysis JSON holds). Values must be equal
-exactly: the same code on the same library versions gives the same numbers.
+exactly: the same code on the same library versions gives the same numbers. `--same` names two
+folders that play the same part (the bundle's weights/ and the source tree's): B's text has
+PATH_B replaced by PATH_A before comparing, and the number of values that differed only by
+those paths is reported.
 """
 
 from __future__ import annotations
@@ -34,8 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("a", type=Path)
     ap.add_argument("b", type=Path)
     ap.add_argument("--ignore", nargs="*", default=list(TIMING_KEYS), help="key names whose values may differ")
+    ap.add_argument("--same", nargs=2, metavar=("PATH_A", "PATH_B"), help="folders that play the same part in A and B")
     args = ap.parse_args(argv)
-    diffs = differences(json.loads(args.a.read_text()), json.loads(args.b.read_text()))
+    a, b_text = json.loads(args.a.read_text()), args.b.read_text()
+    if args.same:
+        raw = differences(a, json.loads(b_text))
+        b_text = b_text.replace(json.dumps(args.same[1])[1:-1], json.dumps(args.same[0])[1:-1])
+    diffs = differences(a, json.loads(b_text))
+    if args.same:
+        print(f"{len(raw) - len(diffs)} value(s) differed only by {args.same[1]} (A: {args.same[0]}): " + ", ".join(d for d in raw if d not in diffs))
     ignored = [d for d in diffs if d.rsplit(".", 1)[-1] in args.ignore]
     other = [d for d in diffs if d not in ignored]
     print(f"{len(diffs)} differing value(s); {len(ignored)} ignored ({', '.join(args.ignore)}): {', '.join(ignored) or '-'}")

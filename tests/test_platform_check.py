@@ -158,3 +158,25 @@ def test_candidate_platforms() -> None:
 )
 def test_debian_package_names(soname: str, package: str) -> None:
     assert debian_package(soname) == package
+
+
+def test_bundle_keeps_weights_beside_the_executable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """In the PyInstaller bundle the weights folder lies beside the executable, outside the code."""
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "verity" / "verity"))
+    monkeypatch.delenv("VERITY_PROJECT_WEIGHTS_DIR", raising=False)
+    monkeypatch.setattr(sys, "argv", ["verity", "-c", "pass"])
+    assert launcher.main() == 0
+    assert os.environ["VERITY_PROJECT_WEIGHTS_DIR"] == str(tmp_path / "verity" / "weights")
+
+
+def test_bundle_runs_modules_and_code_like_python(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`verity -m MODULE` and `verity -c CODE` in the bundle (core starts helpers with sys.executable -m)."""
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "verity"))
+    out = tmp_path / "out.txt"
+    monkeypatch.setattr(sys, "argv", ["verity", "-c", f"import sys; open({str(out)!r}, 'w').write(' '.join(sys.argv))", "x"])
+    assert launcher.main() == 0
+    assert out.read_text() == "-c x"
+    monkeypatch.setattr(sys, "argv", ["verity", "-m", "json.tool", "--help"])
+    assert launcher.main() == 0
