@@ -93,12 +93,14 @@ EOF
 step "smoke test (no Python on PATH)"
 env -i HOME="$work" PATH=/usr/bin:/bin "$app/verity" --version
 env -i HOME="$work" PATH=/usr/bin:/bin "$app/verity" weights list >/dev/null
-# the libraries the learned detectors and the face pass load lazily, and torchvision's operators
+# what the learned detectors and the face pass load lazily, and torchvision's operators
 env -i HOME="$work" PATH=/usr/bin:/bin "$app/verity" -c '
-import torch, torchvision, timm, open_clip, dlib, cv2, av, librosa
+import torch, torchvision, timm, open_clip, dlib, cv2, av, librosa, reportlab
 from torchvision.ops import nms
 from core.face.models import LANDMARKS_68, MMOD_FACE, model_path
-nms(torch.tensor([[0.0, 0, 1, 1], [0, 0, 1, 1]]), torch.tensor([0.9, 0.8]), 0.5)
+assert nms(torch.tensor([[0.0, 0, 1, 1], [0, 0, 1, 1]]), torch.tensor([0.9, 0.8]), 0.5).tolist() == [0]
+assert open_clip.get_model_config("ViT-L-14") is not None, "open_clip model configs missing"
+timm.create_model("legacy_xception", pretrained=False, num_classes=0)  # architecture only, no weights
 print("bundled:", model_path(LANDMARKS_68).name, model_path(MMOD_FACE).name, "torch", torch.__version__, "torchvision", torchvision.__version__)'
 
 if [ "$archive" = 1 ]; then
