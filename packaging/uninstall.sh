@@ -28,9 +28,12 @@ rm -f "$data/applications/verity.desktop" "$data/icons/hicolor/scalable/apps/ver
 if [ -L "$link" ]; then
     case $(readlink "$link") in "$app/verity" | */.venv/bin/verity) rm -f "$link" ;; esac
 fi
+removed="menu entry, icon and command link"
 if [ -x "$app/verity" ] && [ -d "$app/_internal" ]; then
     rm -rf "$app"
+    removed="$removed, and $app"
 fi
 command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q "$data/applications" || true
-echo "removed Verity's menu entry, icon, command link and $app"
+command -v gtk-update-icon-cache >/dev/null 2>&1 && gtk-update-icon-cache -q -t "$data/icons/hicolor" 2>/dev/null || true
+echo "removed Verity's $removed"
 echo "kept: ${XDG_DATA_HOME:-$HOME/.local/share}/verity (cases, weights) and ${XDG_CONFIG_HOME:-$HOME/.config}/Verity (settings)"
