@@ -65,7 +65,8 @@ if [ "$torch" = cpu ]; then
     [ -n "$wheels" ] && from+=(--no-index --find-links "$wheels")
     [ -n "$index" ] && from+=(--index-url "$index")
     # the versions constraints.txt pins (a local label such as +cpu satisfies them)
-    "${pip[@]}" --no-deps "${from[@]}" "$(grep '^torch==' "$src/constraints.txt")" "$(grep '^torchvision==' "$src/constraints.txt")"
+    pins=("$(grep '^torch==' "$src/constraints.txt")" "$(grep '^torchvision==' "$src/constraints.txt")")
+    "${pip[@]}" --no-deps "${from[@]}" "${pins[@]}" || die "no CPU ${pins[*]} in ${wheels:-$index}"
 fi
 "${pip[@]}" -e "$src[bundle]"
 versions=$("$venv/bin/python" -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__, "CUDA", torch.version.cuda or "none")') ||
