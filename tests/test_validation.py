@@ -65,7 +65,7 @@ def test_missing_and_undecodable_files_are_listed_and_the_rest_validated(small_s
     outcomes = vrun.analyse_items(list(m.items), tmp_path / "out", OPTIONS)
     failed = {o.item.name: o.error for o in outcomes if o.analysis is None}
     assert set(failed) == {"missing.mp4", "notvideo.mp4"}
-    assert "not found" in failed["missing.mp4"] and failed["notvideo.mp4"]
+    assert "No such file" in failed["missing.mp4"] and "not a media file" in failed["notvideo.mp4"]
     figures = all_figures(outcomes)
     assert figures["n"] == {"listed": 5, "analysed": 3, "real": 2, "fake": 1}
     assert [Path(f["path"]).name for f in figures["failed"]] == ["missing.mp4", "notvideo.mp4"]
@@ -74,28 +74,38 @@ def test_missing_and_undecodable_files_are_listed_and_the_rest_validated(small_s
 
 
 def test_a_killed_run_resumes_and_only_new_files_are_analysed(small_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import pipeline
+
     m = read_manifest(small_set)
     out = tmp_path / "out"
-    real_analyze = vrun.analyze
+    real_analyze = pipeline.analyze
     calls: list[str] = []
 
-    def dies_on_the_second(path: Path, *a: Any, **kw: Any) -> dict[str, Any]:
+    class Killed(BaseException):
+        """What a kill looks like from inside: nothing below catches it."""
+
+    def dies_on_the_second(path: Any, *a: Any, **kw: Any) -> dict[str, Any]:
         calls.append(Path(path).name)
         if len(calls) == 2:
-            raise KeyboardInterrupt  # the run is killed while analysing b.mp4
+            raise Killed  # the run is killed while analysing b.mp4
         return real_analyze(path, *a, **kw)
 
-    monkeypatch.setattr(vrun, "analyze", dies_on_the_second)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(pipeline, "analyze", dies_on_the_second)
+    with pytest.raises(Killed):
         vrun.analyse_items(list(m.items), out, OPTIONS)
-    assert calls == ["a.mp4", "b.mp4"] and len(list((out / "analyses").glob("*.json"))) == 1
-    assert not list((out / "analyses").glob("*.tmp*"))  # nothing half-written
+    assert calls == ["a.mp4", "b.mp4"] and len(list((out / "analyses").glob("a.mp4.json"))) == 1
+    assert not list((out / "analyses").glob(".*.tmp"))  # nothing half-written
+
+    def counting(path: Any, *a: Any, **kw: Any) -> dict[str, Any]:
+        calls.append(Path(path).name)
+        return real_analyze(path, *a, **kw)
 
     calls.clear()
-    monkeypatch.setattr(vrun, "analyze", lambda path, *a, **kw: calls.append(Path(path).name) or real_analyze(path, *a, **kw))
+    monkeypatch.setattr(pipeline, "analyze", counting)
     outcomes = vrun.analyse_items(list(m.items), out, OPTIONS)
     assert calls == ["b.mp4", "notvideo.mp4", "c.mp4"]  # a.mp4 reused; the missing file never reaches analysis
     assert [o.item.name for o in outcomes if o.reused] == ["a.mp4"]
+    assert [o.item.name for o in outcomes] == [i.name for i in m.items]  # the manifest's order
     calls.clear()
     vrun.analyse_items(list(m.items), out, OPTIONS)
     assert calls == ["notvideo.mp4"]  # every finished analysis reused; a refused file is tried again

@@ -1,11 +1,14 @@
-"""`verity validate MANIFEST [--out DIR] [--detectors a,b] [--name NAME] [--independent] [--register]`."""
+"""`verity validate MANIFEST [--out DIR] [--detectors a,b] [--name NAME] [--independent] [--register] [--ray ADDRESS|local]`."""
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import signal
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -31,11 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "independent record can make a reading decide a finding.",
     )
     p.add_argument("--register", action="store_true", help="copy the record into the user's validation folder, where analyses and reports find it")
+    p.add_argument("--ray", default=None, metavar="ADDRESS|local",
+                   help="analyse on Ray, as `verity batch --ray` does: 'local' starts a cluster on this machine, an address joins one")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from core.pipeline import AnalysisOptions
+    from core.progress import CancelToken
     from core.validation.build import build_record, write_record
     from core.validation.manifest import read_manifest
     from core.validation.run import analyse_items
@@ -58,20 +64,31 @@ def run(args: argparse.Namespace) -> int:
         raise VerityError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from exc
 
     t0 = time.perf_counter()
-    bar = tqdm(total=len(manifest.items), unit="file", desc="validate", dynamic_ncols=True)
     counts = {"analysed": 0, "reused": 0, "failed": 0}
 
     def on_item(o) -> None:  # noqa: ANN001 - an Outcome
         counts["failed" if o.analysis is None else "reused" if o.reused else "analysed"] += 1
         if o.analysis is None:
             tqdm.write(f"verity: {o.item.path.name}: not analysed: {o.error}")
-        bar.set_postfix(counts, refresh=False)
-        bar.update(1)
 
+    runner = _runner(args.ray, options)
+    cancel = CancelToken()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop at once
+        cancel.cancel()
+        print("\nverity: cancelling: the finished analyses are kept, a re-run resumes (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        outcomes = analyse_items(list(manifest.items), out, options, on_item)
+        outcomes = analyse_items(list(manifest.items), out, options, on_item, cancel=cancel, runner=runner)
     finally:
-        bar.close()
+        signal.signal(signal.SIGINT, previous)
+        runner.close()
+    if cancel.cancelled:
+        print("verity: validation cancelled: no record written; run the same command again to resume", file=sys.stderr)
+        return 130
     timing = {"wall_s": round(time.perf_counter() - t0, 1), **counts}
     record = build_record(name, manifest, outcomes, options, args.independent, timing)
     paths = write_record(record, out)
@@ -96,3 +113,12 @@ def run(args: argparse.Namespace) -> int:
         shutil.copyfile(paths["record"], target)
         print(f"  registered as {target}")
     return 0 if record["n"]["analysed"] else 2
+
+
+def _runner(ray: str | None, options: Any) -> Any:
+    from core.batch import LocalRunner, RayRunner
+    from core.batch.run import resolve_detectors, wants_gpu
+
+    if not ray:
+        return LocalRunner()
+    return RayRunner(ray, gpus_per_file=0.5 if wants_gpu(resolve_detectors(options)) else 0.0)
