@@ -5,7 +5,8 @@ One compressed .npz per run, beside the face pass in the work folder. Entry k is
 flagged window: its face track, frame, the window (index into the detector's windows, its frame
 range and score), the 2x3 affine from frame pixels to the crop the model saw (`crop_size`
 square) and the map itself, `size` x `size` uint8 over that crop (255 = the map's maximum: each
-map is scaled to its own range, so it shows where the evidence lies, not how much there is).
+map is scaled to its own range, so it shows where the evidence lies, not how much there is; the
+unscaled maximum is kept as `peak`, and 0 there means no region raised the logit at all).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 FORMAT = "verity.gradcam/1"
-_ARRAYS = ("track_id", "frame", "window", "window_start", "window_end", "score", "affine", "maps")
+_ARRAYS = ("track_id", "frame", "window", "window_start", "window_end", "score", "affine", "maps", "peak")
 
 
 @dataclass
@@ -34,6 +35,7 @@ class HeatmapStore:
     score: np.ndarray  # (K,) float32: that window's P(manipulated)
     affine: np.ndarray  # (K, 2, 3) float32: frame pixels -> crop pixels
     maps: np.ndarray  # (K, S, S) uint8
+    peak: np.ndarray  # (K,) float32: the map's maximum before scaling (0: nothing raised the logit)
     crop_size: int = 224
     meta: dict[str, Any] = field(default_factory=dict)
 

@@ -198,7 +198,8 @@ def load_model(weights: str = "auto", device: str | None = None, path: str | Pat
 
     `weights`: "auto" (the first verified of CANDIDATES) or a manifest entry; `path` (with an
     optional expected `sha256`) loads a file that is not registered (evaluation)."""
-    from core.weights import WeightsError, entry, file_sha256, status
+    from core.weights import WeightsError, file_sha256, status
+    from core.weights.manifest import entry
 
     device = device or default_device()
     entry_meta: dict[str, Any] = {}
@@ -324,20 +325,35 @@ def score_windows(model: LoadedModel, windows: list[Window], crops: dict[tuple[i
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
 
-def gradcam_maps(model: LoadedModel, window: Window, crops: dict[tuple[int, int], np.ndarray], size: int) -> np.ndarray:
-    """(T, size, size) uint8 Grad-CAM maps of the window's frames for its manipulated-class logit."""
+def gradcam_maps(model: LoadedModel, window: Window, crops: dict[tuple[int, int], np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM of the window's manipulated-class logit, per frame: (T, size, size) uint8 maps,
+    each scaled to its own maximum (the library's convention), and (T,) the unscaled maxima
+    (0: nothing in that frame raises the logit; its map is then all zero)."""
     import cv2
     import torch
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+    class SequenceGradCAM(GradCAM):
+        peak: np.ndarray
+
+        # the library reads a 5-D input as 3-D volumes; ours is (1, T, 3, H, W): frames of H x W
+        def get_target_width_height(self, input_tensor: torch.Tensor) -> tuple[int, int]:
+            return int(input_tensor.size(-1)), int(input_tensor.size(-2))
+
+        def get_cam_image(self, *args: Any, **kwargs: Any) -> np.ndarray:
+            cam = super().get_cam_image(*args, **kwargs)  # (T, h, w) before the ReLU and scaling
+            self.peak = np.maximum(cam, 0).reshape(len(cam), -1).max(axis=1)
+            return cam
+
     x = to_tensor(np.stack([crops[(window.track_id, f)] for f in window.frames])[None], model.prep).to(model.device)
     target = [ClassifierOutputTarget(int(model.model.manipulated_index))]
     # cuDNN runs an LSTM backward only in training mode; the plain kernels do it in eval mode
-    with torch.backends.cudnn.flags(enabled=False), GradCAM(model=model.model, target_layers=[cam_layer(model.model)]) as cam:
+    with torch.backends.cudnn.flags(enabled=False), SequenceGradCAM(model=model.model, target_layers=[cam_layer(model.model)]) as cam:
         maps = cam(input_tensor=x, targets=target)  # (T, H, W) floats in 0..1, one per frame
+        peak = cam.peak
     small = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA) for m in maps])
-    return np.clip(np.round(small * 255.0), 0, 255).astype(np.uint8)
+    return np.clip(np.round(small * 255.0), 0, 255).astype(np.uint8), peak.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -458,7 +474,10 @@ class SequenceCNN(Detector):
         viz = None
         if p.gradcam and segments:
             ctx.progress(NAME, 0.8, "Grad-CAM")
-            viz, metrics["gradcam"] = self._gradcam(ctx, model, windows, scores, crops, affines, p)
+            try:
+                viz, metrics["gradcam"] = self._gradcam(ctx, model, windows, scores, crops, affines, p)
+            except (RuntimeError, ValueError, OSError) as exc:  # the scores stand without their explanation
+                metrics["gradcam"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
         per_track = {str(t): {"windows": len(s), "score": round(float(np.mean(s)), 4), "assessment": reading(float(np.mean(s)))}
                      for t, s in by_track.items()}
         arch = f"{model.architecture.get('arch')} ({model.architecture.get('layout', 'cnn_bilstm')})"
@@ -491,25 +510,25 @@ class SequenceCNN(Detector):
         from core.paths import cache_dir
 
         flagged = [k for k in np.argsort(-scores, kind="stable") if scores[k] >= p.threshold][: p.gradcam_max_windows]
-        rows: dict[str, list[Any]] = {k: [] for k in ("track_id", "frame", "window", "window_start", "window_end", "score", "affine", "maps")}
+        rows: dict[str, list[Any]] = {k: [] for k in ("track_id", "frame", "window", "window_start", "window_end", "score", "affine", "maps", "peak")}
         for n, k in enumerate(sorted(flagged)):
             ctx.check_cancel()
             w = windows[k]
-            maps = gradcam_maps(model, w, crops, p.heatmap_size)
+            maps, peaks = gradcam_maps(model, w, crops, p.heatmap_size)
             seen: set[int] = set()
-            for f, m in zip(w.frames, maps):
+            for f, m, pk in zip(w.frames, maps, peaks):
                 if f in seen:
                     continue  # a padded window repeats its last frame
                 seen.add(f)
                 for name, v in (("track_id", w.track_id), ("frame", f), ("window", k), ("window_start", w.start_frame),
-                                ("window_end", w.end_frame), ("score", scores[k]), ("affine", affines[(w.track_id, f)]), ("maps", m)):
+                                ("window_end", w.end_frame), ("score", scores[k]), ("affine", affines[(w.track_id, f)]), ("maps", m), ("peak", pk)):
                     rows[name].append(v)
             ctx.progress(NAME, 0.8 + 0.2 * (n + 1) / len(flagged), f"Grad-CAM {n + 1}/{len(flagged)}")
         store = HeatmapStore(
             np.asarray(rows["track_id"], np.int32), np.asarray(rows["frame"], np.int32), np.asarray(rows["window"], np.int32),
             np.asarray(rows["window_start"], np.int32), np.asarray(rows["window_end"], np.int32), np.asarray(rows["score"], np.float32),
             np.asarray(rows["affine"], np.float32).reshape(-1, 2, 3), np.asarray(rows["maps"], np.uint8).reshape(-1, p.heatmap_size, p.heatmap_size),
-            crop_size=model.prep.size,
+            np.asarray(rows["peak"], np.float32), crop_size=model.prep.size,
             meta={"detector": NAME, "evidence_sha256": ctx.sha256, "weights_sha256": model.sha256, "method": "Grad-CAM (pytorch-grad-cam)",
                   "target": f"logit {int(model.model.manipulated_index)} (manipulated class) of the window", "layer": type(cam_layer(model.model)).__name__},
         )
@@ -517,4 +536,5 @@ class SequenceCNN(Detector):
         path = (ctx.work_dir or cache_dir()) / "gradcam" / f"{ctx.sha256}-{key}.npz"
         digest = store.save(path)
         return str(path), {"path": str(path), "sha256": digest, "windows": len(flagged), "maps": len(store),
+                           "maps_without_positive_evidence": int((store.peak <= 0).sum()),
                            "target": store.meta["target"], "scaled": "each map to its own maximum"}

@@ -312,7 +312,7 @@ def train(args: argparse.Namespace) -> int:
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            total += float(loss) * len(y)
+            total += float(loss.detach()) * len(y)
             seen += len(y)
         train_s = time.perf_counter() - t0
         lr_now = opt.param_groups[0]["lr"]
@@ -340,12 +340,12 @@ def train(args: argparse.Namespace) -> int:
     val_windows = val_videos = None
     if val_items:
         s_va, y_va, _ = _predict(model, val_loader, device)
-        val_windows = binary_metrics(y_va, s_va)
+        val_windows = _with_class_accuracy(binary_metrics(y_va, s_va))
         by_video: dict[int, dict[int, list[float]]] = {}
         for (i, w), s in zip(val_items, s_va):
             by_video.setdefault(i, {}).setdefault(w.track_id, []).append(float(s))
         vids = sorted(by_video)
-        val_videos = binary_metrics([val_clips[i].label for i in vids], [video_score(by_video[i]) for i in vids])
+        val_videos = _with_class_accuracy(binary_metrics([val_clips[i].label for i in vids], [video_score(by_video[i]) for i in vids]))
     used = train_clips + val_clips
     n_real = sum(1 for c in used if c.label == 0)
     meta = {
