@@ -262,6 +262,7 @@ class Review:
     tracks: list[TrackView] = field(default_factory=list)
     segments: list[SegmentView] = field(default_factory=list)
     series: list[Series] = field(default_factory=list)
+    heatmaps: dict[str, Any] = field(default_factory=dict)  # detector -> core.heatmaps.HeatmapStore
 
     @property
     def frame_count(self) -> int:
@@ -342,6 +343,14 @@ def build_review(analysis: dict[str, Any], facepass: FacePass | None = None) -> 
             review.tracks.append(TrackView(t, np.asarray(thr, np.float64), list(events), in_blink, check))
     n = review.frame_count
     for name, d in (analysis.get("detectors") or {}).items():
+        gradcam = (d.get("metrics") or {}).get("gradcam") or {}
+        if gradcam.get("path"):  # stored with the run; a changed or missing file is not shown
+            from core.heatmaps import HeatmapStore
+
+            try:
+                review.heatmaps[name] = HeatmapStore.load(gradcam["path"], expected_sha256=gradcam.get("sha256"))
+            except ValueError:
+                pass
         for s in d.get("segments") or []:
             try:
                 review.segments.append(

@@ -530,6 +530,7 @@ class SequenceCNN(Detector):
             np.asarray(rows["affine"], np.float32).reshape(-1, 2, 3), np.asarray(rows["maps"], np.uint8).reshape(-1, p.heatmap_size, p.heatmap_size),
             np.asarray(rows["peak"], np.float32), crop_size=model.prep.size,
             meta={"detector": NAME, "evidence_sha256": ctx.sha256, "weights_sha256": model.sha256, "method": "Grad-CAM (pytorch-grad-cam)",
+                  "crop": asdict(model.prep.crop_spec()),
                   "target": f"logit {int(model.model.manipulated_index)} (manipulated class) of the window", "layer": type(cam_layer(model.model)).__name__},
         )
         key = hashlib.sha256(json.dumps([model.sha256, p.to_dict()], sort_keys=True).encode()).hexdigest()[:12]

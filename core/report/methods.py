@@ -114,6 +114,30 @@ METHODS: dict[str, Method] = {
             "Only counts when its weights are present and their sha256 verified; otherwise reported unavailable.",
         ),
     ),
+    "sequence_cnn": Method(
+        title="Frame-sequence classifier (MobileNetV2 + LSTM or CNN + BiLSTM, learned) with Grad-CAM",
+        summary=(
+            "Each tracked face is cut out on frames sampled at a fixed rate, aligned by the eyes to 224 x 224 pixels (or, for "
+            "the published seed-001 weights, the whole frame resized, as they were trained), and scored in sliding windows of "
+            "consecutive frames: a convolutional network describes each frame, a recurrent (LSTM) network the sequence, giving "
+            "a probability of manipulation per window. A face's score is the mean of its windows, the video's the highest face "
+            "score. For flagged windows, Grad-CAM maps of the manipulated-class output show which parts of the frames raised "
+            "the score. Each result states where its weights came from and what they were trained on."
+        ),
+        references=(
+            "Sandler M. et al. (2018). MobileNetV2: Inverted Residuals and Linear Bottlenecks. CVPR.",
+            "Hochreiter S., Schmidhuber J. (1997). Long short-term memory. Neural Computation 9(8):1735-1780.",
+            "Selvaraju R. R. et al. (2017). Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization. ICCV.",
+            "Rössler A. et al. (2019). FaceForensics++: Learning to Detect Manipulated Facial Images. ICCV.",
+        ),
+        limits=(
+            "A learned model: its scores hold only for footage like its training data (source, compression, manipulation methods).",
+            "Weights trained on fewer than 50 videos per class, such as those made on Verity's development clips, check the "
+            "processing pipeline and are not a detector: their scores are reported without a reading and are not evidence.",
+            "Grad-CAM shows where a score came from, not that a region was manipulated; each map is scaled to its own maximum.",
+            "Only counts when its weights are present and their sha256 verified; otherwise reported unavailable.",
+        ),
+    ),
 }
 
 FUSION = Method(

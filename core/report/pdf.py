@@ -448,10 +448,27 @@ class _Builder:
         self.add(_table(rows, [28 * mm, 11 * mm, 20 * mm, 22 * mm, 14 * mm, self.width - 95 * mm], st))
         if len(segs) > MAX_SEGMENT_ROWS:
             self.para(f"... and {len(segs) - MAX_SEGMENT_ROWS} more segments (all are in the JSON report).", "small")
-        self._key_frames(e, segs, fp)
+        self._key_frames(e, segs, fp, self._heatmaps(e, run))
 
-    def _key_frames(self, e: dict[str, Any], segs: list[dict[str, Any]], fp: Any) -> None:
+    def _heatmaps(self, e: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+        """Detector -> its stored Grad-CAM maps (core.heatmaps), when the file is unchanged since the run."""
+        from core.heatmaps import HeatmapStore
+
+        out: dict[str, Any] = {}
+        for name, res in (run["results"] or {}).items():
+            g = (res.get("metrics") or {}).get("gradcam") or {}
+            if not g.get("path"):
+                continue
+            try:
+                out[name] = HeatmapStore.load(g["path"], expected_sha256=g.get("sha256"))
+            except ValueError as exc:
+                self.notes.append(f"Item #{e['id']}: the Grad-CAM maps of {name} are not shown ({exc}).")
+        return out
+
+    def _key_frames(self, e: dict[str, Any], segs: list[dict[str, Any]], fp: Any, heat: dict[str, Any] | None = None) -> None:
         from core.video.reader import VideoReader
+
+        heat = heat or {}
 
         # the strongest segments of each detector in turn, so one detector's many windows do not crowd out the others
         by_det: dict[str, list[dict[str, Any]]] = {}
@@ -468,8 +485,16 @@ class _Builder:
             with VideoReader(e["path"]) as reader:
                 for s in chosen:
                     frame = min((s["start_frame"] + s["end_frame"]) // 2, reader.frame_count - 1)
-                    png, caption = plots.key_frame(reader, frame, fp, s["track_id"], max_side=480)
-                    cells.append([_image(png, self.width / 2 - 4 * mm), _p(f"{s['detector']}, {caption}: middle of flagged frames {s['start_frame']}-{s['end_frame']}", self.st["caption"])])
+                    store, k = heat.get(s["detector"]), None
+                    if store is not None:  # the key frame is the mapped frame of the segment's best window
+                        k = store.nearest(s["track_id"], s["start_frame"], s["end_frame"])
+                        frame = int(store.frame[k]) if k is not None else frame
+                    hm = (store.affine[k], store.maps[k], store.crop_size) if k is not None else None
+                    png, caption = plots.key_frame(reader, frame, fp, s["track_id"], max_side=480 if hm is None else 300, heat=hm)
+                    where = f"frame of window {int(store.window[k])} (score {float(store.score[k]):.2f})" if k is not None else "middle"
+                    if k is not None and float(store.peak[k]) <= 0:
+                        caption += " (all zero: no region raised the manipulated-class logit)"
+                    cells.append([_image(png, self.width / 2 - 4 * mm), _p(f"{s['detector']}, {caption}: {where} of flagged frames {s['start_frame']}-{s['end_frame']}", self.st["caption"])])
         except Exception as exc:  # noqa: BLE001 - a frame that cannot be read must not cost the whole report
             self.notes.append(f"Item #{e['id']}: key frames could not be read ({type(exc).__name__}: {exc}).")
         if not cells:
