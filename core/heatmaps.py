@@ -60,12 +60,15 @@ class HeatmapStore:
         path = Path(path)
         try:
             raw = path.read_bytes()
-            if expected_sha256 and hashlib.sha256(raw).hexdigest() != expected_sha256:
-                raise ValueError(f"{path.name}: changed since the run wrote it (sha256 mismatch)")
-            with np.load(path, allow_pickle=False) as z:
+        except OSError as exc:
+            raise ValueError(f"{path}: not a readable heat-map store ({exc.strerror or exc})") from None
+        if expected_sha256 and hashlib.sha256(raw).hexdigest() != expected_sha256:
+            raise ValueError(f"{path.name}: changed since the run wrote it (sha256 mismatch)")
+        try:
+            with np.load(path, allow_pickle=False) as z:  # a pickle is refused (ValueError), never run
                 meta = json.loads(bytes(z["meta"]).decode())
                 arrays = {k: z[k] for k in _ARRAYS}
-        except (OSError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, AttributeError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
             raise ValueError(f"{path}: not a readable heat-map store ({type(exc).__name__}: {exc})") from None
         if meta.get("format") != FORMAT:
             raise ValueError(f"{path}: not a {FORMAT} file")

@@ -230,6 +230,7 @@ def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
 def train(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.data import DataLoader
+    from tqdm import tqdm
 
     from core.detectors.sequence_cnn import build_model
     from core.train.metrics import binary_metrics
@@ -304,7 +305,7 @@ def train(args: argparse.Namespace) -> int:
                             generator=torch.Generator().manual_seed(args.seed + epoch))
         model.train()
         t0, total, seen = time.perf_counter(), 0.0, 0
-        for x, y in loader:
+        for x, y in tqdm(loader, desc=f"epoch {epoch}", unit="batch", file=sys.stderr, disable=None, leave=False):
             x, y = x.to(device), y.to(device)
             with torch.autocast(device_type="cuda" if amp else "cpu", enabled=amp):
                 loss = _loss_fn(model(x).float(), y, weight)

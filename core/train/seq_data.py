@@ -283,8 +283,8 @@ class SequenceDataset:
         import torch
 
         ci, w = self.items[i]
-        x = torch.from_numpy(self.clips[ci].window_crops(w)).permute(0, 3, 1, 2).contiguous()  # (T, 3, S, S) uint8
+        x = torch.from_numpy(self.clips[ci].window_crops(w)).permute(0, 3, 1, 2).float()  # (T, 3, S, S) 0..255
+        x = resize(x, self.prep.input_size)  # first: augmenting the smaller picture is cheaper
         if self.augment is not None:
-            x = self.augment(x)
-        x = resize(x.float().div_(255.0), self.prep.input_size)
-        return normalise(x, self.prep.normalisation), self.clips[ci].label
+            x = self.augment(x.round_().clamp_(0, 255).to(torch.uint8)).float()
+        return normalise(x.div_(255.0), self.prep.normalisation), self.clips[ci].label
