@@ -86,7 +86,8 @@ def test_gradcam_matches_a_hand_computation() -> None:
     assert (peak > 0).any()
     for t in range(3):
         c = cam[t] - cam[t].min()
-        c = cv2.resize(c / (1e-7 + c.max()), (32, 32))
+        c = cv2.resize(c / (1e-7 + c.max()), (32, 32))  # to the input size ...
+        c = (c - c.min()) / (1e-7 + (c - c.min()).max())  # ... and scaled again after the resize, as the library does
         want = np.round(cv2.resize(c, (16, 16), interpolation=cv2.INTER_AREA) * 255).clip(0, 255)
         assert np.abs(maps[t].astype(int) - want.astype(int)).max() <= 2
 
@@ -143,7 +144,7 @@ def test_player_overlay_is_off_by_default_and_paints_the_stored_map(qtbot: objec
     centre = np.array(crop_transform(fp.tracks[0].landmarks[2], fp.tracks[0].boxes[2], (128, 128), spec)[0])
     cx, cy = (np.linalg.inv(np.vstack([centre, [0, 0, 1]])) @ [32, 32, 1])[:2]  # crop centre in the frame
     on, off = QColor(hot.pixel(int(cx), int(cy))), QColor(hot.pixel(2, 2))
-    assert on.red() > 200 and on.blue() < 100  # the hot spot is drawn where the crop centre is
+    assert on.red() > on.blue() + 50 and on.red() > on.green() + 50  # jet's hot end (dark red) where the crop centre is
     assert off == QColor(plain.pixel(2, 2))  # outside the face nothing changes
     assert render_frame(rgb, review, 3, ("heatmap",)).pixel(int(cx), int(cy)) != plain.pixel(int(cx), int(cy))
     # a changed store is not shown
