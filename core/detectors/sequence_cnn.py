@@ -176,7 +176,7 @@ class LoadedModel:
     device: str = "cpu"
 
 
-_cache: dict[tuple[str, str], LoadedModel] = {}
+_cache: dict[tuple[str, str, str | None], LoadedModel] = {}
 _lock = threading.Lock()
 
 
@@ -225,7 +225,7 @@ def load_model(weights: str = "auto", device: str | None = None, path: str | Pat
         else:
             raise WeightsError("no verified sequence-classifier weights (" + "; ".join(reasons) + "); train some with 'verity train seq' "
                                "or import the seed-001 checkpoints (see weights/README.md)")
-    key = (digest, device)
+    key = (digest, device, name)  # the same file under an entry may carry that entry's preprocessing
     with _lock:
         if key in _cache:
             return _cache[key]
