@@ -475,7 +475,7 @@ class SequenceCNN(Detector):
         if p.gradcam and segments:
             ctx.progress(NAME, 0.8, "Grad-CAM")
             try:
-                viz, metrics["gradcam"] = self._gradcam(ctx, model, windows, scores, crops, affines, p)
+                viz, metrics["gradcam"] = self._gradcam(ctx, model, windows, scores, crops, affines, p, segments)
             except (RuntimeError, ValueError, OSError) as exc:  # the scores stand without their explanation
                 metrics["gradcam"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
         per_track = {str(t): {"windows": len(s), "score": round(float(np.mean(s)), 4), "assessment": reading(float(np.mean(s)))}
@@ -505,11 +505,15 @@ class SequenceCNN(Detector):
     @staticmethod
     def _gradcam(ctx: AnalysisContext, model: LoadedModel, windows: list[Window], scores: np.ndarray,
                  crops: dict[tuple[int, int], np.ndarray], affines: dict[tuple[int, int], np.ndarray],
-                 p: SequenceParams) -> tuple[str, dict[str, Any]]:
+                 p: SequenceParams, segments: list[Segment]) -> tuple[str, dict[str, Any]]:
         from core.heatmaps import HeatmapStore
         from core.paths import cache_dir
 
-        flagged = [k for k in np.argsort(-scores, kind="stable") if scores[k] >= p.threshold][: p.gradcam_max_windows]
+        by_score = [int(k) for k in np.argsort(-scores, kind="stable") if scores[k] >= p.threshold]
+        # the best window of every segment first (its key frame in the report gets a map), then by score
+        best = [next(k for k in by_score if windows[k].track_id == g.track_id and g.start_frame <= windows[k].start_frame <= g.end_frame)
+                for g in sorted(segments, key=lambda g: -(g.score or 0.0))]
+        flagged = list(dict.fromkeys(best + by_score))[: p.gradcam_max_windows]
         rows: dict[str, list[Any]] = {k: [] for k in ("track_id", "frame", "window", "window_start", "window_end", "score", "affine", "maps", "peak")}
         for n, k in enumerate(sorted(flagged)):
             ctx.check_cancel()

@@ -423,6 +423,7 @@ class _Builder:
                     text = "; ".join(f"{k} = {_fmt(v)}" for k, v in list(metrics.items())[:30])
                     self.add(_p(f"{name} metrics: {text}", st["small"]), Spacer(1, 1 * mm))
         series = [s for name, res in run["results"].items() if res["status"] == "ok" for s in plots.series_of(name, res, frame_count)]
+        series.sort(key=lambda s: not s.probability)  # score series first (stable): they are what MAX_SERIES keeps
         if len(series) > MAX_SERIES:
             self.notes.append(f"Item #{e['id']}: {len(series) - MAX_SERIES} of {len(series)} score and measurement series are not plotted "
                               f"({', '.join(f'{s.detector}: {s.name}' for s in series[MAX_SERIES:])}); all are in the JSON report.")
