@@ -1,20 +1,25 @@
 """Overlays drawn over the frame: face boxes with track id, 68 landmarks, eye contours coloured
-by open/closed (muted grey on frames whose eyes cannot be judged for blinks), mouth contour. One drawing routine serves the view (as graphics items, each
+by open/closed (muted grey on frames whose eyes cannot be judged for blinks), mouth contour, and
+the Grad-CAM heat maps a detector stored with the run (off by default). One drawing routine serves the view (as graphics items, each
 toggled on its own) and the exports (painted into a QImage, in any thread).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPolygonF
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPolygonF, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
+from core.heatmaps import HeatmapStore
 from core.signals.geometry import INNER_LIPS, LEFT_EYE, OUTER_LIPS, RIGHT_EYE
 from desktop.review import Review
 
-KINDS = ("boxes", "landmarks", "eyes", "mouth")
-SHORT = {"boxes": "Boxes", "landmarks": "Landmarks", "eyes": "Eyes", "mouth": "Mouth"}
-TITLES = {"boxes": "Face boxes", "landmarks": "68 landmarks", "eyes": "Eyes (open/closed)", "mouth": "Mouth contour"}
+KINDS = ("boxes", "landmarks", "eyes", "mouth", "heatmap")
+SHORT = {"boxes": "Boxes", "landmarks": "Landmarks", "eyes": "Eyes", "mouth": "Mouth", "heatmap": "Grad-CAM"}
+TITLES = {"boxes": "Face boxes", "landmarks": "68 landmarks", "eyes": "Eyes (open/closed)", "mouth": "Mouth contour",
+          "heatmap": "Grad-CAM heat maps (frames of flagged windows)"}
+OFF_BY_DEFAULT = {"heatmap"}  # an interpretation aid drawn over the evidence: the examiner turns it on
 
 BOX = QColor(80, 200, 255)
 LANDMARK = QColor(255, 220, 60)
@@ -26,7 +31,7 @@ FLAGGED = QColor(255, 80, 40)
 
 
 def _poly(points: object) -> QPolygonF:
-    return QPolygonF([QPointF(float(x), float(y)) for x, y in points])  # type: ignore[attr-defined]
+    return QPolygonF([QPointF(float(x), float(y)) for x, y in points])
 
 
 def draw_overlays(
@@ -53,6 +58,8 @@ def draw_overlays(
         p.setWidthF((1.5 * width) if cosmetic else line_width * width)
         return p
 
+    if "heatmap" in kinds:
+        draw_heatmaps(painter, review, frame, track_id)
     painter.save()
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
     painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -105,6 +112,41 @@ def draw_overlays(
     painter.restore()
 
 
+def _heat_to_frame(review: Review, store: HeatmapStore, k: int, frame: int) -> np.ndarray:
+    """2x3 map-pixel -> frame-pixel affine for stored map k shown on `frame`. The crop is placed
+    by this frame's own landmarks when the face is tracked here (maps exist on sampled frames
+    only; the face moves in between), else by the mapped frame's crop."""
+    from core.face.align import CropSpec, crop_transform, invert
+
+    m = np.asarray(store.affine[k], np.float64)
+    tv = review.track(int(store.track_id[k]))
+    spec = store.meta.get("crop")
+    row = tv.row(frame) if tv is not None else None
+    if row is not None and spec and review.facepass is not None:
+        m, _ = crop_transform(tv.track.landmarks[row], tv.track.boxes[row], (review.facepass.width, review.facepass.height), CropSpec(**spec))
+    back = invert(m)  # crop -> frame
+    s = store.crop_size / store.maps.shape[-1]
+    return back @ np.array([[s, 0.0, 0.0], [0.0, s, 0.0], [0.0, 0.0, 1.0]])
+
+
+def draw_heatmaps(painter: QPainter, review: Review, frame: int, track_id: int | None = None) -> None:
+    """The stored Grad-CAM map of each face's flagged window covering this frame, coloured and
+    see-through where cold, warped onto the face (never recomputed: core.heatmaps)."""
+    from core.heatmaps import colourise
+
+    for store in review.heatmaps.values():
+        for k in store.at(frame, track_id):
+            rgba = np.ascontiguousarray(colourise(store.maps[k]))
+            h, w = rgba.shape[:2]
+            image = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+            a = _heat_to_frame(review, store, k, frame)
+            painter.save()
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            painter.setTransform(QTransform(a[0, 0], a[1, 0], a[0, 1], a[1, 1], a[0, 2], a[1, 2]), True)
+            painter.drawImage(QRectF(0, 0, w, h), image)
+            painter.restore()
+
+
 def render_frame(rgb: object, review: Review | None, frame: int, kinds: set[str] | tuple[str, ...], track_id: int | None = None) -> QImage:
     """The frame as a QImage with overlays burned in at image resolution (thread-safe)."""
     import numpy as np
@@ -126,7 +168,7 @@ class OverlayItem(QGraphicsItem):
         super().__init__()
         self.kind = kind
         self.owner = owner
-        self.setZValue(10)
+        self.setZValue(9 if kind == "heatmap" else 10)  # heat maps under the landmarks
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
         return self.owner.image_rect()

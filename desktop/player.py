@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from core.video.index import FrameIndex
 from desktop.frame_loader import FrameLoader
 from desktop.frame_view import FrameItem, FrameView
-from desktop.overlays import KINDS, SHORT, TITLES, OverlayHost, OverlayItem
+from desktop.overlays import KINDS, OFF_BY_DEFAULT, SHORT, TITLES, OverlayHost, OverlayItem
 from desktop.review import Review
 from desktop.state import GuiState
 from desktop.timecode import format_timecode, parse_position
@@ -154,7 +154,8 @@ class Player(QWidget, OverlayHost):
             a = QAction(TITLES[k], self)
             a.setIconText(SHORT[k])
             a.setCheckable(True)
-            a.setChecked(True)
+            a.setChecked(k not in OFF_BY_DEFAULT)
+            self.overlay_items[k].setVisible(k not in OFF_BY_DEFAULT)
             a.toggled.connect(lambda on, k=k: self.set_overlay_visible(k, on))
             self.overlay_actions[k] = a
 

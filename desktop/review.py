@@ -17,6 +17,7 @@ import numpy as np
 
 from core.detectors.curves import Curve, is_typed
 from core.face.facepass import FacePass, FaceTrack
+from core.heatmaps import stored_maps
 from core.signals.eyes import EyeCheck, stored_params, track_blinks, unassessable_runs
 from core.signals.timebase import fps_from_times
 from desktop.legacy_curves import _is_unmeasurable, parse_legacy_curve
@@ -105,6 +106,7 @@ class Review:
     segments: list[SegmentView] = field(default_factory=list)
     series: list[Series] = field(default_factory=list)
     complete: bool = True  # False: shown while its analysis still runs (results arrive one by one)
+    heatmaps: dict[str, Any] = field(default_factory=dict)  # detector -> core.heatmaps.HeatmapStore
 
     @property
     def frame_count(self) -> int:
@@ -181,6 +183,7 @@ def build_review(analysis: dict[str, Any], facepass: FacePass | None = None) -> 
                 in_blink |= (t.frames >= e["start_frame"]) & (t.frames <= e["end_frame"])
             review.tracks.append(TrackView(t, np.asarray(thr, np.float64), list(events), in_blink, check))
     n = review.frame_count
+    review.heatmaps = stored_maps(analysis.get("detectors") or {})[0]  # stored with the run; a changed or missing file is not shown
     for name, d in (analysis.get("detectors") or {}).items():
         for s in d.get("segments") or []:
             try:

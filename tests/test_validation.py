@@ -11,11 +11,11 @@ import pytest
 
 from core.cli import main as cli
 from core.errors import VerityError
+from core.labelled_manifest import read_manifest
 from core.pipeline import AnalysisOptions
 from core.validation import run as vrun
 from core.validation.build import build_record
 from core.validation.figures import all_figures
-from core.validation.manifest import read_manifest
 from core.validation.stats import auc_with_interval, wilson_interval
 from core.validation_records import citation, lookup
 from tests.conftest import gradient_frames

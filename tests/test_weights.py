@@ -328,7 +328,9 @@ def test_weights_list_reports_missing_and_disabled_detectors(project: Path, caps
     tail = out[out.index("Detectors unavailable") :]
     assert re.search(r"lipfd: needs lipfd_ckpt \(missing\)", tail)
     assert re.search(r"eyeblink_cnn_lstm: needs .*xception_imagenet \(missing\).*eyeblink_lstm_head \(missing\)", tail)
-    assert "sequence_classifier" not in tail  # its backbone is optional: nothing is disabled by it
+    seq = next(line for line in tail.splitlines() if line.strip().startswith("sequence_cnn:"))
+    assert "sequence_cnn_local (missing)" in seq and "seq_upstream_cnn_lstm (missing)" in seq
+    assert "mobilenet_v2_imagenet" not in tail  # its backbone is optional (training only): it disables nothing
 
     assert cli(["weights", "list", "--json"]) == 0
     import json

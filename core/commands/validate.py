@@ -40,10 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.labelled_manifest import read_manifest
     from core.pipeline import AnalysisOptions
     from core.progress import CancelToken
     from core.validation.build import build_record, write_record
-    from core.validation.manifest import read_manifest
     from core.validation.run import analyse_items
     from core.validation_records import user_dir
 

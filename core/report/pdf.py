@@ -271,6 +271,7 @@ class _Builder:
 
                 identity_findings(self, e, run["results"]["identity_reference"])
         series = [s for name, res in run["results"].items() if res["status"] == "ok" for s in plots.series_of(name, res, frame_count)]
+        series.sort(key=lambda s: not s.probability)  # score series first (stable): they are what MAX_SERIES keeps
         if len(series) > MAX_SERIES:
             self.notes.append(f"Item #{e['id']}: {len(series) - MAX_SERIES} of {len(series)} score and measurement series are not plotted "
                               f"({', '.join(f'{s.detector}: {s.name}' for s in series[MAX_SERIES:])}); all are in the JSON report.")
@@ -296,10 +297,20 @@ class _Builder:
         self.add(ps.table(rows, [28 * mm, 11 * mm, 20 * mm, 22 * mm, 14 * mm, self.width - 95 * mm], st))
         if len(segs) > MAX_SEGMENT_ROWS:
             self.para(f"... and {len(segs) - MAX_SEGMENT_ROWS} more segments (all are in the JSON report).", "small")
-        self._key_frames(e, segs, fp)
+        self._key_frames(e, segs, fp, self._heatmaps(e, run))
 
-    def _key_frames(self, e: dict[str, Any], segs: list[dict[str, Any]], fp: Any) -> None:
+    def _heatmaps(self, e: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+        """Detector -> its stored Grad-CAM maps (core.heatmaps), when the file is unchanged since the run."""
+        from core.heatmaps import stored_maps
+
+        maps, problems = stored_maps(run["results"])
+        self.notes += [f"Item #{e['id']}: {p}." for p in problems]
+        return maps
+
+    def _key_frames(self, e: dict[str, Any], segs: list[dict[str, Any]], fp: Any, heat: dict[str, Any] | None = None) -> None:
         from core.video.reader import VideoReader
+
+        heat = heat or {}
 
         # the strongest segments of each detector in turn, so one detector's many windows do not crowd out the others
         by_det: dict[str, list[dict[str, Any]]] = {}
@@ -316,8 +327,16 @@ class _Builder:
             with VideoReader(e["path"]) as reader:
                 for s in chosen:
                     frame = min((s["start_frame"] + s["end_frame"]) // 2, reader.frame_count - 1)
-                    png, caption = plots.key_frame(reader, frame, fp, s["track_id"], max_side=480)
-                    cells.append([ps.image(png, self.width / 2 - 4 * mm), ps.paragraph(f"{s['detector']}, {caption}: middle of flagged frames {s['start_frame']}-{s['end_frame']}", self.st["caption"])])
+                    store, k = heat.get(s["detector"]), None
+                    if store is not None:  # the key frame is the mapped frame of the segment's best window
+                        k = store.nearest(s["track_id"], s["start_frame"], s["end_frame"])
+                        frame = int(store.frame[k]) if k is not None else frame
+                    hm = (store.affine[k], store.maps[k], store.crop_size) if k is not None else None
+                    png, caption = plots.key_frame(reader, frame, fp, s["track_id"], max_side=480 if hm is None else 300, heat=hm)
+                    where = f"frame of window {int(store.window[k])} (score {float(store.score[k]):.2f})" if k is not None else "middle"
+                    if k is not None and float(store.peak[k]) <= 0:
+                        caption += " (all zero: no region raised the manipulated-class logit)"
+                    cells.append([ps.image(png, self.width / 2 - 4 * mm), ps.paragraph(f"{s['detector']}, {caption}: {where} of flagged frames {s['start_frame']}-{s['end_frame']}", self.st["caption"])])
         except Exception as exc:  # noqa: BLE001 - a frame that cannot be read must not cost the whole report
             self.notes.append(f"Item #{e['id']}: key frames could not be read ({type(exc).__name__}: {exc}).")
         if not cells:

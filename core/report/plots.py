@@ -1,5 +1,5 @@
 """Report figures as PNG bytes in memory: EAR timeline (the pipeline's masked blinks, unassessable
-eyes in grey), per-window score series, key frames.
+eyes in grey), per-window score series, key frames (with a stored Grad-CAM map beside them).
 
 matplotlib runs on the Agg backend through its object API (no pyplot state, thread-safe enough
 for a worker thread); key frames are drawn with OpenCV on frames read by core.video.VideoReader.
@@ -245,11 +245,16 @@ def score_series(series: list[Series], segments: list[dict[str, Any]], fp: FaceP
     return _png(fig, tight=False)  # tight_layout already placed everything
 
 
-def key_frame(reader: VideoReader, frame: int, fp: FacePass | None, track_id: int | None, max_side: int = 640) -> tuple[bytes, str]:
+def key_frame(
+    reader: VideoReader, frame: int, fp: FacePass | None, track_id: int | None, max_side: int = 640,
+    heat: tuple[np.ndarray, np.ndarray, int] | None = None,
+) -> tuple[bytes, str]:
     """The evidence frame (read frame-exact) with the face's 68 landmarks drawn, cropped around a small face.
 
     The picture is cropped and scaled first and the landmarks drawn afterwards, in the scaled
     coordinates, so they stay thin lines and dots over the face whatever the frame size.
+    `heat` = (frame -> crop affine, stored heat map, crop side): the crop the model saw on this
+    frame with the map over it is put beside the frame, at the same height.
     """
     import cv2
 
@@ -297,7 +302,22 @@ def key_frame(reader: VideoReader, frame: int, fp: FacePass | None, track_id: in
         bx, by = (box[0] - ox) * scale, (box[1] - oy) * scale
         cv2.putText(img, f"face {tid}", (int(max(bx, 2)), int(max(by - 5, 12))), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 255, 255), 1, cv2.LINE_AA)
     img = cv2.copyMakeBorder(img, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(128, 128, 128))  # a white frame stays visible
+    if heat is not None:
+        img = np.concatenate([img, np.full((img.shape[0], 6, 3), 255, np.uint8), _heat_panel(rgb, *heat, side=img.shape[0])], axis=1)
+        caption += "; right: Grad-CAM heat map on the face crop the model saw"
     ok, png = cv2.imencode(".png", img)
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return png.tobytes(), caption
+
+
+def _heat_panel(rgb: np.ndarray, affine: np.ndarray, heat: np.ndarray, crop_size: int, side: int) -> np.ndarray:
+    """BGR (side, side) picture: the model's crop of this frame with the coloured map over it."""
+    import cv2
+
+    from core.face.align import warp
+    from core.heatmaps import blend
+
+    crop = blend(warp(rgb, affine, crop_size), heat)
+    crop = cv2.resize(crop, (side - 2, side - 2), interpolation=cv2.INTER_AREA if side < crop_size else cv2.INTER_CUBIC)
+    return cv2.copyMakeBorder(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(128, 128, 128))

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import core
+from core.labelled_manifest import Manifest
 from core.pipeline import AnalysisOptions
 from core.validation.figures import all_figures
-from core.validation.manifest import Manifest
 from core.validation.run import Outcome
 from core.validation_records import SCHEMA
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from core.batch import run_batch
 from core.batch.summary import Row
+from core.labelled_manifest import Item
 from core.pipeline import AnalysisOptions
 from core.progress import CancelToken
-from core.validation.manifest import Item
 
 FILES = "files.txt"  # the batch's manifest: one absolute path a line
 

@@ -1,4 +1,4 @@
-"""The labelled set a validation runs on: a TSV or CSV manifest (path, label, kind, group).
+"""A labelled set of files: a TSV or CSV manifest (path, label, kind, group), for `verity validate` and training.
 
 Columns by header name: `path` (relative to the manifest's folder, or absolute), `label`
 (`real` or `fake`; `genuine`/`manipulated` are accepted), and optional `kind` (face-swap,
