@@ -58,7 +58,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--last-layers", type=int, default=None, help="transformer layers trained with --init (default 2); without --init everything trains")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--neg-ratio", type=float, default=3.0, help="no_blink windows drawn per blink window each epoch")
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of clips held out for validation")
