@@ -59,14 +59,18 @@ class Preprocessing:
     num_frames: int = 16  # frames per window (the model's num_frames)
     centre: int = 4  # the middle frames a window's label is about
     min_stretch: int = 8  # gap-free stretches of a track shorter than this are not analysed
+    # "window": each window's pixels to zero mean, unit spread per colour (brightness and contrast
+    # of the footage do not matter); "fixed": (x - 0.5) / 0.5 as the HF VivitImageProcessor (the seed)
+    normalise: str = "window"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "eyes": self.eyes.to_dict(), "mean": MEAN, "std": STD}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
-        known = {f.name for f in fields(cls)} - {"eyes"}
-        return cls(eyes=EyeRegionParams.from_dict(d.get("eyes") or {}), **{k: int(d[k]) for k in known if k in d})
+        known = {f.name for f in fields(cls)} - {"eyes", "normalise"}
+        return cls(eyes=EyeRegionParams.from_dict(d.get("eyes") or {}), normalise=str(d.get("normalise", "fixed")),
+                   **{k: int(d[k]) for k in known if k in d})
 
     @property
     def lead(self) -> int:
@@ -76,7 +80,7 @@ class Preprocessing:
 
 def parity_preprocessing() -> Preprocessing:
     """Input of the seed's vivit-b-16x2: 32 frames of a 224 x 224 square around both eyes."""
-    return Preprocessing(EyeRegionParams(width=224, height=224), num_frames=32, centre=4, min_stretch=8)
+    return Preprocessing(EyeRegionParams(width=224, height=224), num_frames=32, centre=4, min_stretch=8, normalise="fixed")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -115,12 +119,18 @@ def track_windows(frames: np.ndarray, prep: Preprocessing, stride: int, track_id
     return out
 
 
-def window_tensor(clip: np.ndarray, windows: list[Window]) -> torch.Tensor:
-    """uint8 crops (M, H, W, 3) of one track + windows -> float (B, T, 3, H, W) in -1..1."""
+def window_tensor(clip: np.ndarray, windows: list[Window], normalise: str = "fixed") -> torch.Tensor:
+    """uint8 crops (M, H, W, 3) of one track + windows -> float (B, T, 3, H, W), normalised as
+    `Preprocessing.normalise` says."""
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(clip[np.stack([w.rows for w in windows])]))  # (B, T, H, W, 3)
-    return x.permute(0, 1, 4, 2, 3).float().div_(255.0).sub_(MEAN).div_(STD)
+    x = x.permute(0, 1, 4, 2, 3).float().div_(255.0)
+    if normalise == "window":
+        mean = x.mean(dim=(1, 3, 4), keepdim=True)
+        std = x.std(dim=(1, 3, 4), keepdim=True).clamp_min(0.02)  # a flat (black) window stays flat
+        return (x - mean) / (2.0 * std)  # about -1..1, like the fixed scaling
+    return x.sub_(MEAN).div_(STD)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -293,7 +303,7 @@ def run_windows(lm: LoadedModel, clip: np.ndarray, windows: list[Window], batch_
         for i in range(0, len(windows), batch_size):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            x = window_tensor(clip, windows[i : i + batch_size]).to(lm.device)
+            x = window_tensor(clip, windows[i : i + batch_size], lm.prep.normalise).to(lm.device)
             logits, a = cls_attention(lm.model, x)
             probs.append(torch.softmax(logits.float(), -1)[:, BLINK].cpu().numpy())
             attn.append(a.float().cpu().numpy())

@@ -46,6 +46,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--stride", type=int, default=2, help="frames between window starts")
     p.add_argument("--cache", type=Path, default=None, help="eye-clip cache (default: user cache/vivit_clips)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's; 1 is fastest on a machine busy with other work)")
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -56,7 +57,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", default=None, help=f"Kinetics-400 weights to start from: a file or the manifest entry {KINETICS!r} (vivit-b-16x2 only)")
     p.add_argument("--init-sha256", default=None, help="expected sha256 of --init when it is a file")
     p.add_argument("--last-layers", type=int, default=None, help="transformer layers trained with --init (default 2); without --init everything trains")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
@@ -97,13 +98,13 @@ def load_clips(clips: list[LabelledClip], prep: Preprocessing, cache: Path) -> l
     return out
 
 
-def batch_tensor(items: list[ClipData], refs: list[WindowRef], flip: np.ndarray | None = None) -> Any:
+def batch_tensor(items: list[ClipData], refs: list[WindowRef], normalise: str, flip: np.ndarray | None = None) -> Any:
     """float (B, T, 3, H, W) in -1..1 for window references; `flip`: mirror these (swaps the eyes)."""
     import torch
 
     from core.detectors.vivit_blink import window_tensor
 
-    xs = [window_tensor(items[r.clip].tracks[r.track].crops, [r.window]) for r in refs]
+    xs = [window_tensor(items[r.clip].tracks[r.track].crops, [r.window], normalise) for r in refs]
     x = torch.cat(xs)
     if flip is not None and flip.any():
         x[torch.from_numpy(flip)] = x[torch.from_numpy(flip)].flip(-1)
@@ -189,6 +190,7 @@ def train(args: argparse.Namespace) -> int:
     from core.train.eyeblink import _load_training_checkpoint, _save_training_checkpoint
     from core.weights import register_local, save_checkpoint
 
+    _threads(args.threads)
     t0, c0 = time.perf_counter(), time.process_time()
     load0 = os.getloadavg()[0]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -249,7 +251,7 @@ def train(args: argparse.Namespace) -> int:
         total = 0.0
         for i in range(0, len(order), args.batch_size):
             refs = [tr[k] for k in order[i : i + args.batch_size]]
-            x = augment(batch_tensor(items, refs, rng.random(len(refs)) < 0.5), gen).to(device)
+            x = augment(batch_tensor(items, refs, prep.normalise, rng.random(len(refs)) < 0.5), gen).to(device)
             y = torch.tensor([r.label for r in refs], device=device)
             loss = lossf(model(pixel_values=x).logits, y)
             opt.zero_grad()
@@ -257,19 +259,21 @@ def train(args: argparse.Namespace) -> int:
             opt.step()
             total += loss.item() * len(refs)
         train_loss = total / max(len(order), 1)
-        val_loss = _val_loss(model, items, va, lossf, device) if va else float("nan")
+        val_loss = _val_loss(model, items, va, lossf, device, prep.normalise) if va else float("nan")
         monitor = val_loss if va else train_loss
         history.append({"epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": None if np.isnan(val_loss) else round(val_loss, 5),
                         "seconds": round(time.perf_counter() - t0, 1)})
         if monitor < best["loss"]:
             best = {"loss": monitor, "epoch": epoch, "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+        if bar.disable:  # no progress bar (not a terminal): one line per epoch for the log
+            print(f"epoch {epoch}: train loss {train_loss:.4f}, validation loss {val_loss:.4f} ({history[-1]['seconds']} s)", file=sys.stderr)
         _save_training_checkpoint(ckpt, {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(), "best_model": best["state"],
                                          "best_loss": float(best["loss"]), "best_epoch": int(best["epoch"]), "history": json.dumps(history),
                                          "config": json.dumps(config)})
     bar.close()
     model.load_state_dict(best["state"])
-    val_metrics = _val_metrics(model, items, va, device) if va else None
+    val_metrics = _val_metrics(model, items, va, device, prep.normalise) if va else None
     meta = {
         "format": FORMAT, "model": "ViViT (Hugging Face VivitForVideoClassification), labels [no_blink, blink]", "config_name": args.config,
         "config": cfg, "preprocessing": prep.to_dict(), "init": init_info, "last_layers_trained": last,
@@ -295,13 +299,20 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _threads(n: int | None) -> None:
+    import torch
+
+    if n:
+        torch.set_num_threads(int(n))
+
+
 def _default_out() -> Path:
     from core.paths import data_dir
 
     return data_dir() / "training" / "vivit"
 
 
-def _predict(model: Any, items: list[ClipData], refs: list[WindowRef], device: str) -> tuple[np.ndarray, np.ndarray]:
+def _predict(model: Any, items: list[ClipData], refs: list[WindowRef], device: str, normalise: str) -> tuple[np.ndarray, np.ndarray]:
     """Logits (N, 2) and labels of window references, in batches."""
     import torch
 
@@ -309,23 +320,23 @@ def _predict(model: Any, items: list[ClipData], refs: list[WindowRef], device: s
     logits = []
     with torch.inference_mode():
         for i in range(0, len(refs), 64):
-            logits.append(model(pixel_values=batch_tensor(items, refs[i : i + 64]).to(device)).logits.float().cpu())
+            logits.append(model(pixel_values=batch_tensor(items, refs[i : i + 64], normalise).to(device)).logits.float().cpu())
     return torch.cat(logits).numpy(), np.array([r.label for r in refs])
 
 
-def _val_loss(model: Any, items: list[ClipData], refs: list[WindowRef], lossf: Any, device: str) -> float:
+def _val_loss(model: Any, items: list[ClipData], refs: list[WindowRef], lossf: Any, device: str, normalise: str) -> float:
     import torch
 
-    logits, y = _predict(model, items, refs, device)
+    logits, y = _predict(model, items, refs, device, normalise)
     return float(lossf(torch.from_numpy(logits), torch.from_numpy(y)))
 
 
-def _val_metrics(model: Any, items: list[ClipData], refs: list[WindowRef], device: str) -> dict[str, Any]:
+def _val_metrics(model: Any, items: list[ClipData], refs: list[WindowRef], device: str, normalise: str) -> dict[str, Any]:
     import torch
 
     from core.train.metrics import binary_metrics
 
-    logits, y = _predict(model, items, refs, device)
+    logits, y = _predict(model, items, refs, device, normalise)
     return binary_metrics(y, torch.softmax(torch.from_numpy(logits), -1)[:, 1].numpy())
 
 
@@ -386,6 +397,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from core.train.metrics import save_curves
     from core.weights import WeightsError
 
+    _threads(args.threads)
     try:
         lm = load_model(args.device, args.checkpoint, args.checkpoint_sha256)
     except WeightsError as exc:

@@ -94,38 +94,48 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--media", type=Path, default=MEDIA)
     ap.add_argument("--folds", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--max-folds", type=int, default=None, help="train and score only the first N folds (1: a fixed split)")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--neg-ratio", type=float, default=2.0)
     ap.add_argument("--train-stride", type=int, default=4)
     ap.add_argument("--stride", type=int, default=2, help="window stride when scoring")
     ap.add_argument("--config", default="small")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-degraded", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: fastest while other work shares the cores)")
     args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
     hand = read_labels(args.media / "labels")
     tmp = Path(tempfile.mkdtemp(prefix="verity-vivit-bench-"))
     t_all = time.perf_counter()
     try:
+        folds = folds_by_group(hand, args.folds, args.seed)
+        scored = {i for f in folds[: args.max_folds] for i in f}
         variants: dict[str, list[LabelledClip | None]] = {"clean": list(hand)}
         if not args.no_degraded:
             for name, (vf, crf) in DEGRADATIONS.items():
                 d = tmp / name.replace(" ", "_").replace("+", "")
                 d.mkdir()
                 variants[name] = []
-                for c in hand:
+                for i, c in enumerate(hand):
+                    if i not in scored:
+                        variants[name].append(None)
+                        continue
                     out = degrade(c.path, d / f"{stem(c)}.mp4", vf, crf, int(c.labels["frames"]))
                     variants[name].append(LabelledClip(out, c.labels) if out else None)
             print(f"degraded copies made in {time.perf_counter() - t_all:.0f} s", file=sys.stderr)
-        folds = folds_by_group(hand, args.folds, args.seed)
         rows: dict[str, list] = {v: [] for v in variants}
         fold_info = []
-        for k, test in enumerate(folds):
+        for k, test in enumerate(folds[: args.max_folds]):
             holdout = sorted({s for i in test for s in [stem(hand[i]), *RELATED.get(stem(hand[i]), [])]})
             p = argparse.ArgumentParser()
             add_train_args(p)
             targs = p.parse_args(["--labels", str(args.media / "labels"), "--weak", str(args.media / "real"), "--weak", str(args.media / "fake"),
                                   "--config", args.config, "--epochs", str(args.epochs), "--stride", str(args.train_stride),
-                                  "--seed", str(args.seed), "--out", str(tmp / f"fold{k}"), "--no-register",
+                                  "--seed", str(args.seed), "--neg-ratio", str(args.neg_ratio), "--out", str(tmp / f"fold{k}"), "--no-register",
                                   *[a for h in holdout for a in ("--holdout", h)]])
             train(targs)
             summary = json.loads((tmp / f"fold{k}" / "summary.json").read_text())
