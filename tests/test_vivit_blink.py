@@ -257,3 +257,34 @@ def test_detector_on_synthetic_eyes(trained: tuple[dict, dict], tmp_path: Path) 
     assert len(lines) == 1 and lines[0].kind == "line" and lines[0].x0.size == len(track) and lines[0].track_id == 0
     bars = parse_curve(vd.NAME, "ViViT blinks (track 0)", d["curves"]["ViViT blinks (track 0)"], fp.frame_count)
     assert bars[0].kind == "bars" and bars[0].x0.size == len(events)
+
+
+def test_attention_overlay_is_drawn_from_the_stored_maps(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from desktop.exhibits import _qimage_rgb
+    from desktop.overlays import attention_at, render_frame
+    from desktop.review import build_review
+
+    rng = np.random.default_rng(0)
+    n = 10
+    lm = landmarks(n, rng, jitter=0.0)
+    t = FaceTrack(0, np.arange(n, dtype=np.int32), np.tile(np.array([10, 10, 86, 90], np.float32), (n, 1)), lm,
+                  np.full((n, 2), 0.3, np.float32), np.zeros(n, np.float32), np.ones(n, bool))
+    fp = FacePass(n, 25.0, np.arange(n) / 25.0, SIZE, SIZE, [t])
+    p = EyeRegionParams(width=64, height=32)
+    quad = crop_quad(crop_maps(t.frames, t.landmarks, p)[3], p)
+    hot = [0, 0, 0, 0, 0, 255, 0, 0]  # grid 2 x 4: one cell, lower row, second from the left
+    analysis = {"detectors": {"vivit_blink": {"status": "ok", "per_track": {"0": {"attention": {
+        "grid": [2, 4], "crop_size": [64, 32], "frames": [3], "maps": [hot], "quads": [quad.ravel().tolist()]}}}}}}
+    review = build_review(analysis, facepass=fp)
+    grid, q = attention_at(review, 0, 3)
+    assert grid.shape == (2, 4) and np.allclose(q, quad)
+    assert attention_at(review, 0, 4) is None  # no map stored for that frame: nothing drawn, nothing computed
+    rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
+    img = _qimage_rgb(render_frame(rgb, review, 3, ("attention",))).astype(int)
+    red = img[..., 0] > 60
+    ys, xs = np.nonzero(red)
+    # the hot cell is the crop's 2nd quarter from the left, lower half: between the eyes' left part and the crop's bottom
+    cx0, cx1 = quad[0, 0] + (quad[1, 0] - quad[0, 0]) * 0.25, quad[0, 0] + (quad[1, 0] - quad[0, 0]) * 0.5
+    cy0, cy1 = (quad[0, 1] + quad[3, 1]) / 2, quad[3, 1]
+    assert red.any() and xs.min() >= cx0 - 2 and xs.max() <= cx1 + 2 and ys.min() >= cy0 - 2 and ys.max() <= cy1 + 2
+    assert np.array_equal(_qimage_rgb(render_frame(rgb, review, 4, ("attention",))), rgb)
