@@ -114,6 +114,24 @@ METHODS: dict[str, Method] = {
             "Only counts when its weights are present and their sha256 verified; otherwise reported unavailable.",
         ),
     ),
+    "vivit_blink": Method(
+        title="ViViT blink detector (learned second opinion beside EAR)",
+        summary=(
+            "The eye region of each face track (placed from the eye-corner landmarks, steadied over time) is cut into short "
+            "windows of frames, and a video transformer (ViViT) gives each window the probability that the eyes are closed at "
+            "its centre. Runs of frames at or above 0.5 are blinks. They are compared with the EAR blinks: blinks found by one "
+            "method and not the other are listed for the examiner. Gives no manipulation score."
+        ),
+        references=(
+            "Arnab A. et al. (2021). ViViT: A Video Vision Transformer. ICCV.",
+            "Hu G., Xiao Y., Cao Z. et al. (2020). Towards real-time eye blink detection in the wild: dataset, theory and practices (HUST-LEBW). IEEE Transactions on Information Forensics and Security 15.",
+        ),
+        limits=(
+            "A learned model: its accuracy holds for data like its training data; the measured accuracy is in docs/vivit.md and is below EAR's on clean footage here.",
+            "Needs the face pass to locate the eyes; where no face is tracked it sees nothing.",
+            "Only runs when its weights are present and their sha256 verified; otherwise reported unavailable.",
+        ),
+    ),
 }
 
 FUSION = Method(
