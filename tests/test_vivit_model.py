@@ -106,6 +106,7 @@ def test_strict_loading_refuses_what_does_not_fit() -> None:
     vb.load_hf_state_dict(model, kinetics, skip_classifier=True)  # a 400-label backbone initialises all but the head
 
 
+@pytest.mark.slow  # two 88.6 M-parameter models (about 10 s alone, a minute on the busy 2-core machine)
 def test_seed_checkpoint_layout_builds_the_parity_model(tmp_path: Path) -> None:
     """A plain state dict of vivit-b-16x2 with 2 labels (as the seed's vivit_blink_best.pth, saved
     with transformers 4) loads strictly through the weights loader into the parity model."""

@@ -353,7 +353,8 @@ class VivitBlink(Detector):
         prep = lm.prep
         tubelet_t = int(lm.config.get("tubelet_size", [2])[0])
         params = {**p.to_dict(), "preprocessing": prep.to_dict(), "model": {k: lm.config.get(k) for k in ("image_size", "num_frames", "tubelet_size", "hidden_size", "num_hidden_layers")},
-                  "weights": lm.weights_name, "device": lm.device, "training": lm.meta.get("training_data")}
+                  "weights": lm.weights_name, "device": lm.device,
+                  "training": {k: v for k, v in (lm.meta.get("training_data") or {}).items() if k != "clip_sha256"}}
         ctx.progress(NAME, 0.0, "eye regions")
         with VideoReader(ctx.path) as reader:
             clips = eye_clips(reader, fp, prep.eyes, progress=ctx.progress, cancel=ctx.cancel)

@@ -10,17 +10,10 @@ are assessable. With --all the unlabelled clips of the media folder are listed t
 with and without the mask and the assessable share, per track. Prints per-clip counts and precision / recall / F1, then overall figures separately
 for real/ and fake/ clips (micro-averaged over events).
 
-Matching (labels/README.md: a detection counts as found when its event overlaps a labelled
-event's onset..offset; core/signals/event_matching.py implements it, shared with `verity eval vivit`):
-- detections and labelled blinks are paired one-to-one by overlap (maximum bipartite matching),
-  so one detection spanning a double blink finds only one of them, and a blink split into two
-  detections gives one true positive and one false positive (it would double the blink rate);
-- a detection left unpaired that overlaps a `partial` label (lids down but not to half) is
-  neither TP nor FP: whether such a movement is a blink is the labeller's judgement call;
-  `partial` labels never count as misses;
-- a detection left unpaired that overlaps an `unusable` range or an `other_events` closure is
-  ignored (the lid state there is unknown / not a blink by definition, but not provably open);
-- every other unpaired detection is a false positive; every unpaired blink label a miss.
+Matching: core/signals/event_matching.py (its docstring has the rules; `verity eval vivit` and
+tests/bench/vivit_blink.py score with the same code): one-to-one pairing by overlap with the
+labels' onset..offset; unpaired detections on partial blinks, unusable frames or other events are
+neutral; every other unpaired detection is a false positive, every unpaired blink a miss.
 Events from all face tracks of a clip are pooled (the labelled clips show one person).
 Boundary error (detected start - labelled onset, detected end - labelled offset) is reported for
 the matched events. With --verbose each detection shows which eye closed: no mark = both,
