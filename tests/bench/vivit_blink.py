@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--media", type=Path, default=MEDIA)
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--max-folds", type=int, default=None, help="train and score only the first N folds (1: a fixed split)")
+    ap.add_argument("--fold", type=int, default=None, help="train and score only this fold (0-based)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--neg-ratio", type=float, default=2.0)
     ap.add_argument("--train-stride", type=int, default=4)
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     try:
         folds = folds_by_group(hand, args.folds, args.seed)
-        scored = {i for f in folds[: args.max_folds] for i in f}
+        chosen = [args.fold] if args.fold is not None else list(range(len(folds)))[: args.max_folds]
+        scored = {i for k in chosen for i in folds[k]}
         variants: dict[str, list[LabelledClip | None]] = {"clean": list(hand)}
         if not args.no_degraded:
             for name, (vf, crf) in DEGRADATIONS.items():
@@ -129,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"degraded copies made in {time.perf_counter() - t_all:.0f} s", file=sys.stderr)
         rows: dict[str, list] = {v: [] for v in variants}
         fold_info = []
-        for k, test in enumerate(folds[: args.max_folds]):
+        for k in chosen:
+            test = folds[k]
             holdout = sorted({s for i in test for s in [stem(hand[i]), *RELATED.get(stem(hand[i]), [])]})
             p = argparse.ArgumentParser()
             add_train_args(p)
