@@ -40,6 +40,7 @@ import numpy as np
 from core.detectors import register
 from core.detectors.base import AnalysisContext, Detector, DetectorResult, Segment
 from core.face.eye_region import EyeRegionParams, crop_maps, crop_quad, stretches
+from core.signals.event_matching import pair_events
 
 if TYPE_CHECKING:
     import torch
@@ -206,21 +207,6 @@ def attention_maps(frames: np.ndarray, windows: list[Window], attn: np.ndarray, 
             maps.append(np.round(255.0 * grid / peak).astype(int).ravel().tolist() if peak > 0 else [0] * grid.size)
     order = np.argsort(out_frames, kind="stable")
     return [out_frames[k] for k in order], [maps[k] for k in order]
-
-
-# ----------------------------------------------------------------------------------------------
-# agreement with EAR
-
-
-def pair_events(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """One-to-one pairs (index in a, index in b) of overlapping events (maximum bipartite matching)."""
-    from scipy.optimize import linear_sum_assignment
-
-    if not a or not b:
-        return []
-    ov = np.array([[float(x0 <= y1 and y0 <= x1) for (y0, y1) in b] for (x0, x1) in a])
-    rows, cols = linear_sum_assignment(-ov)
-    return [(int(r), int(c)) for r, c in zip(rows, cols) if ov[r, c] > 0]
 
 
 # ----------------------------------------------------------------------------------------------
