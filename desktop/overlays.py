@@ -1,10 +1,15 @@
 """Overlays drawn over the frame: face boxes with track id, 68 landmarks, eye contours coloured
 by open/closed (muted grey on frames whose eyes cannot be judged for blinks), mouth contour, and
-the Grad-CAM heat maps a detector stored with the run (off by default). One drawing routine serves the view (as graphics items, each
+the Grad-CAM heat maps a detector stored with the run (off by default), and the ViViT blink
+model's spatial attention over the eye region (read from the stored `vivit_blink` result, off by
+default). Nothing is recomputed. One drawing routine serves the view (as graphics items, each
 toggled on its own) and the exports (painted into a QImage, in any thread).
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -15,11 +20,13 @@ from core.heatmaps import HeatmapStore
 from core.signals.geometry import INNER_LIPS, LEFT_EYE, OUTER_LIPS, RIGHT_EYE
 from desktop.review import Review
 
-KINDS = ("boxes", "landmarks", "eyes", "mouth", "heatmap")
-SHORT = {"boxes": "Boxes", "landmarks": "Landmarks", "eyes": "Eyes", "mouth": "Mouth", "heatmap": "Grad-CAM"}
+KINDS = ("boxes", "landmarks", "eyes", "mouth", "heatmap", "attention")
+SHORT = {"boxes": "Boxes", "landmarks": "Landmarks", "eyes": "Eyes", "mouth": "Mouth", "heatmap": "Grad-CAM", "attention": "Attention"}
 TITLES = {"boxes": "Face boxes", "landmarks": "68 landmarks", "eyes": "Eyes (open/closed)", "mouth": "Mouth contour",
-          "heatmap": "Grad-CAM heat maps (frames of flagged windows)"}
-OFF_BY_DEFAULT = {"heatmap"}  # an interpretation aid drawn over the evidence: the examiner turns it on
+          "heatmap": "Grad-CAM heat maps (frames of flagged windows)", "attention": "ViViT attention over the eyes"}
+OFF_BY_DEFAULT = {"heatmap", "attention"}  # interpretation aids drawn over the evidence: the examiner turns them on
+ATTENTION_DETECTOR = "vivit_blink"
+ATTENTION_ALPHA = 150  # opacity of the strongest attention cell (0..255)
 
 BOX = QColor(80, 200, 255)
 LANDMARK = QColor(255, 220, 60)
@@ -109,6 +116,46 @@ def draw_overlays(
             painter.setPen(pen(MOUTH, 1.1))
             painter.drawPolygon(_poly(lm[OUTER_LIPS]))
             painter.drawPolygon(_poly(lm[INNER_LIPS]))
+        if "attention" in kinds:
+            _draw_attention(painter, review, tv.track_id, frame)
+    painter.restore()
+
+
+def attention_at(review: Review, track_id: int, frame: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The stored ViViT attention map (grid h x w, 0..255) of this frame and track, and the corners
+    (4, 2) of the eye crop it covers in the image; None where the run has none."""
+    det: dict[str, Any] = (review.analysis.get("detectors") or {}).get(ATTENTION_DETECTOR) or {}
+    att = ((det.get("per_track") or {}).get(str(track_id)) or {}).get("attention")
+    if not isinstance(att, dict) or not att.get("frames"):
+        return None
+    frames = att["frames"]
+    k = bisect_left(frames, frame)
+    if k == len(frames) or frames[k] != frame:
+        return None
+    h, w = (int(v) for v in att["grid"])
+    return np.asarray(att["maps"][k], np.uint8).reshape(h, w), np.asarray(att["quads"][k], np.float64).reshape(4, 2)
+
+
+def _draw_attention(painter: QPainter, review: Review, track_id: int, frame: int) -> None:
+    """The map as a red heat layer warped onto the eye crop (the crop is rotated with the eye line)."""
+    hit = attention_at(review, track_id, frame)
+    if hit is None:
+        return
+    grid, quad = hit
+    h, w = grid.shape
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[..., 1] = 255 - grid  # low attention yellow, high red
+    rgba[..., 3] = (grid.astype(np.uint16) * ATTENTION_ALPHA // 255).astype(np.uint8)
+    image = QImage(np.ascontiguousarray(rgba).data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+    cell = QPolygonF([QPointF(0, 0), QPointF(w, 0), QPointF(w, h), QPointF(0, h)])
+    to_image = QTransform()
+    if not QTransform.quadToQuad(cell, _poly(quad), to_image):
+        return
+    painter.save()
+    painter.setTransform(to_image, True)
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+    painter.drawImage(QPointF(0, 0), image)
     painter.restore()
 
 

@@ -10,17 +10,10 @@ are assessable. With --all the unlabelled clips of the media folder are listed t
 with and without the mask and the assessable share, per track. Prints per-clip counts and precision / recall / F1, then overall figures separately
 for real/ and fake/ clips (micro-averaged over events).
 
-Matching (labels/README.md: a detection counts as found when its event overlaps a labelled
-event's onset..offset):
-- detections and labelled blinks are paired one-to-one by overlap (maximum bipartite matching),
-  so one detection spanning a double blink finds only one of them, and a blink split into two
-  detections gives one true positive and one false positive (it would double the blink rate);
-- a detection left unpaired that overlaps a `partial` label (lids down but not to half) is
-  neither TP nor FP: whether such a movement is a blink is the labeller's judgement call;
-  `partial` labels never count as misses;
-- a detection left unpaired that overlaps an `unusable` range or an `other_events` closure is
-  ignored (the lid state there is unknown / not a blink by definition, but not provably open);
-- every other unpaired detection is a false positive; every unpaired blink label a miss.
+Matching: core/signals/event_matching.py (its docstring has the rules; `verity eval vivit` and
+tests/bench/vivit_blink.py score with the same code): one-to-one pairing by overlap with the
+labels' onset..offset; unpaired detections on partial blinks, unusable frames or other events are
+neutral; every other unpaired detection is a false positive, every unpaired blink a miss.
 Events from all face tracks of a clip are pooled (the labelled clips show one person).
 Boundary error (detected start - labelled onset, detected end - labelled offset) is reported for
 the matched events. With --verbose each detection shows which eye closed: no mark = both,
@@ -33,98 +26,19 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from core.evidence import sha256_file
 from core.face.facepass import FacePass
 from core.pipeline import AnalysisOptions, load_or_run_facepass
 from core.progress import no_progress
 from core.signals.blinks import BlinkEvent, BlinkParams, detect_blinks
+from core.signals.event_matching import Score, score_events
 from core.signals.eyes import check_eyes
 
 MEDIA = Path(__file__).resolve().parents[3] / "shared" / "media"
-
-Span = tuple[int, int]
-
-
-@dataclass
-class Score:
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    neutral: int = 0  # detections on partial labels / unusable frames
-    fp_spans: list[Span] = field(default_factory=list)
-    fn_spans: list[Span] = field(default_factory=list)
-    start_err: list[int] = field(default_factory=list)  # detected start - labelled onset, per TP
-    end_err: list[int] = field(default_factory=list)  # detected end - labelled offset, per TP
-
-    def add(self, other: Score) -> None:
-        self.tp += other.tp
-        self.fp += other.fp
-        self.fn += other.fn
-        self.neutral += other.neutral
-        self.start_err += other.start_err
-        self.end_err += other.end_err
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
-
-    @property
-    def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
-
-
-def _overlaps(a: Span, b: Span) -> bool:
-    return a[0] <= b[1] and b[0] <= a[1]
-
-
-def _span(item: object) -> Span:
-    """A label range: {"onset", "offset"} event or an inclusive [a, b] pair."""
-    if isinstance(item, dict):
-        return int(item["onset"]), int(item["offset"])
-    a, b = item  # type: ignore[misc]
-    return int(a), int(b)
-
-
-def score_events(detections: list[Span], labels: dict) -> Score:
-    blinks = [_span(b) for b in labels.get("blinks", [])]
-    partial = [_span(b) for b in labels.get("partial", [])]
-    ignore = [_span(b) for b in labels.get("unusable", [])] + [_span(b) for b in labels.get("other_events", [])]
-    s = Score()
-    paired_d: set[int] = set()
-    paired_l: set[int] = set()
-    if detections and blinks:
-        overlap = np.array([[_overlaps(d, lab) for lab in blinks] for d in detections], float)
-        rows, cols = linear_sum_assignment(-overlap)
-        for r, c in zip(rows, cols):
-            if overlap[r, c] > 0:
-                paired_d.add(int(r))
-                paired_l.add(int(c))
-                s.start_err.append(detections[r][0] - blinks[c][0])
-                s.end_err.append(detections[r][1] - blinks[c][1])
-    s.tp = len(paired_d)
-    for k, d in enumerate(detections):
-        if k in paired_d:
-            continue
-        if any(_overlaps(d, p) for p in partial + ignore):
-            s.neutral += 1
-        else:
-            s.fp += 1
-            s.fp_spans.append(d)
-    s.fn_spans = [b for k, b in enumerate(blinks) if k not in paired_l]
-    s.fn = len(s.fn_spans)
-    return s
-
 
 def clip_events(fp: FacePass, params: BlinkParams, masked: bool = True) -> list[BlinkEvent]:
     events: list[BlinkEvent] = []
