@@ -24,7 +24,6 @@ LOCAL_WEIGHTS = "sequence_cnn_local"
 UPSTREAM_WEIGHTS = ("seq_upstream_cnn_lstm", "seq_upstream_deepfake_detector")
 CANDIDATES = (LOCAL_WEIGHTS, *UPSTREAM_WEIGHTS)  # weights/manifest.toml, tried in this order
 BACKBONE_WEIGHTS = "mobilenet_v2_imagenet"
-ARCHS = ("mobilenet_lstm", "cnn_bilstm")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NORMALISATIONS = ("0_1", "-1_1", "imagenet")
@@ -104,16 +103,9 @@ def normalise(x: torch.Tensor, how: str) -> torch.Tensor:
 
 
 def build_model(architecture: dict[str, Any]) -> torch.nn.Module:
-    arch = architecture.get("arch")
-    if arch == "mobilenet_lstm":
-        from core.models.mobilenet_lstm import build
+    from core.models.sequence import build_sequence_model
 
-        return build(architecture.get("layout", "deepfake_detector"))
-    if arch == "cnn_bilstm":
-        from core.models.cnn_bilstm import CNNBiLSTM
-
-        return CNNBiLSTM(**(architecture.get("params") or {}))
-    raise ValueError(f"unknown sequence architecture {arch!r} (known: {', '.join(ARCHS)})")
+    return build_sequence_model(architecture)
 
 
 def cam_layer(model: torch.nn.Module) -> torch.nn.Module:

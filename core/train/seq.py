@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 
 from core.detectors.sequence_cnn import Window, video_score
-from core.detectors.sequence_model import ARCHS, BACKBONE_WEIGHTS, FORMAT, LOCAL_WEIGHTS, NORMALISATIONS, SeqPreprocessing, default_device
+from core.detectors.sequence_model import BACKBONE_WEIGHTS, FORMAT, LOCAL_WEIGHTS, NORMALISATIONS, SeqPreprocessing, default_device
 from core.detectors.sequence_model import NAME as DETECTOR
 from core.errors import VerityError
+from core.models.sequence import ARCHS
 
 NAME = "seq"
 SEED_OF = {"mobilenet_lstm": "seed 001 (MobileNetV2 + LSTM, AbhishekX04/Deepfake-detection)", "cnn_bilstm": "seed 004 (CNN + BiLSTM)"}

@@ -10,6 +10,8 @@ those of the model the detector builds, made on the meta device (shapes only, no
 |---|---|
 | `model = "LipFD"` | core.models.lipfd.LipFD (CLIP tower from the file's own metadata, else ViT-L-14) |
 | `model = "EyeBlinkHead"` | core.models.eyeblink_cnn_lstm.EyeBlinkHead(input_size, hidden_size) |
+| `model = "SequenceClassifier"` | core.models.sequence (arch, layout, params: from the file's metadata, else the entry's) |
+| `model = "ViViT"` | core.models.vivit_blink (the file's VivitConfig, else the entry's `config` and `num_labels`) |
 | `torchvision_model` | torchvision.models.get_model(name, weights=None) |
 | `timm_model` | timm.create_model(name, pretrained=False, num_classes) |
 | `open_clip_model` | the CLIP image tower, keys `visual.*` (what LipFD training takes from it) |
@@ -89,6 +91,19 @@ def _model_shapes(entry: WeightEntry, meta: dict[str, Any]) -> tuple[str, dict[s
 
             net = EyeBlinkHead(int(arch.get("input_size", 2048)), int(arch.get("hidden_size", 128)))
             what = "EyeBlink LSTM head"
+        elif model == "SequenceClassifier":
+            from core.models.sequence import build_sequence_model
+
+            own = meta.get("architecture") if isinstance(meta.get("architecture"), dict) else {}
+            seq = own or {k: arch[k] for k in ("arch", "layout", "params") if k in arch}
+            net, what = build_sequence_model(seq), f"sequence classifier {seq.get('arch')} ({seq.get('layout', 'own layout')})"
+        elif model == "ViViT":
+            from core.models.vivit_blink import build, config_dict
+
+            cfg = meta.get("config") if isinstance(meta.get("config"), dict) else config_dict(str(arch.get("config", "small")))
+            if "num_labels" in arch and not isinstance(meta.get("config"), dict):  # e.g. a Kinetics-400 backbone
+                cfg = {k: v for k, v in cfg.items() if k not in ("id2label", "label2id")} | {"num_labels": int(arch["num_labels"])}
+            net, what = build(cfg), f"ViViT {arch.get('config', 'from the file')} with {cfg.get('num_labels')} labels"
         elif "torchvision_model" in arch:
             import torchvision
 
@@ -135,7 +150,12 @@ def check_contents(entry: WeightEntry, path: Path, as_name: str | None = None) -
     if need is None:
         return f"{len(got.shapes)} tensors (no architecture on record for {entry.name} to check them against)"
     what, required = need
-    have = _layout(got.shapes, required)
+    shapes = got.shapes
+    if (entry.architecture or {}).get("model") == "ViViT":  # transformers 4 parameter names, as 5 names them
+        from core.models.vivit_blink import hf_state_dict
+
+        shapes = hf_state_dict(shapes)
+    have = _layout(shapes, required)
     missing = [k for k in required if k not in have]
     if missing:
         raise WeightsError(
