@@ -84,6 +84,27 @@ def load_or_run_facepass(
     return fp, store
 
 
+def damage_warnings(fp: FacePass) -> list[str]:
+    """What the face pass found damaged, in words for the report's evidence section."""
+    out = []
+    if fp.undecodable:
+        count = sum(b - a + 1 for a, b in fp.undecodable)
+        spans = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in fp.undecodable[:8]) + (" ..." if len(fp.undecodable) > 8 else "")
+        out.append(
+            f"{count} of {fp.frame_count} frames cannot be decoded (damaged or missing data): frame{'s' if count > 1 else ''} {spans}; "
+            "they are left out, every face track ends before them and no detector reads across them"
+        )
+    errs = [e for e in fp.decode_errors if e.get("frame") is not None]
+    if errs:
+        frames = ", ".join(str(e["frame"]) for e in errs[:8]) + (" ..." if len(errs) > 8 else "")
+        out.append(
+            f"the decoder reported errors at {len(errs)} frames ({frames}; first: {errs[0]['messages'][0]}): "
+            "the pictures near them may hold concealed, wrong areas"
+        )
+    out += [e["messages"][0] for e in fp.decode_errors if e.get("frame") is None]
+    return out
+
+
 def eye_checks(fp: FacePass, params: EyeParams | None = None) -> dict[int, EyeCheck]:
     """Per track: which frames' eyes can be judged for blinks (core.signals.eyes)."""
     return {t.track_id: check_eyes(t.frames, t.landmarks, fp.width, fp.height, fp.fps, t.ear, params) for t in fp.tracks}
@@ -210,7 +231,9 @@ def analyze(
                 "channels": info.audio.channels, "start_time_s": info.audio.start_time_s,
             },
             "tags": info.tags,
-            "warnings": info.warnings,
+            "warnings": info.warnings + damage_warnings(fp),
+            "undecodable_frames": fp.undecodable,
+            "decode_errors": fp.decode_errors,
         },
         "parameters": options.parameters(),
         "facepass": {

@@ -116,6 +116,8 @@ def _show(args: argparse.Namespace) -> int:
         print(f"evidence ({len(evidence)}):")
         for e in evidence:
             print(f"  [{e['id']}] {e['name']}  sha256 {e['sha256']}  {e['size_bytes']} bytes  imported {e['imported_at']} by {e['imported_by']}")
+            for w in (e.get("probe") or {}).get("warnings") or []:
+                print(f"      WARNING: {w}")
         if references:
             print(f"known exemplars ({len(references)}):")
             for r in references:
@@ -125,6 +127,10 @@ def _show(args: argparse.Namespace) -> int:
             finding = (r.get("finding") or {}).get("value", "-")
             print(f"  [{r['id']}] evidence {r['evidence_id']}  {r['status']:<11} {r['started_at']} -> {r['finished_at'] or '...'}  "
                   f"{r['software_name']} {r['software_version']}  finding: {finding}" + (f"  ({r['error']})" if r["error"] else ""))
+            probe_warnings = set(next((e.get("probe") or {} for e in evidence if e["id"] == r["evidence_id"]), {}).get("warnings") or [])
+            for w in ((r.get("analysis") or {}).get("evidence") or {}).get("warnings") or []:
+                if w not in probe_warnings:  # what this run's read of the file found (damaged frames, decoder errors)
+                    print(f"      WARNING: {w}")
             for res in store.results_for(r["id"]):
                 print(f"      {result_line(res)}")
         if bookmarks:

@@ -85,6 +85,11 @@ class FacePass:
     processing_time: float = 0.0
     search: dict[str, dict[str, int]] = field(default_factory=dict)  # search -> {"frames", "found"}
     cuts: list[int] = field(default_factory=list)  # first frame of each new shot (tracks end there)
+    # frames that could not be decoded, as inclusive [first, last] ranges (tracks end before them)
+    undecodable: list[list[int]] = field(default_factory=list)
+    # frames whose packet made the decoder report errors: [{"frame": i, "messages": [...]}]
+    decode_errors: list[dict[str, Any]] = field(default_factory=list)
+    not_searched: str | None = None  # why no face search ran at all (frames too small for the detectors)
 
     def track(self, track_id: int) -> FaceTrack:
         for t in self.tracks:
@@ -103,6 +108,8 @@ class FacePass:
         """None when a face was found; else which detectors searched how many frames."""
         if self.tracks:
             return None
+        if self.not_searched:
+            return f"no face search: {self.not_searched}"
         done = [f"{name} searched {s.get('frames', 0)} of {self.frame_count} frames" for name, s in self.search.items() if s.get("frames")]
         return "no face found: " + ("; ".join(done) if done else "no frame was searched") + "; none found a face"
 
@@ -126,6 +133,9 @@ class FacePass:
             "processing_time": self.processing_time,
             "search": self.search,
             "cuts": self.cuts,
+            "undecodable": self.undecodable,
+            "decode_errors": self.decode_errors,
+            "not_searched": self.not_searched,
         }
         # a name of its own: two analyses of one file at once (two `analyze --case`) write the same cache entry
         tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.part")
@@ -192,4 +202,7 @@ class FacePass:
             processing_time=meta.get("processing_time", 0.0),
             search=meta.get("search", {}),
             cuts=[int(c) for c in meta.get("cuts", [])],
+            undecodable=[[int(a), int(b)] for a, b in meta.get("undecodable", [])],
+            decode_errors=list(meta.get("decode_errors", [])),
+            not_searched=meta.get("not_searched"),
         )

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from typing import Any
 
 import cv2
 import dlib
@@ -40,6 +41,7 @@ from core.face.facepass import FacePass, FacePassParams, FaceTrack
 from core.progress import CancelToken, ProgressCallback, Throttle, no_progress
 from core.signals.geometry import LEFT_EYE, MOUTH, RIGHT_EYE, ears, mouth_aperture
 from core.signals.timebase import NOMINAL_FPS, usable_fps
+from core.video.decoding import DecodeLog
 from core.video.reader import VideoReader
 
 # names under which the pass reports how many frames each search ran on and found a face in
@@ -117,6 +119,7 @@ class FaceTracker:
         self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=keep)  # frames for backward tracking
         self.search: dict[str, dict[str, int]] = {}
         self.cuts: list[int] = []  # first frames of new shots
+        self.barrier = -1  # first frame after the last cut or damaged stretch: no track links across it
         self._thumb: np.ndarray | None = None
 
     # -- bookkeeping ----------------------------------------------------------------------------
@@ -206,8 +209,8 @@ class FaceTracker:
         best, best_ov = None, 0.0
         for tr in self.done:
             last = max(tr.rows)
-            if i - last > self.relink_gap or last >= i or (self.cuts and last < self.cuts[-1]):
-                continue  # too long ago, or before a cut to another shot
+            if i - last > self.relink_gap or last >= i or last < self.barrier:
+                continue  # too long ago, or before a cut to another shot or a damaged stretch
             ov = iou(tr.rows[last][0], d.box)
             if same_face(tr.rows[last][0], d.box, self.p.match_iou, max_ratio=3.0) and ov >= best_ov:
                 best, best_ov = tr, ov
@@ -281,15 +284,27 @@ class FaceTracker:
         den = float(np.sqrt((a * a).sum() * (b * b).sum()))
         return den > 0 and 1.0 - float((a * b).sum()) / den > self.p.cut_decorrelation
 
+    def interrupt(self, i: int) -> None:
+        """End every track before frame i: a cut to another shot, or frames that could not be
+        decoded just before i (no track, no backward tracking, no signal reads across them)."""
+        for tr in list(self.live):
+            self._end(tr)
+        self.recent.clear()
+        self.force_detect = True
+        self.last_hard = -(10**9)
+        self.barrier = i
+
+    def resume_after_gap(self, i: int) -> None:
+        """Frames before i could not be decoded: end every track; frame i starts afresh (it is
+        not compared with the frame before the gap, which is no cut)."""
+        self.interrupt(i)
+        self._thumb = None
+
     def step(self, i: int, gray: np.ndarray) -> None:
         # 0. a cut to another shot ends every track: one track never spans two shots
         if self._shot_cut(gray):
             self.cuts.append(i)
-            for tr in list(self.live):
-                self._end(tr)
-            self.recent.clear()
-            self.force_detect = True
-            self.last_hard = -(10**9)
+            self.interrupt(i)
 
         # 1. every tracked face: landmarks placed from the previous frame's
         for tr in list(self.live):
@@ -395,22 +410,48 @@ class FaceTracker:
         return out
 
 
+# Below this many pixels on a side no detector can hold a face (dlib's HOG window is 80 px, the
+# CNN's 40 px before upsampling) and dlib's native code fails on the padded pyramid (2x2 and 4x4
+# px frames crashed it): such frames are not searched at all.
+MIN_FRAME_SIDE = 32
+
+
+def ranges(frames: list[int]) -> list[list[int]]:
+    """Sorted frame numbers as inclusive [first, last] runs."""
+    out: list[list[int]] = []
+    for f in frames:
+        if out and f == out[-1][1] + 1:
+            out[-1][1] = f
+        else:
+            out.append([f, f])
+    return out
+
+
 def run_face_pass(
     reader: VideoReader,
     params: FacePassParams | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> FacePass:
-    """Decode every frame once (luma only) and track every face."""
+    """Decode every frame once (luma only) and track every face. Frames that do not decode are
+    listed and end every track (so no signal reads across them); the decoder's error messages
+    are kept with the frame whose packet caused them."""
     params = params or FacePassParams()
     t0 = time.perf_counter()
     tracker = FaceTracker(params, reader.width, reader.height, reader.fps)
     n = reader.frame_count
+    small = min(reader.width, reader.height) < MIN_FRAME_SIDE
     tick = Throttle(progress, 0.2)
-    for i, gray in reader.iter_frames(fmt="gray"):
+    log = DecodeLog()
+    expected = 0
+    for i, gray in reader.scan(fmt="gray", log=log):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        tracker.step(i, np.ascontiguousarray(gray))
+        if i > expected:
+            tracker.resume_after_gap(i)
+        expected = i + 1
+        if not small:
+            tracker.step(i, np.ascontiguousarray(gray))
         tick("faces", (i + 1) / n, f"frame {i + 1}/{n}")
     progress("faces", 1.0, f"{n} frames")
     return FacePass(
@@ -424,4 +465,20 @@ def run_face_pass(
         processing_time=time.perf_counter() - t0,
         search=tracker.search,
         cuts=tracker.cuts,
+        undecodable=ranges(reader.missing),
+        decode_errors=frame_errors(log, reader.index.pts),
+        not_searched=(
+            f"the frames are {reader.width}x{reader.height} px, below the {MIN_FRAME_SIDE} px a side "
+            "the face detectors need" if small else None
+        ),
     )
+
+
+def frame_errors(log: DecodeLog, pts: np.ndarray) -> list[dict[str, Any]]:
+    """The decoder's messages per frame: a packet's pts names its frame (frames are numbered in
+    presentation order, as the index is)."""
+    at = {int(p): i for i, p in enumerate(pts)}
+    out = [{"frame": at.get(p) if p is not None else None, "messages": m} for p, m in log.errors.items()]
+    if log.demux_error:
+        out.append({"frame": None, "messages": [f"the container cannot be read further: {log.demux_error}"]})
+    return sorted(out, key=lambda e: (e["frame"] is None, e["frame"] or 0))

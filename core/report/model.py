@@ -75,7 +75,19 @@ def _run(store: CaseStore, run: dict[str, Any]) -> dict[str, Any]:
         # looked up now, so that a record made after the run is cited too (same version and parameters)
         "validation": validation_lookup(results, run["parameters"] or {}, version=run["software_version"] or None),
         "error": run["error"],
+        # what this run's read of the file found damaged (frames that did not decode, decoder errors)
+        "evidence_warnings": list((analysis.get("evidence") or {}).get("warnings") or []),
+        "undecodable_frames": list((analysis.get("evidence") or {}).get("undecodable_frames") or []),
     }
+
+
+def evidence_warnings(probe: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
+    """Every warning about an item, once: the probe's at intake, then each run's read of it."""
+    out: list[str] = []
+    for w in [*(probe.get("warnings") or []), *(w for r in runs for w in r.get("evidence_warnings") or [])]:
+        if w not in out:
+            out.append(w)
+    return out
 
 
 def conclusion_for(evidence: dict[str, Any]) -> dict[str, Any]:
@@ -117,12 +129,14 @@ def build_report(
     evidence = []
     for e in items:
         now = sha256_now.get(e["id"], e["sha256"])
+        runs = [_run(store, r) for r in store.runs_for(evidence_id=e["id"])]
         evidence.append(
             {
                 "id": e["id"], "name": e["name"], "path": e["path"], "label": e["label"], "size_bytes": e["size_bytes"],
                 "sha256_intake": e["sha256"], "sha256_export": now, "hash_match": now == e["sha256"],
                 "imported_at": e["imported_at"], "imported_by": e["imported_by"], "probe": e["probe"] or {},
-                "runs": [_run(store, r) for r in store.runs_for(evidence_id=e["id"])],
+                "runs": runs,
+                "warnings": evidence_warnings(e["probe"] or {}, runs),
                 "bookmarks": [
                     {k: b[k] for k in ("id", "frame", "track_id", "note", "created_at", "author")} for b in store.list_bookmarks(evidence_id=e["id"])
                 ],

@@ -128,6 +128,8 @@ class _Builder:
                 ("SHA-256 at export", Paragraph(e["sha256_export"], self.st["mono"])),
                 ("Hashes match", "yes" if e["hash_match"] else "NO"),
             ]
+            if e.get("warnings"):  # damage, timing, streams not read: the examiner must see them here
+                rows.append(("Warnings", ps.paragraph("\n".join(f"• {w}" for w in e["warnings"]), self.st["cell"])))
             self.add(KeepTogether([ps.paragraph(f"Item #{e['id']}: {e['name']}", self.st["h2"]), ps.kv(rows, self.st, self.width)]))
         if self.r.get("references"):
             from core.report.identity import known_items

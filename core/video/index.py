@@ -17,6 +17,7 @@ import numpy as np
 
 from core.errors import EvidenceError
 from core.video.container import open_container, video_stream
+from core.video.decoding import tolerant_frames
 
 
 @dataclass
@@ -122,18 +123,15 @@ def _from_decoding(container: av.container.InputContainer, stream: av.video.stre
     keys: list[bool] = []
     last = -1
     rotation = 0
-    try:
-        for frame in container.decode(stream):
-            if not pts:
-                rotation = display_rotation(frame)
-            p = frame.pts if frame.pts is not None else last + 1
-            if p <= last:  # missing or repeated timestamps: keep the output order
-                p = last + 1
-            pts.append(p)
-            keys.append(bool(frame.key_frame))
-            last = p
-    except av.FFmpegError:
-        pass  # a truncated file: keep the frames that decoded
+    for frame in tolerant_frames(container, stream):  # a damaged packet costs only its frames
+        if not pts:
+            rotation = display_rotation(frame)
+        p = frame.pts if frame.pts is not None else last + 1
+        if p <= last:  # missing or repeated timestamps: keep the output order
+            p = last + 1
+        pts.append(p)
+        keys.append(bool(frame.key_frame))
+        last = p
     tb = stream.time_base or Fraction(1, 1)
     k = np.asarray(keys, dtype=bool)
     if k.size:

@@ -11,6 +11,7 @@ import numpy as np
 
 from core.errors import EvidenceError
 from core.video.container import open_container
+from core.video.decoding import DecodeLog, tolerant_frames
 from core.video.index import FrameIndex, build_index
 
 # Pixel formats whose first plane is luma: the face pass reads it without conversion.
@@ -46,6 +47,7 @@ class VideoReader:
         self._pts_to_i = {int(p): i for i, p in enumerate(self.index.pts)}
         self._decoder: Iterator[av.VideoFrame] | None = None
         self._next_i: int | None = None  # index the live decoder will output next
+        self.missing: list[int] = []  # frames the last `scan` could not decode
 
     def _open(self) -> None:
         self._container = open_container(self.path)
@@ -113,7 +115,7 @@ class VideoReader:
 
     # -- decoding ---------------------------------------------------------------------------
     def _frames(self) -> Iterator[av.VideoFrame]:
-        return self._container.decode(self._stream)
+        return tolerant_frames(self._container, self._stream)
 
     def _seek_decoder(self, i: int) -> None:
         """Position the decoder so the next frame it outputs is frame i (or earlier)."""
@@ -181,6 +183,27 @@ class VideoReader:
             self._rewind()
         for i in range(start, stop, step):
             yield i, to_array(self._decode_to(i), fmt, self.index.rotation_cw)
+
+    def scan(self, fmt: str = "gray", log: DecodeLog | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Every frame that decodes, once, in order, from the start: the face pass's read.
+
+        Frames of the index the decoder never outputs (damaged or missing data) are skipped and
+        listed in `self.missing`; with `log`, the decoder's error messages are collected per packet.
+        Arrays for fmt='gray' may be views into the decoder's buffer: copy to keep them.
+        """
+        self.missing = []
+        self._rewind()
+        self._decoder = None  # the scan owns the container until it ends
+        expected = 0
+        for frame in tolerant_frames(self._container, self._stream, log):
+            j = self._identify(frame, expected)
+            if j is None or j < expected:
+                continue  # a timestamp the index does not hold, or a repeat
+            self.missing.extend(range(expected, j))
+            expected = j + 1
+            yield j, to_array(frame, fmt, self.index.rotation_cw)
+        self.missing.extend(range(expected, self.frame_count))
+        self._rewind()
 
     def close(self) -> None:
         self._container.close()
