@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +46,18 @@ class AnalysisOptions:
     # known exemplars (the case's references, resolved and re-hashed by core/cases/analysis.py);
     # not in parameters(): identity_reference records which ones it used, with their sha256
     references: list[Exemplar] = field(default_factory=list)
+    video_stream: int | None = None  # the container's number of the video stream to analyse (None: the first)
 
     def parameters(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "facepass": self.facepass.to_dict(),
             "blinks": self.blinks.to_dict(),
             "eyes": self.eyes.to_dict(),
             "detectors": self.detector_params,
         }
+        if self.video_stream is not None:  # only when the examiner chose one: the default keeps its records
+            out["video_stream"] = self.video_stream
+        return out
 
 
 def hash_share() -> float:
@@ -61,14 +65,15 @@ def hash_share() -> float:
     return STAGE_WEIGHTS["hash"] / sum(STAGE_WEIGHTS.values())
 
 
-def facepass_path(sha256: str, params: FacePassParams, work_dir: Path | None) -> Path:
-    return (work_dir or cache_dir()) / "facepass" / f"{sha256}-{params_key(params.to_dict())}.npz"
+def facepass_path(sha256: str, params: FacePassParams, work_dir: Path | None, video_stream: int | None = None) -> Path:
+    stream = "" if video_stream is None else f"-stream{video_stream}"
+    return (work_dir or cache_dir()) / "facepass" / f"{sha256}{stream}-{params_key(params.to_dict())}.npz"
 
 
 def load_or_run_facepass(
     path: Path, sha256: str, options: AnalysisOptions, progress: ProgressCallback, cancel: CancelToken | None
 ) -> tuple[FacePass, Path]:
-    store = facepass_path(sha256, options.facepass, options.work_dir)
+    store = facepass_path(sha256, options.facepass, options.work_dir, options.video_stream)
     if options.reuse_facepass and store.is_file():
         try:
             fp = FacePass.load(store)
@@ -77,7 +82,7 @@ def load_or_run_facepass(
                 return fp, store
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache: recompute
-    with VideoReader(path) as reader:
+    with VideoReader(path, stream_index=options.video_stream) as reader:
         fp = run_face_pass(reader, options.facepass, progress, cancel)
     fp.evidence_sha256 = sha256
     fp.save(store)
@@ -170,7 +175,7 @@ def analyze(
     names = options.detectors if options.detectors is not None else list(detector_registry.available())
     check_detector_params(names, options.detector_params)  # a typo fails now, not after the face pass
     stages = shares({k: w for k, w in STAGE_WEIGHTS.items() if k != "hash" or verified_sha256 is None})
-    info = probe(path)
+    info = probe(path, options.video_stream)
     sha = verified_sha256 or sha256_file(path, sub_progress(progress, *stages["hash"]), cancel)
     if expected_sha256 is not None and sha != expected_sha256:
         raise EvidenceError(f"{path}: sha256 {sha} differs from the {expected_sha256} recorded at intake; analysis refused")
@@ -186,7 +191,8 @@ def analyze(
         path=path, evidence=info, sha256=sha, facepass=fp, blinks=blinks, eyes=eyes,
         parameters=options.detector_params, progress=progress, cancel=cancel, work_dir=options.work_dir,
         references=list(options.references),
-        facepass_of=lambda p, sha: load_or_run_facepass(p, sha, options, no_progress, cancel)[0],
+        facepass_of=lambda p, sha: load_or_run_facepass(p, sha, replace(options, video_stream=None), no_progress, cancel)[0],
+        video_stream=options.video_stream,
     )
     results: dict[str, Any] = {}
     d0, d1 = stages["detectors"]
@@ -222,7 +228,7 @@ def analyze(
             "format": info.format,
             "duration_s": info.duration_s,
             "video": {
-                "codec": v.codec, "width": v.width, "height": v.height, "fps": round(v.fps, 4),
+                "stream_index": v.index, "codec": v.codec, "width": v.width, "height": v.height, "fps": round(v.fps, 4),
                 "real_frame_rate": v.real_frame_rate, "frame_count": v.frame_count,
                 "variable_frame_rate": v.variable_frame_rate, "start_time_s": v.start_time_s, "rotation": v.rotation,
             },

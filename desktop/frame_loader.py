@@ -21,9 +21,10 @@ class FrameLoader(QThread):
     frameReady = Signal(int, object, float)  # index, RGB ndarray (H, W, 3), perf_counter of the request
     failed = Signal(str)
 
-    def __init__(self, path: str | Path, budget_bytes: int | None = None, parent: object = None) -> None:
+    def __init__(self, path: str | Path, budget_bytes: int | None = None, parent: object = None, stream_index: int | None = None) -> None:
         super().__init__(parent)
         self.path = Path(path)
+        self.stream_index = stream_index  # the container's number of the video stream shown (None: the first)
         self.budget = budget_bytes
         self.server: FrameServer | None = None
         self._cv = threading.Condition()
@@ -52,7 +53,7 @@ class FrameLoader(QThread):
 
     def run(self) -> None:
         try:
-            self.server = FrameServer(self.path, self.budget)
+            self.server = FrameServer(self.path, self.budget, self.stream_index)
         except Exception as exc:  # noqa: BLE001 - shown to the examiner, never a crash
             if not self._stop:
                 self.failed.emit(str(exc))

@@ -18,6 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from core.errors import EvidenceError
 from core.video.reader import VideoReader
 
 DEFAULT_BUDGET_MB = 1024
@@ -58,9 +59,9 @@ class FrameServer:
     Not thread-safe: one thread (the loader) owns it.
     """
 
-    def __init__(self, path: str | os.PathLike[str], budget_bytes: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], budget_bytes: int | None = None, stream_index: int | None = None) -> None:
         self.path = Path(path)
-        self.reader = _Reader(self.path)  # serves requests
+        self.reader = _Reader(self.path, stream_index=stream_index)  # serves requests
         self._filler: _Reader | None = None  # the idle-time fill's own decoder (never disturbed by seeks)
         self.budget = default_budget_bytes() if budget_bytes is None else budget_bytes
         self._cache: OrderedDict[int, av.VideoFrame] = OrderedDict()
@@ -106,7 +107,12 @@ class FrameServer:
         key = reader.index.keyframe_at_or_before(i)
         start = pos if pos is not None and key <= pos <= i else key
         for j in range(start, i + 1):
-            frame = reader.raw(j)
+            try:
+                frame = reader.raw(j)
+            except EvidenceError:
+                if j == i:
+                    raise
+                continue  # a damaged frame on the way: the frames after it may still decode
             self._put(j, frame, recent=(j == i and reader is self.reader))
             if j < i and abort is not None and abort():
                 raise Aborted()

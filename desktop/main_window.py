@@ -242,6 +242,9 @@ class MainWindow(WindowSetup, WindowExhibits, WindowReferences, QMainWindow):
 
     def _show_review(self, analysis: dict[str, Any], review: Review) -> None:
         self.analysis = analysis
+        stream = (analysis.get("parameters") or {}).get("video_stream")
+        if self.clip_path is not None and stream != self.player.stream_index:
+            self.player.open(self.clip_path, stream_index=stream)  # show the stream the run analysed
         self.state.set("review", review)  # the player, the timeline and the results panel observe it
         fpi = analysis.get("facepass") or {}
         if review.facepass is None and analysis.get("faces"):

@@ -166,6 +166,8 @@ class ResultsPanel(QWidget):
             if isinstance(u, dict):
                 lines.append(f"<small style='color:#c8aa50'>• {escape(str(u.get('detector')))} not counted: {escape(str(u.get('reason', '')))}</small>")
         lines.append(f"<small>{escape(face_txt)}</small>")
+        for w in (analysis.get("evidence") or {}).get("warnings") or []:  # damage, timing, streams not read
+            lines.append(f"<small style='color:#e07050'>⚠ evidence: {escape(str(w))}</small>")
         self.finding.setText("<br>".join(lines))
 
     def _on_item(self, item: QTreeWidgetItem, _col: int = 0) -> None:

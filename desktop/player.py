@@ -52,6 +52,7 @@ class Player(QWidget, OverlayHost):
         self._retired: list[FrameLoader] = []  # stopped loaders still finishing
         self.index: FrameIndex | None = None
         self.path: Path | None = None
+        self.stream_index: int | None = None  # the video stream shown (None: the first)
         self.requested = -1
         self.last_latency_ms: float | None = None
         self._painted_cb: Callable[[int, float], None] | None = None
@@ -172,11 +173,13 @@ class Player(QWidget, OverlayHost):
     def fps(self) -> float:
         return self.index.average_fps if self.index is not None else 0.0
 
-    def open(self, path: str | Path, budget_bytes: int | None = None) -> None:
-        """Open a clip; frames arrive from the loader thread (indexing happens there too)."""
+    def open(self, path: str | Path, budget_bytes: int | None = None, stream_index: int | None = None) -> None:
+        """Open a clip (its video stream `stream_index`, default the first); frames arrive from the
+        loader thread (indexing happens there too)."""
         self.close_clip()
         self.path = Path(path)
-        self.loader = FrameLoader(self.path, budget_bytes)
+        self.stream_index = stream_index
+        self.loader = FrameLoader(self.path, budget_bytes, stream_index=stream_index)
         self.loader.opened.connect(self._on_opened)
         self.loader.frameReady.connect(self._on_frame)
         self.loader.failed.connect(self.failed)

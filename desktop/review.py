@@ -114,6 +114,14 @@ class Review:
             return self.facepass.frame_count
         return int(self.analysis.get("evidence", {}).get("video", {}).get("frame_count") or 0)
 
+    @property
+    def undecodable(self) -> list[tuple[int, int]]:
+        """Inclusive frame ranges that could not be decoded (no track and no detector reads them)."""
+        ranges = (self.analysis.get("evidence") or {}).get("undecodable_frames") or []
+        if not ranges and self.facepass is not None:
+            ranges = self.facepass.undecodable
+        return [(int(a), int(b)) for a, b in ranges]
+
     def track(self, track_id: int) -> TrackView | None:
         return next((t for t in self.tracks if t.track_id == track_id), None)
 

@@ -33,6 +33,7 @@ MOUTH = (255, 120, 220)
 AUDIO = (120, 220, 140)
 SEGMENT = (255, 70, 40, 38)
 BLINK = (90, 170, 255, 60)
+DAMAGED = (20, 20, 20, 200)  # near black, hatched: frames that cannot be decoded (nothing was read there)
 UNASSESSABLE = (150, 150, 150, 70)  # neutral grey: no verdict, unlike the red of a flagged segment
 PALETTE = [(255, 200, 60), (120, 220, 255), (200, 140, 255), (140, 255, 170), (255, 140, 120), (220, 220, 120)]
 
@@ -142,6 +143,7 @@ class Timeline(QWidget):
         self.segment_items: list[tuple[pg.LinearRegionItem, SegmentView]] = []
         self.unassessable_items: list[tuple[pg.LinearRegionItem, tuple[int, int, str]]] = []  # grey bands, (first, last, reason)
         self.unmeasurable_items: list[tuple[pg.LinearRegionItem, tuple[str, int, int]]] = []  # grey bands, (detector, first, last)
+        self.damaged_items: list[tuple[pg.LinearRegionItem, tuple[int, int]]] = []  # dark bands on every row, (first, last)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -220,6 +222,7 @@ class Timeline(QWidget):
         self.segment_items.clear()
         self.unassessable_items = []
         self.unmeasurable_items = []
+        self.damaged_items = []
         review = self.review
         tv = review.track(self.track_id) if review is not None and self.track_id is not None else None
         # EAR with threshold and blink events
@@ -299,6 +302,16 @@ class Timeline(QWidget):
                     r.setToolTip(f"{seg.detector}: {seg.reason} (frames {seg.start_frame}–{seg.end_frame}); click to jump")
                     self._add(p, r, True)
                     self.segment_items.append((r, seg))
+        for a, b in review.undecodable if review is not None else []:
+            for p in self.plots:  # on every row: no track, blink or score exists there
+                brush = pg.mkBrush(*DAMAGED)
+                brush.setStyle(pg.QtCore.Qt.BrushStyle.BDiagPattern)
+                r = pg.LinearRegionItem((a - 0.5, b + 0.5), movable=False, brush=brush, pen=pg.mkPen((200, 60, 60), width=1))
+                r.setZValue(-5)
+                r.setToolTip(f"frames {a}–{b} cannot be decoded (damaged or missing data): nothing was measured there, "
+                             "and no track or detector window reads across them")
+                self._add(p, r, True)
+                self.damaged_items.append((r, (a, b)))
         self._rebuild_curves_menu()
         if review is not None and (review.series or review.segments):
             from html import escape

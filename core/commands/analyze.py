@@ -24,6 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work-dir", type=Path, default=None, help="where face passes are stored (default: user cache)")
     p.add_argument("--case", type=int, default=None, help="store the analysis in this case (see `verity case`)")
     p.add_argument(
+        "--video-stream", type=int, default=None, metavar="N",
+        help="the container's number of the video stream to analyse, for files with several (default: the first; "
+        "the probe's warning lists them)",
+    )
+    p.add_argument(
         "--reference", action="append", default=[], metavar="PERSON=FILE",
         help="a known exemplar (video or photo) of PERSON for identity_reference, without a case (repeatable; "
         "with --case the case's exemplars are used: `verity case reference add`)",
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from core.pipeline import AnalysisOptions, analyze
     from core.signals.blinks import BlinkParams
 
-    options = AnalysisOptions(work_dir=args.work_dir)
+    options = AnalysisOptions(work_dir=args.work_dir, video_stream=args.video_stream)
     if args.detectors:
         options.detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
         from core import detectors

@@ -148,6 +148,13 @@ class AnalysisContext:
     references: list[Exemplar] = field(default_factory=list)  # known exemplars of the case's persons
     # (path, sha256) -> the face pass of another file (a reference video), stored like the evidence's
     facepass_of: Callable[[Path, str], FacePass] | None = None
+    video_stream: int | None = None  # the container's number of the analysed video stream (None: the first)
+
+    def open_video(self) -> Any:
+        """A core.video.VideoReader on the analysed video stream (the one the face pass read)."""
+        from core.video.reader import VideoReader
+
+        return VideoReader(self.path, stream_index=self.video_stream)
 
     @cached_property
     def audio(self) -> Any:

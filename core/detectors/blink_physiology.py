@@ -99,7 +99,7 @@ class BlinkPhysiology(Detector):
             tp = measure_track(t.track_id, t.frames, t.ear, t.landmarks, events, fps, p, assessable=ok)
             if tp.blinks and tp.depth is not None and tp.depth.measurable:
                 # the pixel gate last: frames are decoded only where the landmark gates pass
-                blur = measure_eye_blur(ctx.path, t.frames, t.landmarks, ok & ~near_events(t.frames, events, 3))
+                blur = measure_eye_blur(ctx.path, t.frames, t.landmarks, ok & ~near_events(t.frames, events, 3), ctx.video_stream)
                 tp = measure_track(t.track_id, t.frames, t.ear, t.landmarks, events, fps, p, assessable=ok, eye_blur_px=blur)
             value, reasons, fired = assess_rules(tp, p)
             readings.append(value)
@@ -170,7 +170,7 @@ class BlinkPhysiology(Detector):
 BLUR_FRAMES = 8  # open-eye frames decoded per track for the edge-blur gate
 
 
-def measure_eye_blur(path: Path, frames: np.ndarray, landmarks: np.ndarray, open_rows: np.ndarray) -> float:
+def measure_eye_blur(path: Path, frames: np.ndarray, landmarks: np.ndarray, open_rows: np.ndarray, video_stream: int | None = None) -> float:
     """Median edge blur (px) of both eyes over up to BLUR_FRAMES open-eye frames spread over the
     track; NaN when no frame can be decoded or measured (the depth gate then fails)."""
     rows = np.flatnonzero(open_rows)
@@ -179,7 +179,7 @@ def measure_eye_blur(path: Path, frames: np.ndarray, landmarks: np.ndarray, open
     rows = np.unique(rows[np.linspace(0, rows.size - 1, min(BLUR_FRAMES, rows.size)).astype(int)])
     sigmas: list[float] = []
     try:
-        with VideoReader(path) as reader:
+        with VideoReader(path, stream_index=video_stream) as reader:
             for row in rows:  # ascending: the reader decodes forward within a GOP
                 gray = cv2.cvtColor(reader.frame(int(frames[row])), cv2.COLOR_RGB2GRAY)
                 sigmas += eyes_blur_px(gray, landmarks[row])

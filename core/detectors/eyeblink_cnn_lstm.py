@@ -279,12 +279,11 @@ class EyeBlinkCNNLSTM(Detector):
                 assessment="inconclusive",
             )
 
-        from core.video.reader import VideoReader
 
         ctx.progress("eyeblink", 0.0, f"{len(windows)} blink sequences")
         thumbs: dict[tuple[int, int], np.ndarray] | None = {} if p.visualize else None
         n_crops = len({(w.track_id, f) for w in windows for f in w.frames})
-        with VideoReader(ctx.path) as reader:
+        with ctx.open_video() as reader:
             feats = backbone_features(model.backbone, iter_crops(reader, ctx.facepass, windows, prep, ctx.cancel), prep, model.device,
                                       int(p.batch_size or 16), ctx.cancel, ctx.progress, n_crops, thumbs)
         scores = score_sequences(model, sequence_array(windows, feats))

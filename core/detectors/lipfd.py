@@ -235,7 +235,7 @@ class LipFDDetector(Detector):
         if audio is None or audio.samples.size == 0:
             return DetectorResult.unavailable(NAME, "Video requires audio track for LipFD analysis (the audio track is empty)")
         ctx.progress(NAME, 0.05, "windows")
-        clip = clip_windows(ctx.path, audio, ctx.facepass, prep, ctx.cancel)
+        clip = clip_windows(ctx.path, audio, ctx.facepass, prep, ctx.cancel, ctx.video_stream)
         if not clip.windows:
             return DetectorResult.unavailable(NAME, clip.note or "no window could be extracted")
         scores: list[float] = []

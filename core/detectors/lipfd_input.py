@@ -234,19 +234,34 @@ def clip_audio(path: str | Path, prep: LipFDPreprocessing, shared: Any = None) -
     return load_audio(path, sample_rate=prep.audio_sample_rate)
 
 
-def clip_windows(video: str | Path, audio: Any, facepass: Any, prep: LipFDPreprocessing, cancel: Any = None) -> ClipWindows:
-    """The windows of one clip, made as the checkpoint's mode says. `audio`: a core.audio.AudioTrack."""
+def clip_windows(
+    video: str | Path, audio: Any, facepass: Any, prep: LipFDPreprocessing, cancel: Any = None, video_stream: int | None = None
+) -> ClipWindows:
+    """The windows of one clip, made as the checkpoint's mode says. `audio`: a core.audio.AudioTrack.
+    A window holding a frame that cannot be decoded is left out (no window reads across damage)."""
     if prep.upstream:
-        return _upstream_windows(video, audio.samples, audio.sample_rate, prep, cancel)
-    return _verity_windows(video, audio.samples, audio.sample_rate, audio.start_time_s, facepass, prep, cancel)
+        return _upstream_windows(video, audio.samples, audio.sample_rate, prep, cancel, video_stream)
+    return _verity_windows(video, audio.samples, audio.sample_rate, audio.start_time_s, facepass, prep, cancel, video_stream)
 
 
-def _upstream_windows(video: str | Path, samples: np.ndarray, sample_rate: int, prep: LipFDPreprocessing, cancel: Any) -> ClipWindows:
+def _read_all(reader: Any, frames: Any) -> list[np.ndarray] | None:
+    """The frames, or None when one of them cannot be decoded (damaged or missing data)."""
+    from core.errors import EvidenceError
+
+    try:
+        return [reader.frame(int(i)) for i in frames]
+    except EvidenceError:
+        return None
+
+
+def _upstream_windows(
+    video: str | Path, samples: np.ndarray, sample_rate: int, prep: LipFDPreprocessing, cancel: Any, video_stream: int | None = None
+) -> ClipWindows:
     from core.video.reader import VideoReader
 
     mel = upstream_mel_image(samples, sample_rate, prep.mel_hop)
     out = ClipWindows()
-    with VideoReader(video) as reader:
+    with VideoReader(video, stream_index=video_stream) as reader:
         n = reader.index.declared_frames or reader.frame_count  # what OpenCV's CAP_PROP_FRAME_COUNT says
         out.frame_count = n
         plan = upstream_plan(n, prep.window_len, prep.n_extract)
@@ -263,11 +278,15 @@ def _upstream_windows(video: str | Path, samples: np.ndarray, sample_rate: int, 
             if frames[-1] >= reader.frame_count or c1 <= c0 or c0 >= mel.shape[1]:
                 lost += 1  # upstream: the frame read fails, or an empty mel slice stops its run
                 continue
-            comp = compose_window([reader.frame(i) for i in frames], mel[:, c0:c1], prep.frame_size)
+            pictures = _read_all(reader, frames)
+            if pictures is None:
+                lost += 1
+                continue
+            comp = compose_window(pictures, mel[:, c0:c1], prep.frame_size)
             out.windows.append(Window(len(out.windows), frames[0], frames[-1], comp, False, None, mel_start))
         notes = []
         if lost:
-            notes.append(f"{lost} upstream window(s) could not be made (frames or audio missing)")
+            notes.append(f"{lost} upstream window(s) could not be made (frames or audio missing, or frames that cannot be decoded)")
         if any(w.mel_start_frame != w.start_frame for w in out.windows):
             notes.append("upstream's overlapping windows pair some frames with other frames' audio (reproduced)")
         if n - prep.window_len - 1 > 255:
@@ -278,7 +297,7 @@ def _upstream_windows(video: str | Path, samples: np.ndarray, sample_rate: int, 
 
 def _verity_windows(
     video: str | Path, samples: np.ndarray, sample_rate: int, audio_start_s: float, facepass: Any, prep: LipFDPreprocessing,
-    cancel: Any = None,
+    cancel: Any = None, video_stream: int | None = None,
 ) -> ClipWindows:
     """Face-centred composites with the mel segment aligned by time."""
     from core.audio.mel import mel_image
@@ -286,7 +305,8 @@ def _verity_windows(
 
     mel = mel_image(samples, sample_rate, audio_start_s, hop_length=prep.mel_hop)
     out = ClipWindows(frame_count=facepass.frame_count if facepass is not None else 0)
-    with VideoReader(video) as reader:
+    damaged = 0
+    with VideoReader(video, stream_index=video_stream) as reader:
         n = reader.frame_count
         out.frame_count = n
         times = reader.index.times_s
@@ -299,7 +319,11 @@ def _verity_windows(
             if cancel is not None:
                 cancel.raise_if_cancelled()
             idx = list(range(int(s), int(s) + prep.window_len))
-            frames = [reader.frame(i) for i in idx]
+            read = _read_all(reader, idx)
+            if read is None:
+                damaged += 1
+                continue
+            frames = read
             boxes, tid = window_boxes(facepass, int(s), prep.window_len) if (facepass is not None and prep.face_centred) else ([None] * len(idx), None)
             centred = all(b is not None for b in boxes)
             if prep.face_centred and centred:
@@ -317,8 +341,10 @@ def _verity_windows(
             seg = mel.rgb[:, c0:c1]
             out.windows.append(Window(k, int(s), int(s) + prep.window_len - 1, compose_window(frames, seg, prep.frame_size), centred, tid))
         n_off = sum(not w.face_centred for w in out.windows)
-        if prep.face_centred and n_off:
-            out.note = f"{n_off} window(s) without a tracked face used the whole frame"
+        notes = [f"{n_off} window(s) without a tracked face used the whole frame"] if prep.face_centred and n_off else []
+        if damaged:
+            notes.append(f"{damaged} window(s) left out: they hold frames that cannot be decoded")
+        out.note = "; ".join(notes)
     return out
 
 

@@ -234,7 +234,6 @@ class SequenceCNN(Detector):
             return DetectorResult(**base, prediction="inconclusive", assessment="inconclusive",
                                   note=f"no face track has {min_frames} sampled frames in a row (at {prep.fps:g} frames/s): nothing to score",
                                   metrics={"windows": 0, "weights_provenance": provenance})
-        from core.video.reader import VideoReader
 
         wanted: dict[int, list[int]] = {}
         for w in windows:
@@ -244,7 +243,7 @@ class SequenceCNN(Detector):
         crops: dict[tuple[int, int], np.ndarray] = {}
         affines: dict[tuple[int, int], np.ndarray] = {}
         fallback = 0
-        with VideoReader(ctx.path) as reader:
+        with ctx.open_video() as reader:
             for c in iter_track_crops(reader, fp.tracks, wanted, prep.crop_spec(), ctx.cancel):
                 crops[(c.track_id, c.frame)], affines[(c.track_id, c.frame)] = c.image, c.affine
                 fallback += int(prep.input == "face_aligned" and not c.aligned)

@@ -343,7 +343,6 @@ class VivitBlink(Detector):
             return DetectorResult.unavailable(NAME, str(exc), parameters=params_dict(p))
         from core.face.eye_region import eye_clips
         from core.models.vivit_blink import input_shape
-        from core.video.reader import VideoReader
 
         fp = ctx.facepass
         prep = lm.prep
@@ -352,7 +351,7 @@ class VivitBlink(Detector):
                   "weights": lm.weights_name, "device": lm.device,
                   "training": {k: v for k, v in (lm.meta.get("training_data") or {}).items() if k != "clip_sha256"}}
         ctx.progress(NAME, 0.0, "eye regions")
-        with VideoReader(ctx.path) as reader:
+        with ctx.open_video() as reader:
             clips = eye_clips(reader, fp, prep.eyes, progress=ctx.progress, cancel=ctx.cancel)
         per_track: dict[str, Any] = {}
         curves: dict[str, Any] = {}

@@ -299,7 +299,7 @@ class _Builder:
         self.add(ps.table(rows, [28 * mm, 11 * mm, 20 * mm, 22 * mm, 14 * mm, self.width - 95 * mm], st))
         if len(segs) > MAX_SEGMENT_ROWS:
             self.para(f"... and {len(segs) - MAX_SEGMENT_ROWS} more segments (all are in the JSON report).", "small")
-        self._key_frames(e, segs, fp, self._heatmaps(e, run))
+        self._key_frames(e, segs, fp, self._heatmaps(e, run), (run.get("parameters") or {}).get("video_stream"))
 
     def _heatmaps(self, e: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         """Detector -> its stored Grad-CAM maps (core.heatmaps), when the file is unchanged since the run."""
@@ -309,7 +309,9 @@ class _Builder:
         self.notes += [f"Item #{e['id']}: {p}." for p in problems]
         return maps
 
-    def _key_frames(self, e: dict[str, Any], segs: list[dict[str, Any]], fp: Any, heat: dict[str, Any] | None = None) -> None:
+    def _key_frames(
+        self, e: dict[str, Any], segs: list[dict[str, Any]], fp: Any, heat: dict[str, Any] | None = None, video_stream: int | None = None
+    ) -> None:
         from core.video.reader import VideoReader
 
         heat = heat or {}
@@ -326,7 +328,7 @@ class _Builder:
         chosen.sort(key=lambda s: s["start_frame"])
         cells = []
         try:
-            with VideoReader(e["path"]) as reader:
+            with VideoReader(e["path"], stream_index=video_stream) as reader:  # the stream the run analysed
                 for s in chosen:
                     frame = min((s["start_frame"] + s["end_frame"]) // 2, reader.frame_count - 1)
                     store, k = heat.get(s["detector"]), None

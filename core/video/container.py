@@ -38,13 +38,23 @@ def open_container(path: str | os.PathLike[str]) -> av.container.InputContainer:
         raise EvidenceError(f"{p}: not a media file that can be read ({exc.strerror or exc})") from exc
 
 
-def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
-    """The first moving-picture stream: a cover picture attached to an audio file (an mjpeg/png
-    "video" stream of one frame) is not video evidence."""
-    for s in container.streams.video:
-        if not s.disposition & av.stream.Disposition.attached_pic:
+def moving_picture_streams(container: av.container.InputContainer) -> list[av.video.stream.VideoStream]:
+    """The video streams that are moving pictures: a cover picture attached to an audio file (an
+    mjpeg/png "video" stream of one frame) is not video evidence."""
+    return [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+
+
+def video_stream(container: av.container.InputContainer, stream_index: int | None = None) -> av.video.stream.VideoStream | None:
+    """The stream to analyse: the one numbered `stream_index` (the container's stream number), or
+    the first moving-picture stream. EvidenceError when the number names no such stream."""
+    streams = moving_picture_streams(container)
+    if stream_index is None:
+        return streams[0] if streams else None
+    for s in streams:
+        if s.index == stream_index:
             return s
-    return None
+    have = ", ".join(f"#{s.index}" for s in streams) or "none"
+    raise EvidenceError(f"{container.name}: stream #{stream_index} is not a video stream of this file (video streams: {have})")
 
 
 def stream_kind(s: av.stream.Stream) -> str:

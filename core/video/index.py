@@ -159,17 +159,17 @@ def _decoder_agrees(container: av.container.InputContainer, stream: av.video.str
     return n > 0 and all(g == int(e) for g, e in zip(got[:n], index.pts[:n]))
 
 
-def build_index(path: str | os.PathLike[str]) -> FrameIndex:
-    """The index of the file's first video stream (cached per path, size and modification time:
-    probe and reader share one build)."""
+def build_index(path: str | os.PathLike[str], stream_index: int | None = None) -> FrameIndex:
+    """The index of the file's video stream numbered `stream_index` (default: the first one),
+    cached per path, size, modification time and stream: probe and reader share one build."""
     p = Path(path)
     st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns, stream_index)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
     if hit is not None:
         return hit
-    index = _build_index(p)
+    index = _build_index(p, stream_index)
     with _CACHE_LOCK:
         _CACHE[key] = index
         while len(_CACHE) > 16:
@@ -177,7 +177,7 @@ def build_index(path: str | os.PathLike[str]) -> FrameIndex:
     return index
 
 
-_CACHE: dict[tuple[str, int, int], FrameIndex] = {}
+_CACHE: dict[tuple[str, int, int, int | None], FrameIndex] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -185,11 +185,11 @@ def _by_index(container: av.container.InputContainer, index: int) -> av.video.st
     return next(s for s in container.streams.video if s.index == index)
 
 
-def _build_index(path: Path) -> FrameIndex:
+def _build_index(path: Path, stream_index: int | None) -> FrameIndex:
     # Each step opens the file afresh: seeking back to 0 is not reliable in every container
     # (MPEG-PS lands on a later GOP).
     with open_container(path) as container:
-        stream = video_stream(container)
+        stream = video_stream(container, stream_index)
         if stream is None:
             raise EvidenceError(f"{path}: no video stream")
         si = stream.index  # a plain int: the stream object dies with its container

@@ -38,9 +38,11 @@ class VideoReader:
     Not thread-safe: give each thread its own reader (they share nothing but the file).
     """
 
-    def __init__(self, path: str | os.PathLike[str], index: FrameIndex | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], index: FrameIndex | None = None, stream_index: int | None = None) -> None:
+        """`stream_index`: the container's number of the video stream to read (default: the first);
+        ignored when `index` is given (it names its stream)."""
         self.path = Path(path)
-        self.index = index if index is not None else build_index(self.path)
+        self.index = index if index is not None else build_index(self.path, stream_index)
         if self.index.frame_count == 0:
             raise EvidenceError(f"{self.path}: no decodable video frames")
         self._open()
@@ -48,6 +50,7 @@ class VideoReader:
         self._decoder: Iterator[av.VideoFrame] | None = None
         self._next_i: int | None = None  # index the live decoder will output next
         self.missing: list[int] = []  # frames the last `scan` could not decode
+        self._unreadable: set[int] = set()  # frames found not to decode (asked again: refused at once)
 
     def _open(self) -> None:
         self._container = open_container(self.path)
@@ -144,22 +147,31 @@ class VideoReader:
         ahead = self._decoder is not None and self._next_i is not None and self._next_i <= i
         if not (ahead and (i < self._next_i + 64 or self.index.keyframe_at_or_before(i) <= self._next_i)):
             self._seek_decoder(i)
+        unreadable = EvidenceError(f"{self.path}: frame {i} of {self.frame_count} cannot be decoded (damaged or missing data)")
+        if i in self._unreadable:
+            raise unreadable
         for _ in range(2):
             assert self._decoder is not None
+            first: int | None = None  # the first frame this pass of the decoder gave
             try:
                 for frame in self._decoder:
                     j = self._identify(frame, self._next_i)
                     if j is None:
                         continue
+                    first = j if first is None else first
                     self._next_i = j + 1
                     if j == i:
                         return frame
                     if j > i:
-                        break  # seek landed after i: fall through to a slower path
+                        break  # seek landed after i, or the decoder skipped i
             except av.FFmpegError:
                 pass
+            if first is not None and first <= i:  # decoded through i's place without it: i does not decode
+                self._unreadable.add(i)
+                raise unreadable
             # Seek overshot or the container cannot seek precisely: decode from the start.
             self._rewind()
+        self._unreadable.add(i)
         raise EvidenceError(f"{self.path}: frame {i} of {self.frame_count} cannot be decoded (damaged or missing data)")
 
     def frame(self, i: int, fmt: str = "rgb24") -> np.ndarray:
