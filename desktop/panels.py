@@ -146,8 +146,12 @@ class ResultsPanel(QWidget):
         f = analysis.get("finding")
         faces = analysis.get("faces") or []
         face_txt = ", ".join(f"face {x['track_id']}: {len(x.get('blinks', []))} blinks" for x in faces) or "no face found"
+        # damage, timing, streams not read: shown whatever the finding
+        warn = "".join(
+            f"<br><small style='color:#e07050'>⚠ evidence: {escape(str(w))}</small>" for w in (analysis.get("evidence") or {}).get("warnings") or []
+        )
         if not isinstance(f, dict):
-            self.finding.setText(f"<b>Finding:</b> not given by this analysis<br><small>{escape(face_txt)}</small>")
+            self.finding.setText(f"<b>Finding:</b> not given by this analysis<br><small>{escape(face_txt)}</small>{warn}")
             return
         lines = [f"<b>Finding: {escape(str(f.get('value', '')))}</b>"]
         if f.get("statement"):
@@ -166,9 +170,7 @@ class ResultsPanel(QWidget):
             if isinstance(u, dict):
                 lines.append(f"<small style='color:#c8aa50'>• {escape(str(u.get('detector')))} not counted: {escape(str(u.get('reason', '')))}</small>")
         lines.append(f"<small>{escape(face_txt)}</small>")
-        for w in (analysis.get("evidence") or {}).get("warnings") or []:  # damage, timing, streams not read
-            lines.append(f"<small style='color:#e07050'>⚠ evidence: {escape(str(w))}</small>")
-        self.finding.setText("<br>".join(lines))
+        self.finding.setText("<br>".join(lines) + warn)
 
     def _on_item(self, item: QTreeWidgetItem, _col: int = 0) -> None:
         v = item.data(0, Qt.ItemDataRole.UserRole)

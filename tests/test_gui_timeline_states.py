@@ -164,3 +164,30 @@ def test_status_bar_says_not_measurable(qtbot, make_video):
     assert "other: not measurable" in s and "other:score per window" not in s and "av_sync:windows 1.00" in s
     assert "FLAGGED by av_sync" in s
     player.shutdown()
+
+
+def test_undecodable_frames_are_dark_bands_on_every_row_and_warnings_show(qtbot):
+    """Issue 13, items 3-4: the examiner sees where nothing could be read, and why."""
+    from desktop.panels import ResultsPanel
+    from desktop.review import build_review
+    from desktop.timeline import Timeline
+
+    analysis = _analysis()
+    warning = "11 of 60 frames cannot be decoded (damaged or missing data): frames 20-30"
+    analysis["evidence"].update(undecodable_frames=[[20, 30], [45, 45]], warnings=[warning])
+    review = build_review(analysis)
+    assert review.undecodable == [(20, 30), (45, 45)]
+    tl = Timeline()
+    qtbot.addWidget(tl)
+    tl.set_clip(None, np.arange(N) / 25.0)
+    tl.set_review(review)
+    assert sorted(d for _, d in tl.damaged_items) == [(20, 30)] * 3 + [(45, 45)] * 3  # one band per row
+    assert all("cannot be decoded" in r.toolTip() for r, _ in tl.damaged_items)
+    for plot in tl.plots:
+        assert {tuple(r.getRegion()) for r, _ in tl.damaged_items if r in plot.items} == {(19.5, 30.5), (44.5, 45.5)}
+    tl.set_review(build_review(_analysis()))
+    assert tl.damaged_items == []
+    panel = ResultsPanel()
+    qtbot.addWidget(panel)
+    panel.set_analysis(analysis)
+    assert "cannot be decoded" in panel.finding.text()

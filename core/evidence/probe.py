@@ -145,7 +145,7 @@ def probe(path: str | os.PathLike[str], stream_index: int | None = None) -> Evid
         codec = vs.codec_context.name
         pix_fmt = vs.codec_context.pix_fmt
         base_rate = float(vs.base_rate) if vs.base_rate else None
-    index = build_index(p, vs.index if stream_index is not None else None)
+    index = build_index(p, stream_index)
     if index.frame_count == 0:
         raise EvidenceError(f"{p}: the video stream holds no decodable frames (truncated or corrupt)")
     if index.rotation_cw in (90, 270):
