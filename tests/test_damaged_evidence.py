@@ -241,3 +241,15 @@ def test_evidence_warnings_reach_case_show_and_the_report(clean: Path, tmp_path:
     except (FileNotFoundError, subprocess.CalledProcessError):
         pytest.skip("pdftotext (poppler-utils) not installed: the PDF text was not checked")
     assert "Warnings" in text and "cannot be decoded" in text
+
+
+def test_report_plots_hatch_undecodable_frames() -> None:
+    from core.report.plots import ear_timeline
+    from core.signals.blinks import BlinkParams
+    from tests.factories import make_facepass, make_track
+
+    fp = make_facepass([make_track(120, first_frame=0)], frame_count=200)
+    plain = ear_timeline(fp, fp.tracks[0], BlinkParams(), [], [])
+    fp.undecodable = [[130, 160]]
+    hatched = ear_timeline(fp, fp.tracks[0], BlinkParams(), [], [])
+    assert hatched.startswith(b"\x89PNG") and hatched != plain

@@ -38,6 +38,13 @@ def _shade(ax: Any, segments: list[dict[str, Any]], to_x: Any, label: bool = Tru
                    label="flagged blink segment" if label and k == 0 else None)
 
 
+def _shade_undecodable(ax: Any, fp: FacePass | None, to_x: Any, label: bool = True) -> None:
+    """Frames that could not be decoded: hatched, so they read as "nothing there", not as a value."""
+    for k, (a, b) in enumerate(fp.undecodable if fp is not None else []):
+        ax.axvspan(to_x(a), to_x(b + 1), facecolor="none", edgecolor="#7a1f1f", hatch="////", lw=0,
+                   label="frames that cannot be decoded" if label and k == 0 else None)
+
+
 def frame_to_time(fp: FacePass) -> Any:
     """Frame index -> seconds from the first frame (frame_count maps to the end of the clip)."""
     t = np.asarray(fp.times_s, float)
@@ -104,6 +111,7 @@ def ear_timeline(fp: FacePass, track: FaceTrack, params: BlinkParams, blinks: li
         ax.axvspan(to_t(a), to_t(b + 1), color=UNASSESSABLE_COLOUR, alpha=0.3, lw=0,
                    label="eyes not assessable" if k == 0 else None)
     _shade(ax, segments, to_t)
+    _shade_undecodable(ax, fp, to_t)
     for k, e in enumerate(d.blinks):
         ax.axvspan(to_t(e["start_frame"]), to_t(e["end_frame"] + 1), color="#9467bd", alpha=0.25, lw=0, label="blink" if k == 0 else None)
         ax.plot([to_t(e["apex_frame"])], [e["min_ear"]], "v", color="#9467bd", ms=4)
@@ -232,6 +240,7 @@ def score_series(series: list[Series], segments: list[dict[str, Any]], fp: FaceP
         else:
             ax.plot([to_t(f) for f in s.start[valid]], s.values[valid], lw=0.9, color="#1f77b4")
         _shade(ax, [g for g in segments if g["detector"] == s.detector and (s.track_id is None or g["track_id"] in (None, s.track_id))], to_t, label=False)
+        _shade_undecodable(ax, fp, to_t, label=False)
         if s.probability:
             ax.set_ylim(-0.02, 1.02)
             ax.axhline(0.5, color="grey", lw=0.6, ls=":")
@@ -240,7 +249,8 @@ def score_series(series: list[Series], segments: list[dict[str, Any]], fp: FaceP
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     axes[-1].set_xlim(0, to_t(frame_count))
-    axes[-1].set_xlabel("time from first frame (s); shaded: flagged segments of that detector", fontsize=7)
+    hatched = "; hatched: frames that cannot be decoded" if fp is not None and fp.undecodable else ""
+    axes[-1].set_xlabel(f"time from first frame (s); shaded: flagged segments of that detector{hatched}", fontsize=7)
     fig.tight_layout()
     return _png(fig, tight=False)  # tight_layout already placed everything
 
