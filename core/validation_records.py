@@ -38,8 +38,11 @@ def user_dir() -> Path:
 
 
 def record_dirs() -> list[Path]:
+    """Extra folders (VERITY_VALIDATION_DIRS), the user's, then the records shipped with Verity
+    (left out with VERITY_NO_SHIPPED_VALIDATION=1: the tests' own records must be the only ones)."""
     extra = [Path(p) for p in os.environ.get("VERITY_VALIDATION_DIRS", "").split(os.pathsep) if p]
-    return [*extra, user_dir(), SHIPPED]
+    shipped = [] if os.environ.get("VERITY_NO_SHIPPED_VALIDATION") == "1" else [SHIPPED]
+    return [*extra, user_dir(), *shipped]
 
 
 def _canonical(obj: Any) -> str:

@@ -21,6 +21,7 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     base = tmp_path_factory.mktemp("verity-user")
     for var, sub in (("VERITY_DATA_DIR", "data"), ("VERITY_CACHE_DIR", "cache"), ("VERITY_WEIGHTS_DIR", "weights")):
         monkeypatch.setenv(var, str(base / sub))
+    monkeypatch.setenv("VERITY_NO_SHIPPED_VALIDATION", "1")  # a test that wants the shipped record unsets it
 
 
 @pytest.fixture(scope="session")

@@ -196,3 +196,20 @@ def test_the_score_is_the_probability_of_manipulation_not_the_cards_confidence()
     assert p_manipulated({"status": "ok", "prediction": "REAL", "confidence": 0.9}) == pytest.approx(0.1)
     assert p_manipulated({"status": "ok", "prediction": None, "confidence": None}) is None  # weight-free: no score
     assert p_manipulated({"status": "unavailable", "prediction": "FAKE", "confidence": 0.9}) is None
+
+
+def test_the_shipped_development_record_matches_todays_defaults(make_video, monkeypatch, tmp_path) -> None:
+    """resources/validation/ holds the record made on ../shared/media with this version's default
+    parameters: a default analysis cites it (and says it is a development set). A change of a
+    default parameter without a new record makes this fail."""
+    from core.pipeline import AnalysisOptions, analyze
+    from core.validation_records import citation, load_records
+
+    monkeypatch.delenv("VERITY_NO_SHIPPED_VALIDATION")
+    shipped = [r for r in load_records() if r["name"] == "shared-media development set"]
+    assert len(shipped) == 1 and shipped[0]["independent"] is False and shipped[0]["n"]["analysed"] == 65
+    names = ["av_sync", "blink_physiology", "landmark_motion"]
+    result = analyze(make_video("d.mp4", gradient_frames(12, 64, 48)), AnalysisOptions(detectors=names, work_dir=tmp_path))
+    assert set(result["validation"]) == set(names)
+    line = citation(result["validation"]["blink_physiology"])
+    assert "'shared-media development set': n = 32 genuine / 33 manipulated" in line and "Development set" in line
