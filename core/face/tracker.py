@@ -481,4 +481,6 @@ def frame_errors(log: DecodeLog, pts: np.ndarray) -> list[dict[str, Any]]:
     out = [{"frame": at.get(p) if p is not None else None, "messages": m} for p, m in log.errors.items()]
     if log.demux_error:
         out.append({"frame": None, "messages": [f"the container cannot be read further: {log.demux_error}"]})
+    if log.dropped_messages:
+        out.append({"frame": None, "messages": [f"{log.dropped_messages} more decoder messages were not kept (the first {len(log.errors)} frames' are)"]})
     return sorted(out, key=lambda e: (e["frame"] is None, e["frame"] or 0))

@@ -4,6 +4,12 @@
 go on: it sends packet by packet, notes the packets the decoder refused, and keeps FFmpeg's error
 messages (concealed macroblocks, broken references) with the frame whose packet caused them, so
 the examiner sees which frames decoded with errors.
+
+With a log, decoding runs in the calling thread only (no frame or slice threads) and only that
+thread's messages are captured: each message then belongs to the packet just sent, and a message
+from another decoder in the same process (the GUI scrubbing another file) can never be attributed
+to this evidence. Single-threaded H.264 decoding of 1080p runs at about 300 fps here, far above
+the face pass's rate, so the cost is small.
 """
 
 from __future__ import annotations
@@ -41,14 +47,16 @@ def tolerant_frames(container: av.container.InputContainer, stream: av.video.str
     """Every frame the decoder outputs, in output order, going on past packets it rejects.
 
     With `log`, FFmpeg's error messages are collected (logging is switched on at ERROR level for
-    the duration: PyAV leaves FFmpeg's log off by default)."""
+    the duration: PyAV leaves FFmpeg's log off by default). The stream must not have decoded yet
+    (its threading is set before the decoder opens)."""
     if log is None:
         yield from _frames(container, stream, None, None)
         return
+    stream.thread_type = "NONE"  # every message from this thread, right after its packet
     previous = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)
     try:
-        with av.logging.Capture(local=False) as logs:
+        with av.logging.Capture(local=True) as logs:
             yield from _frames(container, stream, log, logs)
     finally:
         av.logging.set_level(previous)
