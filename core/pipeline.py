@@ -103,7 +103,7 @@ def damage_warnings(fp: FacePass) -> list[str]:
     if errs:
         frames = ", ".join(str(e["frame"]) for e in errs[:8]) + (" ..." if len(errs) > 8 else "")
         out.append(
-            f"the decoder reported errors at {len(errs)} frames ({frames}; first: {errs[0]['messages'][0]}): "
+            f"the decoder reported errors at {len(errs)} frame{'s' if len(errs) > 1 else ''} ({frames}; first: {errs[0]['messages'][0]}): "
             "the pictures near them may hold concealed, wrong areas"
         )
     out += [e["messages"][0] for e in fp.decode_errors if e.get("frame") is None]
