@@ -294,6 +294,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespac
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():  # the workers inherit the environment the cluster starts with
             mp.setenv(k, str(v))
+        mp.setenv("VERITY_NO_SHIPPED_VALIDATION", "1")  # as tests/conftest.py sets for the driver
         mp.setenv("PYTHONPATH", os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
         ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                  runtime_env={"worker_process_setup_hook": HOOK})
