@@ -33,7 +33,7 @@ MOUTH = (255, 120, 220)
 AUDIO = (120, 220, 140)
 SEGMENT = (255, 70, 40, 38)
 BLINK = (90, 170, 255, 60)
-DAMAGED = (20, 20, 20, 200)  # near black, hatched: frames that cannot be decoded (nothing was read there)
+DAMAGED = (235, 235, 235, 150)  # light hatching over the dark plot: frames that cannot be decoded (nothing was read there)
 UNASSESSABLE = (150, 150, 150, 70)  # neutral grey: no verdict, unlike the red of a flagged segment
 PALETTE = [(255, 200, 60), (120, 220, 255), (200, 140, 255), (140, 255, 170), (255, 140, 120), (220, 220, 120)]
 
@@ -306,7 +306,7 @@ class Timeline(QWidget):
             for p in self.plots:  # on every row: no track, blink or score exists there
                 brush = pg.mkBrush(*DAMAGED)
                 brush.setStyle(pg.QtCore.Qt.BrushStyle.BDiagPattern)
-                r = pg.LinearRegionItem((a - 0.5, b + 0.5), movable=False, brush=brush, pen=pg.mkPen((200, 60, 60), width=1))
+                r = pg.LinearRegionItem((a - 0.5, b + 0.5), movable=False, brush=brush, pen=pg.mkPen((235, 235, 235, 200), width=1))
                 r.setZValue(-5)
                 r.setToolTip(f"frames {a}–{b} cannot be decoded (damaged or missing data): nothing was measured there, "
                              "and no track or detector window reads across them")
@@ -318,6 +318,7 @@ class Timeline(QWidget):
 
             keys = "  ".join(f"<span style='color:rgb{c}'>{mark} {escape(label)}</span>" for label, c, mark in shown)
             grey = ", grey: not measurable" if self.unmeasurable_items else ""
+            grey += ", hatched: frames that cannot be decoded" if self.damaged_items else ""
             self.p_det.setTitle(f"detector scores (1 = manipulated), red bands: flagged segments{grey} &nbsp; {keys}", size="8pt")
         else:
             self.p_det.setTitle("no detector curves", size="8pt")
