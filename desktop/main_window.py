@@ -34,6 +34,7 @@ from desktop.state import GuiState
 from desktop.timecode import format_timecode
 from desktop.timeline import Timeline
 from desktop.window_exhibits import WindowExhibits
+from desktop.window_identity import WindowIdentity
 from desktop.window_references import WindowReferences
 from desktop.window_setup import WindowSetup
 from desktop.worker import Task
@@ -41,7 +42,7 @@ from desktop.worker import Task
 VIDEO_FILTER = "Video files (*.mp4 *.mov *.mkv *.avi *.mpg *.mpeg *.m4v *.webm *.wmv *.ts);;All files (*)"
 
 
-class MainWindow(WindowSetup, WindowExhibits, WindowReferences, QMainWindow):
+class MainWindow(WindowSetup, WindowExhibits, WindowReferences, WindowIdentity, QMainWindow):
     def __init__(self, db_path: str | Path | None = None, settings: QSettings | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Verity — deepfake forensics")
@@ -437,6 +438,7 @@ class MainWindow(WindowSetup, WindowExhibits, WindowReferences, QMainWindow):
             a.setEnabled(self.clip_path is not None)
         self.act_mp4.setEnabled(self.review is not None and bool(self.review.segments))
         self.act_bookmark.setEnabled(self.evidence is not None)
+        self.act_identity.setEnabled(self.identity_result() is not None)
 
     # -- navigation -------------------------------------------------------------------------
     def jump_to(self, frame: int) -> None:

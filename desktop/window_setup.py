@@ -63,6 +63,8 @@ class WindowSetup:
         self.act_audit = self._act("Audit log…", self.show_audit_log, tip="The case's hash-chained audit log, checked")
         self.act_weights = self._act("Detector weights…", self.show_weights, tip="Which checkpoints are present and verified")
         self.act_cancel = self._act("Cancel", self.cancel_task, "Esc", "Cancel the running task")
+        self.act_identity = self._act("Questioned face vs known exemplars…", self.show_identity,
+                                      tip="The questioned face beside the known exemplars' faces, with the distances (identity_reference)")
         self.act_report = self._act("Export report…", self.export_report_dialog, "Ctrl+E", "PDF/JSON report of the case", short="Report")
         self.act_png = self._act("Export frame as PNG (with overlays)…", lambda: self.export_png_dialog(True), tip="Exhibit: this frame with the overlays shown", short="PNG")
         self.act_png_raw = self._act("Export frame as PNG (no overlays)…", lambda: self.export_png_dialog(False), tip="Exhibit: this frame as decoded")
@@ -85,6 +87,7 @@ class WindowSetup:
         m.addAction(self.act_analyse)
         m.addAction(self.act_analyse_opts)
         m.addAction(self.act_weights)
+        m.addAction(self.act_identity)
         m.addAction(self.act_cancel)
         m = mb.addMenu("&Playback")
         for a in self.player.playback_actions:

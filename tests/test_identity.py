@@ -327,3 +327,27 @@ def test_case_tree_lists_and_adds_known_exemplars(qtbot: Any, tmp_path: Path) ->
     w.case_tree._on_item(item)  # selecting an exemplar selects its case
     assert w.case_id == cid
     w.close()
+
+
+def test_window_shows_the_questioned_face_beside_the_exemplars(qtbot: Any, tmp_path: Path, grid_faces: dict[str, np.ndarray]) -> None:
+    pytest.importorskip("pytestqt")
+    from PySide6.QtCore import QSettings
+
+    from desktop.main_window import MainWindow
+    from desktop.review import build_review
+
+    q = write_video(tmp_path / "q.mp4", grid_faces["woman"][30:60])
+    photo = write_png(tmp_path / "woman.png", grid_faces["woman"][5])
+    a = analyze(q, options(tmp_path, [exemplar(photo, "B")]))
+    w = MainWindow(db_path=tmp_path / "cases.sqlite", settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.show_identity()  # nothing analysed yet: says what to do, no dialog
+    assert w.last_error and "identity_reference" in w.last_error and not hasattr(w, "identity_dialog")
+    w._show_review(a, build_review(a))
+    assert w.act_identity.isEnabled()
+    w.show_identity()
+    qtbot.waitUntil(lambda: hasattr(w, "identity_dialog"), timeout=30000)
+    caps = w.identity_dialog.captions
+    assert len(caps) == 2 and caps[0].startswith("questioned: face 0") and "distance to B" in caps[0]
+    assert caps[1].startswith("known: B, woman.png (photo)")
+    w.close()
