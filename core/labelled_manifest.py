@@ -2,8 +2,9 @@
 
 Columns by header name: `path` (relative to the manifest's folder, or absolute), `label`
 (`real` or `fake`; `genuine`/`manipulated` are accepted), and optional `kind` (face-swap,
-lip-sync, talking-head, reenactment, genuine, ...) and `group` (e.g. the source identity). Other
-columns are kept but not used. A row that cannot be used is an error naming its line: a
+lip-sync, talking-head, reenactment, genuine, ...) and `group` (e.g. the source identity), and for
+identity_reference `person` (who the clip claims to show) and `reference` (';'-separated known
+exemplars of that person: videos or photos, relative like `path`). Other columns are not used. A row that cannot be used is an error naming its line: a
 validation silently run on part of a set would misstate its n.
 """
 
@@ -26,6 +27,8 @@ class Item:
     kind: str  # "genuine" for real items without a kind
     group: str
     line: int  # line of the manifest (1 = header)
+    person: str = ""  # who the clip claims to show (for its references)
+    references: tuple[Path, ...] = ()  # known exemplars of that person
 
     @property
     def name(self) -> str:
@@ -37,6 +40,11 @@ class Manifest:
     path: Path
     sha256: str
     items: tuple[Item, ...]
+
+
+def _resolve(manifest: Path, entry: str) -> Path:
+    p = Path(entry).expanduser()
+    return p if p.is_absolute() else manifest.parent / p
 
 
 def read_manifest(path: str | Path) -> Manifest:
@@ -60,13 +68,17 @@ def read_manifest(path: str | Path) -> Manifest:
         label = LABELS.get(row.get("label", "").lower())
         if label is None:
             raise VerityError(f"{path}, line {line}: label {row.get('label')!r} is not real/fake")
-        p = Path(row["path"]).expanduser()
-        p = p if p.is_absolute() else (path.parent / p)
+        p = _resolve(path, row["path"])
         if p in seen:
             raise VerityError(f"{path}, line {line}: {row['path']} is listed twice (first on line {seen[p]})")
         seen[p] = line
         kind = row.get("kind") or ("genuine" if label == "real" else "manipulated")
-        items.append(Item(p, label, kind, row.get("group", ""), line))
+        refs = tuple(_resolve(path, r.strip()) for r in row.get("reference", "").split(";") if r.strip())
+        missing = [r for r in refs if not r.is_file()]
+        if missing:
+            raise VerityError(f"{path}, line {line}: reference {missing[0]} not found")
+        person = row.get("person") or row.get("group", "") or ("the person shown" if refs else "")
+        items.append(Item(p, label, kind, row.get("group", ""), line, person, refs))
     if not items:
         raise VerityError(f"{path}: the manifest lists no files")
     return Manifest(path.resolve(), hashlib.sha256(raw).hexdigest(), tuple(items))

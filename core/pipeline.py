@@ -44,7 +44,7 @@ class AnalysisOptions:
     work_dir: Path | None = None  # where the face pass is stored; default: the user cache
     reuse_facepass: bool = True
     # known exemplars (the case's references, resolved and re-hashed by core/cases/analysis.py);
-    # not in parameters(): identity_reference records which ones it used, with their sha256
+    # parameters() names them by sha256 (a result made against other exemplars is another result)
     references: list[Exemplar] = field(default_factory=list)
     video_stream: int | None = None  # the container's number of the video stream to analyse (None: the first)
 
@@ -57,6 +57,8 @@ class AnalysisOptions:
         }
         if self.video_stream is not None:  # only when the examiner chose one: the default keeps its records
             out["video_stream"] = self.video_stream
+        if self.references:
+            out["references"] = sorted(r.sha256 for r in self.references)
         return out
 
 

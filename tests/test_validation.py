@@ -213,3 +213,36 @@ def test_the_shipped_development_record_matches_todays_defaults(make_video, monk
     assert set(result["validation"]) == set(names)
     line = citation(result["validation"]["blink_physiology"])
     assert "'shared-media development set': n = 32 genuine / 33 manipulated" in line and "Development set" in line
+
+
+def test_manifest_references_reach_the_analysis_and_key_its_reuse(tmp_path: Path, make_video: Any) -> None:
+    """A `reference` column gives identity_reference the row's known exemplars: the analysis records
+    them by sha256, the record lists them, and other exemplars mean a new analysis."""
+    from core.digest import sha256_file
+
+    make_video("q.mp4", gradient_frames(10, 64, 48))
+    make_video("ref1.mp4", gradient_frames(11, 64, 48))
+    make_video("ref2.mp4", gradient_frames(12, 64, 48))
+    make_video("plain.mp4", gradient_frames(13, 64, 48))
+
+    def manifest(ref: str) -> Path:
+        rows = ["path\tlabel\tkind\tgroup\tperson\treference", f"q.mp4\treal\tgenuine\tg1\tJane Doe\t{ref}", "plain.mp4\treal\tgenuine\tg2\t\t"]
+        (tmp_path / "id.tsv").write_text("\n".join(rows) + "\n")
+        return tmp_path / "id.tsv"
+
+    m = read_manifest(manifest("ref1.mp4;ref2.mp4"))
+    assert m.items[0].person == "Jane Doe" and [p.name for p in m.items[0].references] == ["ref1.mp4", "ref2.mp4"]
+    assert m.items[1].references == ()
+    options = AnalysisOptions(detectors=["identity_reference"])
+    outcomes = vrun.analyse_items(list(m.items), tmp_path / "out", options)
+    expected = sorted(sha256_file(tmp_path / n) for n in ("ref1.mp4", "ref2.mp4"))
+    assert outcomes[0].analysis["parameters"]["references"] == expected
+    assert "references" not in outcomes[1].analysis["parameters"]
+    rec = build_record("ids", m, outcomes, options, False, {})
+    assert rec["files"][0]["references"] == {"paths": ["ref1.mp4", "ref2.mp4"], "sha256": expected} and rec["files"][0]["person"] == "Jane Doe"
+    again = vrun.analyse_items(list(read_manifest(manifest("ref1.mp4;ref2.mp4")).items), tmp_path / "out", options)
+    assert [o.reused for o in again] == [True, True]
+    other = vrun.analyse_items(list(read_manifest(manifest("ref1.mp4")).items), tmp_path / "out", options)
+    assert [o.reused for o in other] == [False, True]  # other exemplars: the first clip is analysed again
+    with pytest.raises(VerityError, match="line 2: reference .*missing.mp4 not found"):
+        read_manifest(manifest("missing.mp4"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +106,13 @@ def run_batch(
     cancel: CancelToken | None = None,
     actor: str | None = None,
     on_row: Callable[[Row], None] | None = None,
+    references: Mapping[str, list[Any]] | None = None,
 ) -> BatchReport:
     """Analyse every file under `paths` (folders, manifests, videos) into `out_dir`, one JSON per file;
     with `case_id`, store every result in that case (this process is the store's only writer).
     `runner`: LocalRunner() (default) or RayRunner(...). Cancelling leaves every run closed and no
-    partial JSON; a re-run skips the files whose result is already there."""
+    partial JSON; a re-run skips the files whose result is already there. `references`: absolute
+    path -> the known exemplars (core.detectors.base.Exemplar) that file is compared with."""
     from core.pipeline import AnalysisOptions
 
     t0 = time.perf_counter()
@@ -148,7 +150,12 @@ def run_batch(
 
         def next_jobs() -> Iterator[Job]:
             for item in items:  # pulled by the runner only when it has room: intake and run rows follow the work
-                job = Job(item.index, str(item.path), str(out_dir / item.out_name), options, key, may_skip=not redo)
+                refs = (references or {}).get(str(item.path))
+                if refs:  # this file's own exemplars: its own options and resumability key
+                    mine = replace(options, references=list(refs))
+                    job = Job(item.index, str(item.path), str(out_dir / item.out_name), mine, run_key(mine.parameters(), mine.detectors), may_skip=not redo)
+                else:
+                    job = Job(item.index, str(item.path), str(out_dir / item.out_name), options, key, may_skip=not redo)
                 if writer is not None:
                     refused = writer.intake(item)
                     if refused is not None:

@@ -29,14 +29,19 @@ def build_record(
 ) -> dict[str, Any]:
     figures = all_figures(outcomes)
     base = manifest.path.parent
+    def rel(p: Path) -> str:
+        try:
+            return str(p.resolve().relative_to(base))
+        except ValueError:
+            return str(p)
+
     files = []
     for o in outcomes:
-        try:
-            rel = str(o.item.path.resolve().relative_to(base))
-        except ValueError:
-            rel = str(o.item.path)
+        refs = ((o.analysis or {}).get("parameters") or {}).get("references") or []
         files.append({
-            "path": rel, "sha256": o.sha256, "label": o.item.label, "kind": o.item.kind, "group": o.item.group,
+            # the known exemplars it was compared with: their paths, and the sha256s the analysis recorded
+            **({"person": o.item.person, "references": {"paths": [rel(r) for r in o.item.references], "sha256": refs}} if o.item.references else {}),
+            "path": rel(o.item.path), "sha256": o.sha256, "label": o.item.label, "kind": o.item.kind, "group": o.item.group,
             "analysed": o.analysis is not None, "error": o.error,
             "finding": (o.analysis or {}).get("finding", {}).get("value") if o.analysis else None,
         })

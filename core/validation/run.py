@@ -17,6 +17,7 @@ from typing import Any
 
 from core.batch import run_batch
 from core.batch.summary import Row
+from core.detectors.base import Exemplar
 from core.labelled_manifest import Item
 from core.pipeline import AnalysisOptions
 from core.progress import CancelToken
@@ -45,6 +46,27 @@ def _outcome(item: Item, row: Row | None) -> Outcome:
     return Outcome(item, (analysis.get("evidence") or {}).get("sha256"), analysis, reused=row.status == "skipped")
 
 
+def exemplars(items: list[Item]) -> dict[str, list[Exemplar]]:
+    """Absolute path -> the known exemplars its manifest row names (hashed once each), for
+    identity_reference; rows without a `reference` column are absent."""
+    from core.digest import sha256_file
+    from core.face.exemplars import PHOTO_SUFFIXES
+
+    hashes: dict[Path, str] = {}
+    out: dict[str, list[Exemplar]] = {}
+    for item in items:
+        if not item.references:
+            continue
+        refs = []
+        for r in item.references:
+            if r not in hashes:
+                hashes[r] = sha256_file(r)
+            kind = "photo" if r.suffix.lower() in PHOTO_SUFFIXES else "video"
+            refs.append(Exemplar(person=item.person, path=r.resolve(), sha256=hashes[r], kind=kind, name=r.name))
+        out[str(item.path.resolve())] = refs
+    return out
+
+
 def analyse_items(
     items: list[Item],
     out: Path,
@@ -68,5 +90,5 @@ def analyse_items(
         if item is not None and on_item is not None:
             on_item(_outcome(item, row))
 
-    run_batch([files], store, options, runner=runner, cancel=cancel, on_row=on_row)
+    run_batch([files], store, options, runner=runner, cancel=cancel, on_row=on_row, references=exemplars(items))
     return [_outcome(i, rows.get(str(i.path.resolve()))) for i in items]
