@@ -47,7 +47,9 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> AudioT
             pass  # truncated audio: keep what decoded
     if start is None:
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    # "flt" chunks are float32 already: no second copy of the whole track (1 hour: 230 MB)
+    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    del chunks
     return AudioTrack(samples, sample_rate, start)
 
 
