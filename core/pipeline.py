@@ -213,6 +213,8 @@ def analyze(
         results[name] = result.to_dict()
         if on_result is not None:
             on_result(name, result)
+        if not any(detector_registry.get(n).uses_audio for n in names[k + 1:]):
+            ctx.__dict__.pop("audio", None)  # no later detector reads it: 3.8 MB per minute of audio freed
     progress("detectors", d1, "done")
     # the validation record each result may cite (same version and parameters), for fusion and the report
     validation = validation_lookup(results, options.parameters())

@@ -182,6 +182,7 @@ class Detector:
     title: ClassVar[str] = ""
     needs_weights: ClassVar[bool] = False
     needs_faces: ClassVar[bool] = True  # skipped as `unavailable` when the face pass found none
+    uses_audio: ClassVar[bool] = False  # reads ctx.audio: the pipeline frees the track after the last one that does
     Params: ClassVar[type] = NoParams  # a dataclass: the parameters and their defaults
     internal_params: ClassVar[tuple[str, ...]] = ()  # Params fields the pipeline sets, not the examiner
     method: ClassVar[Method | None] = None  # the report's Methods text (None: "no reviewed description")
