@@ -140,27 +140,45 @@ def _canonical(shape: np.ndarray) -> np.ndarray:
     return out / iod if iod > 0 else out
 
 
+def _align_rows(landmarks: np.ndarray, a: int, b: int, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows a..b-1 aligned onto ref: (b-a, 68, 2) and their transforms (b-a, 4). Each row's
+    transform is its own, so any split into blocks gives the same values."""
+    lm = np.asarray(landmarks[a:b], np.float64)
+    c, rot, t = similarity(lm[:, ANCHORS], ref[ANCHORS])
+    return c[:, None, None] * np.einsum("mkj,mij->mki", lm, rot) + t[:, None, :], np.c_[c, np.arctan2(rot[:, 1, 0], rot[:, 0, 0]), t]
+
+
+def _last_reference(landmarks: np.ndarray, rounds: int) -> np.ndarray:
+    """The reference shape the last of `rounds` alignment rounds aligns onto: the median shape,
+    then the mean of each round's aligned shapes, without holding a round's aligned landmarks
+    (the mean is summed row after row, as numpy sums along axis 0, so its value is the same)."""
+    m = len(landmarks)
+    flat = np.asarray(landmarks).reshape(m, -1)
+    med = np.empty(flat.shape[1])
+    cols = max(1, (1 << 21) // max(m, 1))
+    for a in range(0, flat.shape[1], cols):  # each coordinate's median is its own
+        med[a:a + cols] = np.median(np.asarray(flat[:, a:a + cols], np.float64), axis=0)
+    ref = _canonical(med.reshape(68, 2))
+    for _ in range(rounds - 1):
+        total: np.ndarray | None = None
+        for a in range(0, m, _FRAMES_AT_ONCE):
+            rows, _ = _align_rows(landmarks, a, a + _FRAMES_AT_ONCE, ref)
+            total = np.add.reduce(rows if total is None else np.concatenate([total[None], rows]), axis=0)
+        assert total is not None
+        ref = _canonical(total / m)
+    return ref
+
+
 def align(landmarks: np.ndarray, rounds: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Landmarks (M, 68, 2) -> aligned (M, 68, 2) in IOD units, and the transforms (M, 4):
     scale (canonical units per pixel), rotation angle (rad), translation x, y (canonical units)."""
     if rounds <= 0:
         return np.array(landmarks, np.float64), np.zeros((len(landmarks), 4))
     m = len(landmarks)
-    # the median per coordinate, a few columns at a time (each column's median is its own)
-    flat = np.asarray(landmarks).reshape(m, -1)
-    med = np.empty(flat.shape[1])
-    cols = max(1, (1 << 21) // max(m, 1))
-    for a in range(0, flat.shape[1], cols):
-        med[a:a + cols] = np.median(np.asarray(flat[:, a:a + cols], np.float64), axis=0)
-    ref = _canonical(med.reshape(68, 2))
+    ref = _last_reference(landmarks, rounds)
     aligned, params = np.empty((m, 68, 2)), np.empty((m, 4))
-    for _ in range(rounds):
-        for a in range(0, m, _FRAMES_AT_ONCE):  # each frame's transform is its own: blocks of frames
-            lm = np.asarray(landmarks[a:a + _FRAMES_AT_ONCE], np.float64)
-            c, rot, t = similarity(lm[:, ANCHORS], ref[ANCHORS])
-            aligned[a:a + _FRAMES_AT_ONCE] = c[:, None, None] * np.einsum("mkj,mij->mki", lm, rot) + t[:, None, :]
-            params[a:a + _FRAMES_AT_ONCE] = np.c_[c, np.arctan2(rot[:, 1, 0], rot[:, 0, 0]), t]
-        ref = _canonical(aligned.mean(axis=0))
+    for a in range(0, m, _FRAMES_AT_ONCE):
+        aligned[a:a + _FRAMES_AT_ONCE], params[a:a + _FRAMES_AT_ONCE] = _align_rows(landmarks, a, a + _FRAMES_AT_ONCE, ref)
     return aligned, params
 
 
@@ -179,7 +197,8 @@ def measure_motion(frames: np.ndarray, landmarks: np.ndarray, fps: float, params
     p = params or MotionParams()
     frames = np.asarray(frames)
     m = frames.size
-    aligned, tf = align(landmarks)
+    ref = _last_reference(landmarks, 2) if m else np.zeros((68, 2))  # the alignment's (align): in blocks below
+    tf = np.empty((m, 4))
     prev_ok = np.r_[False, np.diff(frames) == 1]  # row k-1 is frame k's predecessor
     next_ok = np.r_[np.diff(frames) == 1, False]
     velocity: dict[str, np.ndarray] = {}
@@ -187,22 +206,31 @@ def measure_motion(frames: np.ndarray, landmarks: np.ndarray, fps: float, params
     for name in REGIONS:
         velocity[name], flicker[name] = np.empty(m), np.empty(m)
     flicker["anchors"] = np.empty(m)
+    lip, chin = np.empty(m), np.empty(m)
     both_ok = prev_ok & next_ok
-    for a in range(0, m, _FRAMES_AT_ONCE):  # per frame: step from the previous frame, deviation from its neighbours
+    # blocks of frames, aligned with one row of context on each side (the same rows as aligning the
+    # whole track): step from the previous frame, deviation from the neighbours' midpoint
+    for a in range(0, m, _FRAMES_AT_ONCE):
         b = min(a + _FRAMES_AT_ONCE, m)
+        c0, c1 = max(a - 1, 0), min(b + 1, m)
+        al, rows_tf = _align_rows(landmarks, c0, c1, ref)
+        tf[a:b] = rows_tf[a - c0:b - c0]
+        cur = al[a - c0:b - c0]
         step = np.full((b - a, 68), np.nan)
         lo = max(a, 1)
-        step[lo - a:] = np.linalg.norm(aligned[lo:b] - aligned[lo - 1:b - 1], axis=2)
+        step[lo - a:] = np.linalg.norm(al[lo - c0:b - c0] - al[lo - 1 - c0:b - 1 - c0], axis=2)
         step[~prev_ok[a:b]] = np.nan
         dev = np.full((b - a, 68), np.nan)
         hi = min(b, m - 1)
         if m >= 3 and hi > lo:
-            dev[lo - a:hi - a] = np.linalg.norm(aligned[lo:hi] - (aligned[lo - 1:hi - 1] + aligned[lo + 1:hi + 1]) / 2, axis=2)
+            dev[lo - a:hi - a] = np.linalg.norm(al[lo - c0:hi - c0] - (al[lo - 1 - c0:hi - 1 - c0] + al[lo + 1 - c0:hi + 1 - c0]) / 2, axis=2)
         dev[~both_ok[a:b]] = np.nan
         for name, idx in REGIONS.items():
             velocity[name][a:b] = step[:, idx].mean(axis=1) * fps
             flicker[name][a:b] = dev[:, idx].mean(axis=1) * 1000.0
         flicker["anchors"][a:b] = dev[:, ANCHORS].mean(axis=1) * 1000.0
+        lip[a:b] = np.linalg.norm(cur[:, 62] - cur[:, 66], axis=1)
+        chin[a:b] = np.linalg.norm(cur[:, 8] - cur[:, 33], axis=1)
     # head motion in canonical units: image displacement of the anchor centroid divided by the
     # face's image scale (1 / transform scale = IOD in pixels), plus rotation speed
     centroid = np.einsum("mkd->md", np.asarray(np.asarray(landmarks)[:, ANCHORS], np.float64)) / ANCHORS.size
@@ -212,8 +240,6 @@ def measure_motion(frames: np.ndarray, landmarks: np.ndarray, fps: float, params
         turn = np.abs(np.angle(np.exp(1j * np.diff(tf[:, 1]))))
         head[1:] = (move + turn) * fps
     head[~prev_ok] = np.nan
-    lip = np.linalg.norm(aligned[:, 62] - aligned[:, 66], axis=1)
-    chin = np.linalg.norm(aligned[:, 8] - aligned[:, 33], axis=1)
     windows = _windows(frames, flicker, head, lip, chin, fps, p)
     return TrackMotion(frames, velocity, flicker, head, lip, chin, windows)
 
