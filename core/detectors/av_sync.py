@@ -84,7 +84,6 @@ class AVSyncDetector(Detector):
     title = "Audio-visual sync (lip movement against speech)"
     needs_weights = False
     needs_faces = True
-    uses_audio = True
     Params = AVSyncParams
     method = METHOD
 

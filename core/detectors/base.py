@@ -158,7 +158,8 @@ class AnalysisContext:
 
     @cached_property
     def audio(self) -> Any:
-        """16 kHz mono audio (core.audio.AudioTrack) or None when the evidence has no audio."""
+        """16 kHz mono audio (core.audio.AudioTrack) or None when the evidence has no audio.
+        Decoded when first read; the pipeline drops it after each detector (bounded memory)."""
         from core.audio import load_audio
 
         if self.evidence.audio is None:
@@ -182,7 +183,6 @@ class Detector:
     title: ClassVar[str] = ""
     needs_weights: ClassVar[bool] = False
     needs_faces: ClassVar[bool] = True  # skipped as `unavailable` when the face pass found none
-    uses_audio: ClassVar[bool] = False  # reads ctx.audio: the pipeline frees the track after the last one that does
     Params: ClassVar[type] = NoParams  # a dataclass: the parameters and their defaults
     internal_params: ClassVar[tuple[str, ...]] = ()  # Params fields the pipeline sets, not the examiner
     method: ClassVar[Method | None] = None  # the report's Methods text (None: "no reviewed description")

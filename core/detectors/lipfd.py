@@ -209,7 +209,6 @@ class LipFDDetector(Detector):
     title = "LipFD (audio-visual lip-sync forgery)"
     needs_weights = True
     needs_faces = False  # the card runs on any frames; verity mode centres on a face track when one exists
-    uses_audio = True
     Params = LipFDParams
     method = METHOD
 

@@ -67,9 +67,9 @@ class MotionParams:
 # 1.5 GB for the 7200 windows of an hour), and the alignment of a whole track held several float64
 # copies of its landmarks; both now work in blocks that give the same values bit for bit
 
-_FRAMES_AT_ONCE = 4096  # landmark rows aligned at once
-_PAIRS_AT_ONCE = 1 << 20  # Theil-Sen slopes formed at once
-_SCIPY_PAIRS = 1 << 22  # up to this many pairs (n = 2048), scipy's theilslopes itself
+_FRAMES_AT_ONCE = 2048  # landmark rows aligned at once
+_PAIRS_AT_ONCE = 1 << 18  # Theil-Sen slopes formed at once
+_SCIPY_PAIRS = 1 << 18  # up to this many pairs (n = 512), scipy's theilslopes itself (~8 MB)
 
 
 def _slope_blocks(y: np.ndarray, x: np.ndarray):  # type: ignore[no-untyped-def]
