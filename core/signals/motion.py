@@ -31,6 +31,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -72,7 +73,7 @@ _PAIRS_AT_ONCE = 1 << 18  # Theil-Sen slopes formed at once
 _SCIPY_PAIRS = 1 << 18  # up to this many pairs (n = 512), scipy's theilslopes itself (~8 MB)
 
 
-def _slope_blocks(y: np.ndarray, x: np.ndarray):  # type: ignore[no-untyped-def]
+def _slope_blocks(y: np.ndarray, x: np.ndarray) -> Iterator[np.ndarray]:
     """Every slope (y_i - y_j) / (x_i - x_j) with x_i > x_j, as scipy's theilslopes forms them, in blocks of rows."""
     rows = max(1, _PAIRS_AT_ONCE // max(x.size, 1))
     for a in range(0, x.size, rows):
