@@ -359,3 +359,24 @@ def test_too_little_speech_is_not_read_inconsistent() -> None:
     assert est.offset_frames is not None and abs(est.offset_frames - 10) <= 1
     _, assessment, note = AVSyncDetector._reading(est, dataclasses.replace(p, min_speech_face_s=60.0))
     assert assessment == "inconclusive" and "of speech with a tracked mouth" in note
+
+
+def test_blocks_give_the_same_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounded memory (issue 13): the envelope and the correlations are computed in blocks; tiny
+    blocks give the very same estimate as whole arrays, to the bit."""
+    import core.signals.avsync as avsync_mod
+    import core.signals.avsync_stats as stats_mod
+
+    n = 400
+    mouth, audio = _speech_like(n, seed=3)
+    half = audio.size // 2
+    audio = np.concatenate([audio[:half], np.zeros(int(0.4 * SR), np.float32), audio[half:]])[: audio.size]  # windows flagged too
+    whole = estimate_offset(np.arange(n) / FPS, mouth, audio, SR, fps=FPS)
+    monkeypatch.setattr(avsync_mod, "_ENVELOPE_BLOCK", 7)
+    monkeypatch.setattr(stats_mod, "_CELLS_AT_ONCE", 50)
+    blocks = estimate_offset(np.arange(n) / FPS, mouth, audio, SR, fps=FPS)
+    assert blocks.offset_frames == whole.offset_frames and blocks.p_value == whole.p_value
+    assert np.array_equal(blocks.correlation, whole.correlation, equal_nan=True)
+    assert np.array_equal(blocks.envelope_db, whole.envelope_db, equal_nan=True)
+    assert [dataclasses.asdict(w) for w in blocks.windows] == [dataclasses.asdict(w) for w in whole.windows]
+    assert blocks.spans == whole.spans

@@ -144,3 +144,45 @@ def test_still_face_has_no_irregular_window() -> None:
     lm[50:75, MOUTH] += np.random.default_rng(4).normal(0, 1e-4, (25, MOUTH.size, 2))  # rounding-level noise
     tm = measure_motion(np.arange(n), lm, FPS)
     assert not any(w["irregular"] for w in tm.windows)
+
+
+def test_blocks_give_the_same_motion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounded memory (issue 13): alignment and flicker run in blocks of frames and the Theil-Sen
+    slope over blocks of pairs; tiny blocks give the same values as whole arrays, to the bit."""
+    import core.signals.motion as motion
+
+    rng = np.random.default_rng(5)
+    lm = talking_face(700, jaw_follows=False) + rng.normal(0, 0.4, (700, 68, 2))
+    frames = np.r_[np.arange(300), np.arange(303, 703)]  # a gap
+    whole, whole_al = measure_motion(frames, lm, FPS), align(lm)
+    monkeypatch.setattr(motion, "_FRAMES_AT_ONCE", 7)
+    monkeypatch.setattr(motion, "_PAIRS_AT_ONCE", 100)
+    monkeypatch.setattr(motion, "_SCIPY_PAIRS", 0)
+    blocks, blocks_al = measure_motion(frames, lm, FPS), align(lm)
+    assert all(np.array_equal(a, b) for a, b in zip(whole_al, blocks_al))
+    for name in whole.flicker:
+        assert np.array_equal(whole.flicker[name], blocks.flicker[name], equal_nan=True)
+    for name in whole.velocity:
+        assert np.array_equal(whole.velocity[name], blocks.velocity[name], equal_nan=True)
+    assert np.array_equal(whole.head_speed, blocks.head_speed, equal_nan=True)
+    assert whole.windows == blocks.windows
+
+
+def test_theil_sen_is_scipys(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scipy.stats import theilslopes
+
+    import core.signals.motion as motion
+
+    monkeypatch.setattr(motion, "_SCIPY_PAIRS", 0)  # always the bounded selection
+    monkeypatch.setattr(motion, "_PAIRS_AT_ONCE", 1000)
+    rng = np.random.default_rng(1)
+    for n in (2, 3, 4, 51, 800):
+        for ties in (False, True):
+            x = rng.normal(size=n)
+            y = 2 * x + rng.standard_t(2, size=n)
+            if ties:
+                x, y = np.round(x, 1), np.round(y)
+            if np.ptp(x) == 0:
+                continue
+            r = theilslopes(y, x)
+            assert motion.theil_sen(y, x) == (r[0], r[1])

@@ -27,28 +27,64 @@ class AudioTrack:
         return self.samples.size / self.sample_rate
 
 
+class _Samples:
+    """Decoded float32 chunks written into one buffer sized from the stream's declared duration, so
+    a long track is held once while it decodes (a list of chunks and their concatenation held it
+    twice: 460 MB for an hour). Past the estimate, further chunks are kept and joined at the end."""
+
+    def __init__(self, expected: int) -> None:
+        self.buf = np.empty(max(expected, 0), np.float32)
+        self.n = 0
+        self.extra: list[np.ndarray] = []
+
+    def add(self, chunk: np.ndarray) -> None:
+        if not self.extra and self.n + chunk.size <= self.buf.size:
+            self.buf[self.n:self.n + chunk.size] = chunk
+            self.n += chunk.size
+        else:
+            self.extra.append(chunk)
+
+    def array(self) -> np.ndarray:
+        if self.extra:
+            return np.concatenate([self.buf[:self.n], *self.extra]).astype(np.float32, copy=False)
+        if self.n == self.buf.size:
+            return self.buf
+        # the estimate's margin is small: a view; a far too long estimate: the samples copied out
+        return self.buf[:self.n] if self.buf.size - self.n <= max(self.n // 20, 1 << 16) else self.buf[:self.n].copy()
+
+
+def _expected_samples(container: av.container.InputContainer, stream: av.audio.stream.AudioStream, sample_rate: int) -> int:
+    """The track's declared length in samples at sample_rate, plus 1 s (0 when nothing is declared)."""
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / 1_000_000
+    else:
+        return 0
+    return int(seconds * sample_rate) + sample_rate if 0 < seconds < 48 * 3600 else 0
+
+
 def load_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> AudioTrack:
     with open_container(path) as container:
         if not container.streams.audio:
             raise EvidenceError(f"{path}: no audio track")
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks: list[np.ndarray] = []
+        samples = _Samples(_expected_samples(container, stream, sample_rate))
         start: float | None = None
         try:
             for frame in container.decode(stream):
                 if start is None and frame.pts is not None and frame.time_base is not None:
                     start = float(frame.pts * frame.time_base)
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    samples.add(out.to_ndarray().reshape(-1))
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                samples.add(out.to_ndarray().reshape(-1))
         except av.FFmpegError:
             pass  # truncated audio: keep what decoded
     if start is None:
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    return AudioTrack(samples, sample_rate, start)
+    return AudioTrack(samples.array(), sample_rate, start)
 
 
 def load_audio_as_librosa(path: str | os.PathLike[str], sample_rate: int = 22050) -> AudioTrack:

@@ -158,7 +158,8 @@ class AnalysisContext:
 
     @cached_property
     def audio(self) -> Any:
-        """16 kHz mono audio (core.audio.AudioTrack) or None when the evidence has no audio."""
+        """16 kHz mono audio (core.audio.AudioTrack) or None when the evidence has no audio.
+        Decoded when first read; the pipeline drops it after each detector (bounded memory)."""
         from core.audio import load_audio
 
         if self.evidence.audio is None:

@@ -121,8 +121,14 @@ class FaceIdentity:
         }
 
 
+_ROWS_AT_ONCE = 4096  # landmark rows judged at once: each row on its own, a long track in bounded memory
+
+
 def eligible_rows(landmarks: np.ndarray, width: int, height: int, params: IdentityParams) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(M,) bool eligible rows and reason -> (M,) bool failing rows (a row may fail several)."""
+    if len(landmarks) > _ROWS_AT_ONCE:
+        parts = [eligible_rows(landmarks[a:a + _ROWS_AT_ONCE], width, height, params) for a in range(0, len(landmarks), _ROWS_AT_ONCE)]
+        return np.concatenate([ok for ok, _ in parts]), {r: np.concatenate([f[r] for _, f in parts]) for r in parts[0][1]}
     lm = np.asarray(landmarks, np.float64)
     yaw = yaw_proxy(lm)
     failed = {
@@ -221,7 +227,7 @@ def describe(
     return FaceIdentity(
         frames=np.asarray(frames, int)[rows], descriptors=descriptors_of(chips), boxes=np.asarray(boxes, np.float32)[rows],
         blur=np.asarray(blurs, np.float64), rows=int(len(frames)), excluded=excluded,
-        eye_span_px=float(np.median(face_scale(np.asarray(landmarks, np.float64)[rows]))) if rows.size else None,
+        eye_span_px=float(np.median(face_scale(np.asarray(np.asarray(landmarks)[rows], np.float64)))) if rows.size else None,
     )
 
 

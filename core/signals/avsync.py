@@ -43,6 +43,9 @@ from core.signals.timebase import fps_from_times
 # series
 
 
+_ENVELOPE_BLOCK = 4096  # envelope frames (of 5 ms) transformed at once: ~15 MB of spectrum
+
+
 def speech_envelope(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Speech-band level in dBFS on a fine time grid: (times_s from the first sample, level_db)."""
     x = np.asarray(samples, np.float32)
@@ -51,13 +54,19 @@ def speech_envelope(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, 
     if x.size < win:
         return np.zeros(0), np.zeros(0)
     n_fft = 1 << (win - 1).bit_length()
-    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop]
-    spec = np.abs(np.fft.rfft(frames * np.hanning(win).astype(np.float32), n=n_fft, axis=1)) ** 2
+    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop]  # a view: no copy of the audio
+    window = np.hanning(win).astype(np.float32)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     band = (freqs >= SPEECH_BAND_HZ[0]) & (freqs <= min(SPEECH_BAND_HZ[1], sample_rate / 2))
     # one-sided spectral power of a full-scale sine (Parseval), so the level reads as dBFS
     ref = n_fft * float((np.hanning(win) ** 2).sum()) / 4
-    power = spec[:, band].sum(axis=1) / ref
+    # in blocks of rows: the whole file's spectrum at once took ~1 GB per 10 minutes of audio;
+    # every row is transformed and summed on its own, so the blocks give the same values
+    blocks = []
+    for a in range(0, frames.shape[0], _ENVELOPE_BLOCK):
+        spec = np.abs(np.fft.rfft(frames[a:a + _ENVELOPE_BLOCK] * window, n=n_fft, axis=1)) ** 2
+        blocks.append(spec[:, band].sum(axis=1) / ref)
+    power = np.concatenate(blocks)
     level = 10 * np.log10(power + 1e-12)
     times = (np.arange(level.size) * hop + win / 2) / sample_rate
     return times, level

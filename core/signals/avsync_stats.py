@@ -21,8 +21,16 @@ def rotations(span: int, min_shift: int, count: int) -> np.ndarray:
     return np.unique(np.linspace(min_shift, span - min_shift, count).astype(int))
 
 
+# lag x frame cells correlated at once: each row is correlated on its own, so blocks of rows give
+# the same values, and a long recording's temporaries stay ~2 MB each (31 lags x 1 hour: 22 MB each)
+_CELLS_AT_ONCE = 1 << 18
+
+
 def pearson_rows(x: np.ndarray, y: np.ndarray, min_n: int) -> np.ndarray:
     """Pearson correlation of x (N,) with each row of y (L, N) over positions valid in both."""
+    if y.ndim == 2 and y.shape[0] > 1 and y.size > _CELLS_AT_ONCE:
+        rows = max(1, _CELLS_AT_ONCE // y.shape[1])
+        return np.concatenate([pearson_rows(x, y[a:a + rows], min_n) for a in range(0, y.shape[0], rows)])
     valid = np.isfinite(x)[None, :] & np.isfinite(y)
     n = valid.sum(axis=1)
     xs = np.where(valid, x[None, :], 0.0)
@@ -58,10 +66,12 @@ def null_rows(x: np.ndarray, env_t: np.ndarray, hp_env: np.ndarray, times_s: np.
     out = np.full((shifts.size, lags.size), np.nan)
     t = times_s[frames]
     xs = x[frames]
+    rows = max(1, _CELLS_AT_ONCE // max(t.size, 1))  # lags at once (all of them for a window)
     for k, sh in enumerate(shifts):
         rolled = np.roll(hp_env, int(sh))
-        y = np.interp(t[None, :] + lags[:, None] / fps, env_t, rolled, left=np.nan, right=np.nan)
-        out[k] = pearson_rows(xs, y, min_n)
+        for a in range(0, lags.size, rows):
+            y = np.interp(t[None, :] + lags[a:a + rows, None] / fps, env_t, rolled, left=np.nan, right=np.nan)
+            out[k, a:a + rows] = pearson_rows(xs, y, min_n)
     return out
 
 
