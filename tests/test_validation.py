@@ -213,6 +213,12 @@ def test_the_shipped_development_record_matches_todays_defaults(make_video, monk
     assert set(result["validation"]) == set(names)
     line = citation(result["validation"]["blink_physiology"])
     assert "'shared-media development set': n = 32 genuine / 33 manipulated" in line and "Development set" in line
+    # identity_reference is measured where the clips have exemplars of their person: its own record
+    ids = [r for r in load_records() if r["name"] == "shared-media identity set"]
+    assert len(ids) == 1 and set(ids[0]["detectors"]) == {"identity_reference"}
+    assert "identity_reference" not in shipped[0]["detectors"]  # measured without exemplars it would say nothing
+    result = analyze(make_video("e.mp4", gradient_frames(12, 64, 48)), AnalysisOptions(detectors=["identity_reference"], work_dir=tmp_path))
+    assert result["validation"]["identity_reference"]["record"] == "shared-media identity set"
 
 
 def test_manifest_references_reach_the_analysis_and_key_its_reuse(tmp_path: Path, make_video: Any) -> None:

@@ -30,10 +30,13 @@ def build_record(
     figures = all_figures(outcomes)
     base = manifest.path.parent
     def rel(p: Path) -> str:
-        try:
-            return str(p.resolve().relative_to(base))
-        except ValueError:
-            return str(p)
+        """As the manifest names it (relative to its folder, symlinks kept), else absolute."""
+        for candidate in (p.absolute(), p.resolve()):
+            try:
+                return str(candidate.relative_to(base))
+            except ValueError:
+                continue
+        return str(p)
 
     files = []
     for o in outcomes:
