@@ -172,7 +172,7 @@ class VideoReader:
             # Seek overshot or the container cannot seek precisely: decode from the start.
             self._rewind()
         self._unreadable.add(i)
-        raise EvidenceError(f"{self.path}: frame {i} of {self.frame_count} cannot be decoded (damaged or missing data)")
+        raise unreadable
 
     def frame(self, i: int, fmt: str = "rgb24") -> np.ndarray:
         """Frame i as an array (RGB by default). Exact: the same pixels as sequential decoding."""
