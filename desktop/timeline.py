@@ -143,7 +143,7 @@ class Timeline(QWidget):
         self.segment_items: list[tuple[pg.LinearRegionItem, SegmentView]] = []
         self.unassessable_items: list[tuple[pg.LinearRegionItem, tuple[int, int, str]]] = []  # grey bands, (first, last, reason)
         self.unmeasurable_items: list[tuple[pg.LinearRegionItem, tuple[str, int, int]]] = []  # grey bands, (detector, first, last)
-        self.damaged_items: list[tuple[pg.LinearRegionItem, tuple[int, int]]] = []  # dark bands on every row, (first, last)
+        self.damaged_items: list[tuple[pg.LinearRegionItem, tuple[int, int]]] = []  # hatched bands on every row, (first, last)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
