@@ -351,3 +351,16 @@ def test_window_shows_the_questioned_face_beside_the_exemplars(qtbot: Any, tmp_p
     assert len(caps) == 2 and caps[0].startswith("questioned: face 0") and "distance to B" in caps[0]
     assert caps[1].startswith("known: B, woman.png (photo)")
     w.close()
+
+
+def test_a_tiny_photo_exemplar_never_reaches_dlib(tmp_path: Path) -> None:
+    """Issue 13, item 7, for exemplars: dlib's detectors are never called below 32 px a side."""
+    from core.face.detect import detect_faces, detect_hard
+    from core.face.exemplars import describe_exemplar
+    from core.face.facepass import FacePassParams
+
+    gray = np.full((4, 4), 128, np.uint8)
+    assert detect_faces(gray) == [] and detect_hard(gray) == []
+    photo = write_png(tmp_path / "tiny.png", gradient_frames(1, 4, 4)[0])
+    d = describe_exemplar(Exemplar.from_file("Jane Doe", photo), IdentityParams(), FacePassParams(), lambda p, s: None, tmp_path)
+    assert d.face is None and "4x4 px, below the 32 px" in d.problem

@@ -151,11 +151,9 @@ def run_batch(
         def next_jobs() -> Iterator[Job]:
             for item in items:  # pulled by the runner only when it has room: intake and run rows follow the work
                 refs = (references or {}).get(str(item.path))
-                if refs:  # this file's own exemplars: its own options and resumability key
-                    mine = replace(options, references=list(refs))
-                    job = Job(item.index, str(item.path), str(out_dir / item.out_name), mine, run_key(mine.parameters(), mine.detectors), may_skip=not redo)
-                else:
-                    job = Job(item.index, str(item.path), str(out_dir / item.out_name), options, key, may_skip=not redo)
+                mine = replace(options, references=list(refs)) if refs else options  # its own exemplars: its own key
+                job = Job(item.index, str(item.path), str(out_dir / item.out_name), mine,
+                          run_key(mine.parameters(), mine.detectors) if refs else key, may_skip=not redo)
                 if writer is not None:
                     refused = writer.intake(item)
                     if refused is not None:

@@ -84,8 +84,6 @@ def summary_line(video: Path, result: dict[str, Any]) -> str:
 def _exemplar(arg: str) -> Any:
     """PERSON=FILE -> an Exemplar, hashed now (the file is only read)."""
     from core.detectors.base import Exemplar
-    from core.evidence import sha256_file
-    from core.face.exemplars import PHOTO_SUFFIXES
 
     person, sep, file = arg.partition("=")
     if not sep or not person.strip() or not file:
@@ -93,8 +91,7 @@ def _exemplar(arg: str) -> Any:
     path = Path(file)
     if not path.is_file():
         raise VerityError(f"--reference {arg!r}: file not found: {path}")
-    kind = "photo" if path.suffix.lower() in PHOTO_SUFFIXES else "video"
-    return Exemplar(person=person.strip(), path=path.resolve(), sha256=sha256_file(path), kind=kind, name=path.name)
+    return Exemplar.from_file(person.strip(), path)
 
 
 def run(args: argparse.Namespace) -> int:

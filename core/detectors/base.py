@@ -126,6 +126,16 @@ class Exemplar:
     name: str = ""
     problem: str | None = None  # why it cannot be used (changed or missing file); None: usable
 
+    @classmethod
+    def from_file(cls, person: str, path: Path, sha256: str | None = None) -> Exemplar:
+        """An exemplar given as a file (not from a case): a photo by its suffix, else a video;
+        hashed now unless the caller has just hashed it."""
+        from core.digest import sha256_file
+        from core.face.exemplars import PHOTO_SUFFIXES
+
+        kind = "photo" if path.suffix.lower() in PHOTO_SUFFIXES else "video"
+        return cls(person=person, path=path.resolve(), sha256=sha256 or sha256_file(path), kind=kind, name=path.name)
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "person": self.person, "name": self.name or self.path.name, "kind": self.kind,
                 "sha256": self.sha256, "path": str(self.path), **({"problem": self.problem} if self.problem else {})}

@@ -25,6 +25,10 @@ from core.face.dlib_models import cnn_detector, frontal_detector
 
 HOG = "dlib-hog"
 MMOD = "dlib-mmod-cnn"
+# Below this many pixels on a side no detector can hold a face (dlib's HOG window is 80 px, the
+# CNN's 40 px before upsampling) and dlib's native code fails on the padded pyramid (2x2 and 4x4
+# px frames crashed it, sometimes with SIGBUS): such images never reach dlib.
+MIN_FRAME_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ def detect_faces(
     """dlib HOG detection. `pad` adds a border (fraction of the short side) so a face that fills
     the frame, as in tight 224x224 crops, is still seen whole by the 80x80 detection window."""
     h, w = gray.shape[:2]
+    if min(h, w) < MIN_FRAME_SIDE:
+        return []
     scale = min(1.0, max_side / max(h, w))
     small = gray if scale == 1.0 else cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     border = int(round(pad * min(small.shape[:2])))
@@ -165,6 +171,8 @@ def detect_hard(
     `exclude` box (faces already tracked) are skipped before the costly confirmation.
     """
     h, w = gray.shape[:2]
+    if min(h, w) < MIN_FRAME_SIDE:
+        return []
     if h * w <= whole_frame_px:
         s = min(1.0, whole_frame_side / min(h, w))
         img = gray if s == 1.0 else cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)

@@ -135,10 +135,12 @@ def _load(path: Path, ex: Exemplar) -> DescribedExemplar | None:
 def _describe_photo(ex: Exemplar, params: IdentityParams) -> DescribedExemplar:
     import cv2
 
-    from core.face.detect import detect_faces, detect_hard
+    from core.face.detect import MIN_FRAME_SIDE, detect_faces, detect_hard
     from core.face.tracker import fit_landmarks
 
     rgb = read_photo(ex.path)
+    if min(rgb.shape[:2]) < MIN_FRAME_SIDE:
+        return DescribedExemplar(ex, None, None, 0, f"the photo is {rgb.shape[1]}x{rgb.shape[0]} px, below the {MIN_FRAME_SIDE} px a side the face detectors need")
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     dets = detect_faces(gray, max_side=1280) or detect_hard(gray)
     if not dets:

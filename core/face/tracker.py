@@ -35,8 +35,9 @@ import cv2
 import dlib
 import numpy as np
 
-from core.face.detect import HOG, MMOD, Detection, detect_faces, detect_hard, detect_local, iou, mmod_near, same_face
+from core.face.detect import HOG, MIN_FRAME_SIDE, MMOD, Detection, detect_faces, detect_hard, detect_local, iou, mmod_near, same_face
 from core.face.dlib_models import shape_predictor
+from core.face.eye_region import stretches
 from core.face.facepass import FacePass, FacePassParams, FaceTrack
 from core.progress import CancelToken, ProgressCallback, Throttle, no_progress
 from core.signals.geometry import LEFT_EYE, MOUTH, RIGHT_EYE, ears, mouth_aperture
@@ -410,23 +411,6 @@ class FaceTracker:
         return out
 
 
-# Below this many pixels on a side no detector can hold a face (dlib's HOG window is 80 px, the
-# CNN's 40 px before upsampling) and dlib's native code fails on the padded pyramid (2x2 and 4x4
-# px frames crashed it): such frames are not searched at all.
-MIN_FRAME_SIDE = 32
-
-
-def ranges(frames: list[int]) -> list[list[int]]:
-    """Sorted frame numbers as inclusive [first, last] runs."""
-    out: list[list[int]] = []
-    for f in frames:
-        if out and f == out[-1][1] + 1:
-            out[-1][1] = f
-        else:
-            out.append([f, f])
-    return out
-
-
 def run_face_pass(
     reader: VideoReader,
     params: FacePassParams | None = None,
@@ -465,7 +449,7 @@ def run_face_pass(
         processing_time=time.perf_counter() - t0,
         search=tracker.search,
         cuts=tracker.cuts,
-        undecodable=ranges(reader.missing),
+        undecodable=[[reader.missing[a], reader.missing[b - 1]] for a, b in stretches(np.asarray(reader.missing, int))],
         decode_errors=frame_errors(log, reader.index.pts),
         not_searched=(
             f"the frames are {reader.width}x{reader.height} px, below the {MIN_FRAME_SIDE} px a side "

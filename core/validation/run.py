@@ -50,20 +50,15 @@ def exemplars(items: list[Item]) -> dict[str, list[Exemplar]]:
     """Absolute path -> the known exemplars its manifest row names (hashed once each), for
     identity_reference; rows without a `reference` column are absent."""
     from core.digest import sha256_file
-    from core.face.exemplars import PHOTO_SUFFIXES
 
     hashes: dict[Path, str] = {}
     out: dict[str, list[Exemplar]] = {}
     for item in items:
-        if not item.references:
-            continue
-        refs = []
         for r in item.references:
             if r not in hashes:
                 hashes[r] = sha256_file(r)
-            kind = "photo" if r.suffix.lower() in PHOTO_SUFFIXES else "video"
-            refs.append(Exemplar(person=item.person, path=r.resolve(), sha256=hashes[r], kind=kind, name=r.name))
-        out[str(item.path.resolve())] = refs
+        if item.references:
+            out[str(item.path.resolve())] = [Exemplar.from_file(item.person, r, hashes[r]) for r in item.references]
     return out
 
 
