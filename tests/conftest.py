@@ -75,17 +75,23 @@ def write_video(
     audio: np.ndarray | None = None,
     sample_rate: int = 16000,
     audio_offset_s: float = 0.0,
+    video_options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> Path:
-    """Write RGB uint8 frames (and optional mono float audio) with PyAV: synthetic test media."""
+    """Write RGB uint8 frames (and optional mono float audio) with PyAV: synthetic test media.
+    `video_options`: the encoder's (default for libx264: crf 18, GOP 12); `container_options`:
+    the muxer's (e.g. movflags +faststart)."""
     import av
 
     frames = list(frames)
     h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", options=container_options or {}) as out:
         vs = out.add_stream(codec, rate=fps)
         vs.width, vs.height = w, h
         vs.pix_fmt = "yuv420p"
-        if codec == "libx264":
+        if video_options is not None:
+            vs.options = video_options
+        elif codec == "libx264":
             vs.options = {"crf": "18", "g": "12"}
         as_ = None
         if audio is not None:

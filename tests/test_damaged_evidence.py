@@ -22,36 +22,14 @@ from core.evidence import probe, sha256_file
 from core.face.tracker import run_face_pass
 from core.pipeline import AnalysisOptions, analyze
 from core.video import VideoReader
-from tests.conftest import gradient_frames
+from tests.conftest import gradient_frames, write_video
 
 
 def encode(path: Path, frames: np.ndarray, gop: int = 12, codec: str = "libx264", audio: bool = True, faststart: bool = False) -> Path:
     """Frames as H.264 (or `codec`) with a fixed GOP and B-frames, plus a quiet 16 kHz AAC track."""
-    h, w = frames.shape[1:3]
-    with av.open(str(path), "w", options={"movflags": "+faststart"} if faststart else {}) as c:
-        v = c.add_stream(codec, rate=25)
-        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
-        if codec == "libx264":
-            v.options = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0", "crf": "20"}
-        a = None
-        if audio:
-            a = c.add_stream("aac", rate=16000)
-            a.layout = "mono"
-        for f in frames:
-            for p in v.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in v.encode():
-            c.mux(p)
-        if a is not None:
-            s = (0.1 * np.sin(np.arange(16000 * len(frames) // 25) * 0.2)).astype(np.float32)
-            for k in range(0, s.size, 1024):
-                fr = av.AudioFrame.from_ndarray(s[None, k : k + 1024], format="flt", layout="mono")
-                fr.sample_rate, fr.pts = 16000, k
-                for p in a.encode(fr):
-                    c.mux(p)
-            for p in a.encode():
-                c.mux(p)
-    return path
+    tone = (0.1 * np.sin(np.arange(16000 * len(frames) // 25) * 0.2)).astype(np.float32) if audio else None
+    x264 = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0", "crf": "20"} if codec == "libx264" else {}
+    return write_video(path, frames, codec=codec, audio=tone, video_options=x264, container_options={"movflags": "+faststart"} if faststart else None)
 
 
 def packets(path: Path) -> list[tuple[int, int, bool]]:
